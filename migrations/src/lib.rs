@@ -1,0 +1,17 @@
+//! Database migrations for wagate, applied at start-up and by `wagate migrate`.
+//! A migration describes tables with sea-query only; it never imports the app's entities,
+//! so old migrations keep compiling as the entities evolve.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_auth;
+
+/// Every migration in the order it must run.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_auth::Migration)]
+    }
+}

@@ -1,0 +1,402 @@
+//! `/api/v1/auth`: log in and out, permanent API tokens, the owner's password.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem::web::Data;
+use poem::web::cookie::{Cookie, SameSite};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::auth::scheme::{Owner, presented_token};
+use crate::auth::{AuthError, COOKIE_NAME};
+use crate::db::tokens::api_token;
+
+pub struct AuthApi;
+
+#[derive(Debug, Object)]
+pub struct LoginRequest {
+    /// The owner's password.
+    password: String,
+}
+
+#[derive(Debug, Object)]
+pub struct SessionView {
+    /// A session token; also set as the `wagate_session` cookie. Send it as
+    /// `Authorization: Bearer <token>` from scripts.
+    token: String,
+    /// Always `Bearer`.
+    token_type: String,
+    /// Seconds until the token expires.
+    expires_in: u64,
+    /// When the token expires.
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(ApiResponse)]
+pub enum LoginResponse {
+    /// Logged in: the token is in the body and in the `wagate_session` cookie.
+    #[oai(status = 200)]
+    Ok(
+        Json<SessionView>,
+        /// The `HttpOnly`, `SameSite=Strict` session cookie.
+        #[oai(header = "Set-Cookie")]
+        String,
+    ),
+}
+
+#[derive(Debug, Object)]
+pub struct GenerateTokenRequest {
+    /// The owner's password.
+    password: String,
+    /// A label to recognise the token by in the token list, e.g. "crm-prod".
+    #[oai(validator(max_length = 100))]
+    name: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct GeneratedToken {
+    /// The permanent token. It is shown only in this response: copy it now.
+    token: String,
+    /// Always null: the token does not expire; revoke it with `DELETE /api/v1/auth/tokens/{id}`.
+    expires_in: Option<u64>,
+    /// The token's id, for listing and revoking it.
+    id: String,
+    /// The token's label.
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct ChangePasswordRequest {
+    /// The current password. Leave it blank or omit it only while no password is set.
+    old_password: Option<String>,
+    /// The new password, at least 8 characters.
+    new_password: String,
+    /// The one-time setup code printed at start-up. Needed to set the first password from
+    /// an address other than loopback.
+    setup_code: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct Confirmation {
+    /// Always true.
+    success: bool,
+    /// What happened.
+    message: String,
+}
+
+impl Confirmation {
+    pub fn new(message: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            success: true,
+            message: message.into(),
+        })
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum SessionEnded {
+    /// Done; the session cookie is cleared.
+    #[oai(status = 200)]
+    Ok(
+        Json<Confirmation>,
+        /// Expires the session cookie.
+        #[oai(header = "Set-Cookie")]
+        String,
+    ),
+}
+
+#[derive(Debug, Object)]
+pub struct Validity {
+    /// Whether the token is valid now: signed by this server, not expired, not revoked.
+    valid: bool,
+}
+
+#[derive(Debug, Object)]
+pub struct VerifyResponse {
+    data: Validity,
+}
+
+#[derive(Debug, Object)]
+pub struct TokenView {
+    /// The token's id.
+    id: String,
+    /// The token's label.
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<api_token::Model> for TokenView {
+    fn from(row: api_token::Model) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct TokenList {
+    /// Permanent tokens that have not been revoked, oldest first.
+    data: Vec<TokenView>,
+}
+
+#[OpenApi(prefix_path = "/auth", tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Log in
+    ///
+    /// Checks the owner's password and returns a session token, in the body and as an
+    /// `HttpOnly` cookie. Failed attempts are limited per client address (429).
+    #[oai(path = "/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<LoginRequest>,
+    ) -> Result<LoginResponse, ApiError> {
+        let issued = state.auth.login(client_ip(req), body.0.password).await?;
+        let ttl = state.auth.session_ttl();
+        let expires_at = issued.claims.expires_at().unwrap_or_else(Utc::now);
+        let cookie = session_cookie(&issued.token, ttl, state.auth.cookie_secure());
+        Ok(LoginResponse::Ok(
+            Json(SessionView {
+                token: issued.token,
+                token_type: "Bearer".into(),
+                expires_in: ttl.as_secs(),
+                expires_at,
+            }),
+            cookie,
+        ))
+    }
+
+    /// Generate a permanent token
+    ///
+    /// Checks the owner's password and returns a token that never expires, for scripts and
+    /// integrations. The token is shown only once; it can be listed and revoked by id.
+    #[oai(
+        path = "/generate-token",
+        method = "post",
+        operation_id = "generateToken"
+    )]
+    async fn generate_token(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<GenerateTokenRequest>,
+    ) -> Result<Json<GeneratedToken>, ApiError> {
+        let body = body.0;
+        let name = body
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("token {}", Utc::now().format("%Y-%m-%d %H:%M")));
+        let (issued, row) = state
+            .auth
+            .generate_token(client_ip(req), body.password, &name)
+            .await?;
+        Ok(Json(GeneratedToken {
+            token: issued.token,
+            expires_in: None,
+            id: row.id,
+            name: row.name,
+            created_at: row.created_at,
+        }))
+    }
+
+    /// Set or change the password
+    ///
+    /// Changes the owner's password, which ends every session (permanent tokens stay valid
+    /// until revoked). While no password is set, `oldPassword` may be blank: the first
+    /// password can be set from the server's own machine (loopback) or with the setup code
+    /// printed at start-up.
+    #[oai(
+        path = "/change-password",
+        method = "post",
+        operation_id = "changePassword"
+    )]
+    async fn change_password(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<ChangePasswordRequest>,
+    ) -> Result<SessionEnded, ApiError> {
+        let body = body.0;
+        state
+            .auth
+            .change_password(
+                client_ip(req),
+                body.old_password,
+                body.new_password,
+                body.setup_code,
+            )
+            .await?;
+        Ok(SessionEnded::Ok(
+            Confirmation::new("password updated; every session has ended, log in again"),
+            cleared_cookie(state.auth.cookie_secure()),
+        ))
+    }
+
+    /// Verify a token
+    ///
+    /// Tells whether the token in `token`, or else the caller's own credentials (Bearer
+    /// header or session cookie), is valid. Never fails for an invalid token: it answers
+    /// `valid: false`.
+    #[oai(path = "/verify", method = "get", operation_id = "verifyToken")]
+    async fn verify(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        /// The token to check; without it, the caller's own token is checked.
+        token: Query<Option<String>>,
+    ) -> Json<VerifyResponse> {
+        let token = token.0.or_else(|| presented_token(req));
+        let valid = token.is_some_and(|t| state.auth.authenticate(&t).is_ok());
+        Json(VerifyResponse {
+            data: Validity { valid },
+        })
+    }
+
+    /// Log out
+    ///
+    /// Ends the caller's session token and clears the session cookie. A permanent token is
+    /// not revoked by this; use `DELETE /api/v1/auth/tokens/{id}`.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+    ) -> Result<SessionEnded, ApiError> {
+        if let Some(claims) = presented_token(req).and_then(|t| state.auth.authenticate(&t).ok()) {
+            state.auth.logout(&claims).await?;
+        }
+        Ok(SessionEnded::Ok(
+            Confirmation::new("logged out"),
+            cleared_cookie(state.auth.cookie_secure()),
+        ))
+    }
+
+    /// List permanent tokens
+    ///
+    /// The permanent tokens that have not been revoked. The tokens themselves are never
+    /// shown again, only their ids and labels.
+    #[oai(path = "/tokens", method = "get", operation_id = "listTokens")]
+    async fn list_tokens(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+    ) -> Result<Json<TokenList>, ApiError> {
+        let rows = state.auth.list_tokens().await?;
+        Ok(Json(TokenList {
+            data: rows.into_iter().map(TokenView::from).collect(),
+        }))
+    }
+
+    /// Revoke a permanent token
+    ///
+    /// The token stops working at once.
+    #[oai(path = "/tokens/:id", method = "delete", operation_id = "revokeToken")]
+    async fn revoke_token(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        /// The token's id, from the token list.
+        id: Path<String>,
+    ) -> Result<Json<Confirmation>, ApiError> {
+        state.auth.revoke_token(&id.0).await?;
+        Ok(Confirmation::new("token revoked"))
+    }
+}
+
+/// The caller's address; an unknown one counts as remote, never as loopback.
+pub fn client_ip(req: &Request) -> IpAddr {
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|addr| addr.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+fn session_cookie(token: &str, ttl: std::time::Duration, secure: bool) -> String {
+    let mut cookie = Cookie::new_with_str(COOKIE_NAME, token);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Strict);
+    cookie.set_path("/");
+    cookie.set_max_age(ttl);
+    cookie.set_secure(secure);
+    cookie.to_string()
+}
+
+fn cleared_cookie(secure: bool) -> String {
+    let mut cookie = Cookie::new_with_str(COOKIE_NAME, "");
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Strict);
+    cookie.set_path("/");
+    cookie.set_max_age(std::time::Duration::ZERO);
+    cookie.set_secure(secure);
+    cookie.to_string()
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::PasswordNotSet => ApiError::forbidden(
+                "password_not_set",
+                "no password is set yet: set one with POST /api/v1/auth/change-password \
+                 (blank oldPassword) from the server's machine or with the setup code printed \
+                 at start-up, or run `wagate password set` on the server",
+            ),
+            AuthError::InvalidPassword => {
+                ApiError::unauthorized("invalid_password", "the password is wrong")
+            }
+            AuthError::Throttled(wait) => ApiError::too_many_requests(
+                wait.as_secs() + 1,
+                "too many failed password attempts from this address; wait and try again",
+            ),
+            AuthError::SetupCodeRequired => ApiError::forbidden(
+                "setup_code_required",
+                "setting the first password from a remote address needs `setupCode`, the \
+                 one-time code the server printed at start-up (or run `wagate password set` \
+                 on the server)",
+            ),
+            AuthError::OldPasswordRequired => ApiError::bad_request(
+                "old_password_required",
+                "a password is already set: send the current one as `oldPassword`",
+            ),
+            AuthError::PasswordTooShort => ApiError::bad_request(
+                "password_too_short",
+                format!(
+                    "`newPassword` must be at least {} characters",
+                    crate::auth::password::MIN_LENGTH
+                ),
+            ),
+            AuthError::PasswordTooLong => ApiError::bad_request(
+                "password_too_long",
+                format!(
+                    "`newPassword` must be at most {} bytes",
+                    crate::auth::password::MAX_LENGTH
+                ),
+            ),
+            AuthError::MissingCredentials => ApiError::unauthorized(
+                "unauthorized",
+                "authentication required: send `Authorization: Bearer <token>` or the session \
+                 cookie (POST /api/v1/auth/login)",
+            ),
+            AuthError::InvalidToken => ApiError::unauthorized(
+                "invalid_token",
+                "the token is invalid, expired or revoked; log in again",
+            ),
+            AuthError::TokenNotFound => {
+                ApiError::not_found("token_not_found", "no active token has that id")
+            }
+            AuthError::Db(err) => ApiError::from(err),
+            AuthError::Password(err) => ApiError::internal(&err),
+            AuthError::Encode(err) => ApiError::internal(&err),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The one error shape of the API, `{"error":{"code","message"}}`, for every failure:
+//! operation errors ([`ApiError`]), request parsing errors (via `bad_request_handler`), and
+//! whatever poem itself refuses (unknown route, wrong method, oversized body) via [`json_errors`].
+//! A 500 is always a bug: its cause is logged and the caller gets an opaque message.
+
+use poem::http::StatusCode;
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+/// The body of every error response.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable snake_case code, e.g. `invalid_password`.
+    pub code: String,
+    /// What went wrong and how to fix it, for people.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, ApiResponse)]
+#[oai(bad_request_handler = "ApiError::from_request_error")]
+pub enum ApiError {
+    /// The request is malformed or a value is invalid.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, invalid, expired or revoked credentials, or a wrong password.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// Not allowed: no password is set yet, a quota is exhausted, or setup needs the setup code.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// The resource does not exist.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The request conflicts with the current state (a duplicate, a wrong state).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The request body or media is larger than allowed.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The content type of the request or of its media is not accepted.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// Too many attempts; retry after the number of seconds in `Retry-After`.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// An unexpected server error; its details are in the server log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// A dependency (the database, a phone session) did not answer in time; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.into(),
+        },
+    })
+}
+
+impl ApiError {
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest(body(code, message))
+    }
+    pub fn unauthorized(code: &str, message: impl Into<String>) -> Self {
+        Self::Unauthorized(body(code, message))
+    }
+    pub fn forbidden(code: &str, message: impl Into<String>) -> Self {
+        Self::Forbidden(body(code, message))
+    }
+    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
+        Self::NotFound(body(code, message))
+    }
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        Self::Conflict(body(code, message))
+    }
+    pub fn payload_too_large(code: &str, message: impl Into<String>) -> Self {
+        Self::PayloadTooLarge(body(code, message))
+    }
+    pub fn unsupported_media_type(code: &str, message: impl Into<String>) -> Self {
+        Self::UnsupportedMediaType(body(code, message))
+    }
+    pub fn too_many_requests(retry_after_secs: u64, message: impl Into<String>) -> Self {
+        Self::TooManyRequests(body("too_many_requests", message), retry_after_secs.max(1))
+    }
+    pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
+        Self::Unavailable(body(code, message))
+    }
+
+    /// Logs the cause with its chain and returns the opaque 500 the caller sees.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(err) = source {
+            chain.push_str(": ");
+            chain.push_str(&err.to_string());
+            source = err.source();
+        }
+        tracing::error!(error = %chain, "internal error");
+        Self::Internal(body(
+            "internal_error",
+            "an unexpected error occurred; the details are in the server log",
+        ))
+    }
+
+    pub fn code(&self) -> &str {
+        &self.body().error.code
+    }
+
+    fn body(&self) -> &ErrorBody {
+        match self {
+            Self::BadRequest(b)
+            | Self::Unauthorized(b)
+            | Self::Forbidden(b)
+            | Self::NotFound(b)
+            | Self::Conflict(b)
+            | Self::PayloadTooLarge(b)
+            | Self::UnsupportedMediaType(b)
+            | Self::TooManyRequests(b, _)
+            | Self::Internal(b)
+            | Self::Unavailable(b) => &b.0,
+        }
+    }
+
+    /// Turns the errors poem and poem-openapi raise while reading a request (bad JSON, a
+    /// missing field, a wrong content type, a failed auth check) into the API's shape.
+    pub fn from_request_error(err: poem::Error) -> Self {
+        if let Some(Rejection(api_error)) = err.downcast_ref::<Rejection>() {
+            return api_error.clone();
+        }
+        let status = err.status();
+        let message = err.to_string();
+        match status {
+            StatusCode::UNAUTHORIZED => Self::unauthorized(
+                "unauthorized",
+                "authentication required: send `Authorization: Bearer <token>` or the session cookie",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::unsupported_media_type(
+                "unsupported_content_type",
+                format!("{message}; send `Content-Type: application/json`"),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::payload_too_large("payload_too_large", "the request body is too large")
+            }
+            _ => Self::bad_request("invalid_request", message),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        use sea_orm::DbErr;
+        match &err {
+            // A pool that cannot hand out a connection means the database is down or
+            // saturated: that is a retryable 503, not a bug.
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::unavailable(
+                    "database_unavailable",
+                    "the database is not available right now; retry shortly",
+                )
+            }
+            _ => Self::internal(&err),
+        }
+    }
+}
+
+/// An [`ApiError`] travelling as a `poem::Error`, e.g. out of the auth extractor, so that
+/// [`ApiError::from_request_error`] can recover it unchanged.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.body().error.message)]
+pub struct Rejection(pub ApiError);
+
+impl poem::error::ResponseError for Rejection {
+    fn status(&self) -> StatusCode {
+        self.0.clone().into_response().status()
+    }
+
+    fn as_response(&self) -> Response {
+        self.0.clone().into_response()
+    }
+}
+
+/// Middleware: renders every error that escaped the operations (unknown route, wrong
+/// method, oversized body, …) as the JSON error shape.
+pub async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    match next.call(req).await {
+        Ok(resp) => Ok(resp.into_response()),
+        Err(err) if err.is_from_response() => Ok(err.into_response()),
+        Err(err) => Ok(render_poem_error(err)),
+    }
+}
+
+fn render_poem_error(err: poem::Error) -> Response {
+    if let Some(Rejection(api_error)) = err.downcast_ref::<Rejection>() {
+        return api_error.clone().into_response();
+    }
+    let status = err.status();
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (
+            "not_found",
+            "no such route; see /docs for the API".to_owned(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not accept that HTTP method; see /docs".to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than the server accepts (http.body_limit)".to_owned(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_content_type", err.to_string()),
+        StatusCode::UNAUTHORIZED => ("unauthorized", err.to_string()),
+        s if s.is_server_error() => {
+            tracing::error!(error = %err, status = %s, "request failed");
+            (
+                "internal_error",
+                "an unexpected error occurred; the details are in the server log".to_owned(),
+            )
+        }
+        _ => ("invalid_request", err.to_string()),
+    };
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message,
+        },
+    };
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(serde_json::to_string(&body_json(&body)).unwrap_or_default())
+}
+
+fn body_json(body: &ErrorBody) -> serde_json::Value {
+    serde_json::json!({"error": {"code": body.error.code, "message": body.error.message}})
+}

@@ -1,0 +1,104 @@
+//! `/api/v1/health`: a public liveness probe and the owner's view of resource usage.
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use super::ApiTags;
+use crate::app::AppState;
+use crate::auth::scheme::Owner;
+
+pub struct HealthApi;
+
+#[derive(Debug, Object)]
+pub struct HealthView {
+    /// Always `ok` while the server answers.
+    status: String,
+    /// The server's current time (RFC 3339).
+    timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct CpuView {
+    /// Logical CPUs of the machine.
+    cores: u64,
+    /// Machine-wide CPU usage over the last refresh interval, 0–100.
+    usage_percent: f32,
+    /// Load average over 1, 5 and 15 minutes (0 where the platform has none).
+    load_average: Vec<f64>,
+}
+
+#[derive(Debug, Object)]
+pub struct MemoryView {
+    total_bytes: u64,
+    used_bytes: u64,
+    available_bytes: u64,
+}
+
+#[derive(Debug, Object)]
+pub struct ProcessView {
+    /// Process id of the server.
+    pid: u32,
+    /// Resident memory of the server process.
+    rss_bytes: u64,
+    virtual_bytes: u64,
+    /// CPU usage of the server process; 100 means one full core.
+    cpu_percent: f32,
+}
+
+#[derive(Debug, Object)]
+pub struct ResourcesView {
+    cpu: CpuView,
+    memory: MemoryView,
+    process: ProcessView,
+    /// Seconds since the server started.
+    uptime_seconds: u64,
+    started_at: DateTime<Utc>,
+    /// When the CPU and memory figures were read; null until the first reading.
+    measured_at: Option<DateTime<Utc>>,
+}
+
+#[OpenApi(prefix_path = "/health", tag = "ApiTags::Health")]
+impl HealthApi {
+    /// Health check
+    ///
+    /// Answers while the server runs. Needs no authentication, for load balancers and probes.
+    #[oai(path = "/", method = "get", operation_id = "health")]
+    async fn health(&self) -> Json<HealthView> {
+        Json(HealthView {
+            status: "ok".into(),
+            timestamp: Utc::now(),
+        })
+    }
+
+    /// Resource usage
+    ///
+    /// CPU and memory of the machine and of the server process, and uptime. Figures are
+    /// refreshed in the background every `health.refresh_interval`.
+    #[oai(path = "/resources", method = "get", operation_id = "healthResources")]
+    async fn resources(&self, _owner: Owner, state: Data<&AppState>) -> Json<ResourcesView> {
+        let s = state.monitor.snapshot();
+        Json(ResourcesView {
+            cpu: CpuView {
+                cores: s.cpu_cores as u64,
+                usage_percent: s.cpu_usage_percent,
+                load_average: s.load_average.to_vec(),
+            },
+            memory: MemoryView {
+                total_bytes: s.memory_total_bytes,
+                used_bytes: s.memory_used_bytes,
+                available_bytes: s.memory_available_bytes,
+            },
+            process: ProcessView {
+                pid: std::process::id(),
+                rss_bytes: s.process_rss_bytes,
+                virtual_bytes: s.process_virtual_bytes,
+                cpu_percent: s.process_cpu_percent,
+            },
+            uptime_seconds: state.monitor.uptime().as_secs(),
+            started_at: state.monitor.started_at(),
+            measured_at: s.taken_at,
+        })
+    }
+}

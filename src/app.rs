@@ -1,0 +1,120 @@
+//! Builds the application (database, auth, background tasks, routes) and runs it until a
+//! shutdown signal. [`App::build`] binds the listener first, so tests can ask for port 0
+//! and read the real port from [`App::port`].
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::{Endpoint, EndpointExt, Route, Server};
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::api;
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::db;
+use crate::monitor::Monitor;
+
+/// The handles every request may need, shared by the routes.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub auth: Arc<Auth>,
+    pub monitor: Arc<Monitor>,
+}
+
+pub struct App {
+    state: AppState,
+    acceptor: TcpAcceptor,
+    port: u16,
+    stop: CancellationToken,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        install_crypto_provider();
+        let db = db::connect(&config)
+            .await
+            .context("cannot connect to the database")?;
+        db::migrate(&db)
+            .await
+            .context("cannot apply database migrations")?;
+        let auth = Auth::load(db.clone(), config.auth.clone())
+            .await
+            .context("cannot load the auth state")?;
+        let stop = CancellationToken::new();
+        let monitor = Monitor::new();
+        monitor.spawn(config.health.refresh_interval, stop.clone());
+        let acceptor = TcpListener::bind(config.listen)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
+            .context("the listener has no TCP address")?;
+        Ok(App {
+            state: AppState {
+                config: Arc::new(config),
+                db,
+                auth: Arc::new(auth),
+                monitor,
+            },
+            acceptor,
+            port,
+            stop,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
+    /// `http.shutdown_grace`) and stops the background tasks.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = self.state.config.http.shutdown_grace;
+        let endpoint = routes(self.state.clone());
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(endpoint, shutdown, Some(grace))
+            .await;
+        self.stop.cancel();
+        self.state.db.clone().close().await.ok();
+        result.context("the HTTP server failed")
+    }
+}
+
+/// Every route, wrapped in the middleware stack.
+pub fn routes(state: AppState) -> impl Endpoint {
+    let service = api::service();
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    let body_limit = state.config.http.body_limit;
+    let timeout = state.config.http.request_timeout;
+    Route::new()
+        .at(format!("{}/openapi.json", api::PREFIX), spec)
+        .nest(api::PREFIX, service)
+        .nest("/docs", docs)
+        .around(move |ep, req| api::middleware::limit_body(ep, req, body_limit))
+        .around(move |ep, req| api::middleware::time_out(ep, req, timeout))
+        .around(api::error::json_errors)
+        .data(state)
+        .around(api::middleware::trace_requests)
+}
+
+/// reqwest and the WhatsApp transport use rustls with the ring provider; installing it once
+/// up front avoids rustls' "no process-level provider" panic at the first connection.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

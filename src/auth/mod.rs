@@ -1,0 +1,358 @@
+//! The owner's credentials and every token check. [`Auth::authenticate`] runs on every
+//! request and touches neither argon2 nor the database: the signing key, the session
+//! epoch, revoked sessions and live API token ids are held in memory and written through
+//! to the database whenever they change.
+
+pub mod jwt;
+pub mod password;
+pub mod scheme;
+pub mod throttle;
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+
+use crate::config::AuthConfig;
+use crate::db::settings::{self, Key};
+use crate::db::tokens::{self, api_token};
+use jwt::{Claims, Jwt, OWNER, TokenKind};
+use throttle::LoginThrottle;
+
+/// Name of the cookie that carries a session token.
+pub const COOKIE_NAME: &str = "wagate_session";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no password is set yet")]
+    PasswordNotSet,
+    #[error("wrong password")]
+    InvalidPassword,
+    #[error("too many failed attempts")]
+    Throttled(Duration),
+    #[error("the setup code is required")]
+    SetupCodeRequired,
+    #[error("the current password is required")]
+    OldPasswordRequired,
+    #[error("the new password is too short")]
+    PasswordTooShort,
+    #[error("the new password is too long")]
+    PasswordTooLong,
+    #[error("no credentials")]
+    MissingCredentials,
+    #[error("invalid token")]
+    InvalidToken,
+    #[error("no such token")]
+    TokenNotFound,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Password(#[from] password::PasswordError),
+    #[error("token encoding failed: {0}")]
+    Encode(#[from] jsonwebtoken::errors::Error),
+}
+
+/// A freshly issued token; the token string is shown to the caller once and never stored.
+pub struct Issued {
+    pub token: String,
+    pub claims: Claims,
+}
+
+pub struct Auth {
+    db: DatabaseConnection,
+    jwt: Jwt,
+    config: AuthConfig,
+    password_set: AtomicBool,
+    epoch: AtomicI64,
+    /// Revoked session ids and their expiry (unix seconds), until they expire anyway.
+    revoked_sessions: RwLock<HashMap<String, i64>>,
+    /// Ids of API tokens that have not been revoked.
+    api_tokens: RwLock<HashSet<String>>,
+    throttle: LoginThrottle,
+    /// One-time code that allows setting the first password from a remote address.
+    setup_code: Mutex<Option<String>>,
+    /// Serialises password changes so two cannot interleave their check and write.
+    password_change: tokio::sync::Mutex<()>,
+}
+
+impl Auth {
+    /// Loads (or on first start creates) the signing secret and the revocation state.
+    pub async fn load(db: DatabaseConnection, config: AuthConfig) -> Result<Self, DbErr> {
+        let secret = settings::put_if_absent(&db, Key::JwtSecret, &random_hex(32)).await?;
+        let secret = hex::decode(&secret)
+            .map_err(|_| DbErr::Custom("stored JWT secret is not hex".into()))?;
+        let epoch = match settings::get(&db, Key::SessionEpoch).await? {
+            Some(value) => value
+                .parse()
+                .map_err(|_| DbErr::Custom("stored session epoch is not a number".into()))?,
+            None => 0,
+        };
+        let password_set = settings::get(&db, Key::PasswordHash).await?.is_some();
+        let revoked = tokens::live_revoked_sessions(&db)
+            .await?
+            .into_iter()
+            .map(|row| (row.jti, row.expires_at.timestamp()))
+            .collect();
+        let api = tokens::active_api_tokens(&db)
+            .await?
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
+        let setup_code = (!password_set).then(new_setup_code);
+        Ok(Self {
+            db,
+            jwt: Jwt::new(&secret),
+            throttle: LoginThrottle::new(config.login_max_failures, config.login_window),
+            config,
+            password_set: AtomicBool::new(password_set),
+            epoch: AtomicI64::new(epoch),
+            revoked_sessions: RwLock::new(revoked),
+            api_tokens: RwLock::new(api),
+            setup_code: Mutex::new(setup_code),
+            password_change: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn password_set(&self) -> bool {
+        self.password_set.load(Ordering::Acquire)
+    }
+
+    /// The code to print at start-up while no password is set.
+    pub fn setup_code(&self) -> Option<String> {
+        lock(&self.setup_code).clone()
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        self.config.session_ttl
+    }
+
+    pub fn cookie_secure(&self) -> bool {
+        self.config.cookie_secure
+    }
+
+    /// Checks a token entirely in memory. Errors are `InvalidToken` or `PasswordNotSet`.
+    pub fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
+        if !self.password_set() {
+            return Err(AuthError::PasswordNotSet);
+        }
+        let claims = self.jwt.decode(token).ok_or(AuthError::InvalidToken)?;
+        let valid = match claims.kind {
+            TokenKind::Session => {
+                claims.exp.is_some()
+                    && claims.epoch == Some(self.epoch.load(Ordering::Acquire))
+                    && !read(&self.revoked_sessions).contains_key(&claims.jti)
+            }
+            TokenKind::Api => read(&self.api_tokens).contains(&claims.jti),
+        };
+        if valid {
+            Ok(claims)
+        } else {
+            Err(AuthError::InvalidToken)
+        }
+    }
+
+    /// Verifies the password and issues a session token.
+    pub async fn login(&self, ip: IpAddr, password: String) -> Result<Issued, AuthError> {
+        self.check_password(ip, password).await?;
+        let now = Utc::now().timestamp();
+        let ttl = i64::try_from(self.config.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let claims = Claims {
+            sub: OWNER.into(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat: now,
+            exp: Some(now.saturating_add(ttl)),
+            kind: TokenKind::Session,
+            epoch: Some(self.epoch.load(Ordering::Acquire)),
+        };
+        let token = self.jwt.encode(&claims)?;
+        Ok(Issued { token, claims })
+    }
+
+    /// Verifies the password and issues a permanent API token.
+    pub async fn generate_token(
+        &self,
+        ip: IpAddr,
+        password: String,
+        name: &str,
+    ) -> Result<(Issued, api_token::Model), AuthError> {
+        self.check_password(ip, password).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let claims = Claims {
+            sub: OWNER.into(),
+            jti: id.clone(),
+            iat: Utc::now().timestamp(),
+            exp: None,
+            kind: TokenKind::Api,
+            epoch: None,
+        };
+        let token = self.jwt.encode(&claims)?;
+        let row = tokens::insert_api_token(&self.db, &id, name).await?;
+        write(&self.api_tokens).insert(id);
+        Ok((Issued { token, claims }, row))
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<api_token::Model>, AuthError> {
+        Ok(tokens::active_api_tokens(&self.db).await?)
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<(), AuthError> {
+        if !tokens::revoke_api_token(&self.db, id).await? {
+            return Err(AuthError::TokenNotFound);
+        }
+        write(&self.api_tokens).remove(id);
+        Ok(())
+    }
+
+    /// Ends one session token; API tokens are revoked only through `revoke_token`.
+    pub async fn logout(&self, claims: &Claims) -> Result<(), AuthError> {
+        if claims.kind != TokenKind::Session {
+            return Ok(());
+        }
+        let Some(expires_at) = claims.expires_at() else {
+            return Ok(());
+        };
+        tokens::revoke_session(&self.db, &claims.jti, expires_at).await?;
+        let now = Utc::now().timestamp();
+        let mut revoked = write(&self.revoked_sessions);
+        revoked.retain(|_, exp| *exp >= now);
+        revoked.insert(claims.jti.clone(), expires_at.timestamp());
+        Ok(())
+    }
+
+    /// Sets the first password or changes it. The first one needs a loopback caller (when
+    /// allowed by config) or the setup code; a change needs the current password. Every
+    /// session token ends; API tokens stay valid until revoked.
+    pub async fn change_password(
+        &self,
+        ip: IpAddr,
+        old_password: Option<String>,
+        new_password: String,
+        setup_code: Option<String>,
+    ) -> Result<(), AuthError> {
+        validate_new_password(&new_password)?;
+        let _serialised = self.password_change.lock().await;
+        if self.stored_hash().await?.is_some() {
+            let old = old_password
+                .filter(|p| !p.is_empty())
+                .ok_or(AuthError::OldPasswordRequired)?;
+            self.check_password(ip, old).await?;
+        } else {
+            self.throttle.check(ip).map_err(AuthError::Throttled)?;
+            let loopback_ok = self.config.allow_loopback_setup && ip.is_loopback();
+            let expected = self.setup_code();
+            let code_ok = match (setup_code.as_deref(), expected.as_deref()) {
+                (Some(given), Some(expected)) => constant_time_eq(given.trim(), expected),
+                _ => false,
+            };
+            if !loopback_ok && !code_ok {
+                if setup_code.is_some() {
+                    self.throttle.record_failure(ip);
+                }
+                return Err(AuthError::SetupCodeRequired);
+            }
+        }
+        self.store_password(new_password).await
+    }
+
+    /// Stores a new password hash and ends every session (the CLI's `password set` too).
+    pub async fn store_password(&self, new_password: String) -> Result<(), AuthError> {
+        validate_new_password(&new_password)?;
+        let epoch = store_password(&self.db, new_password).await?;
+        self.epoch.store(epoch, Ordering::Release);
+        self.password_set.store(true, Ordering::Release);
+        *lock(&self.setup_code) = None;
+        Ok(())
+    }
+
+    async fn stored_hash(&self) -> Result<Option<String>, AuthError> {
+        Ok(settings::get(&self.db, Key::PasswordHash).await?)
+    }
+
+    async fn check_password(&self, ip: IpAddr, password: String) -> Result<(), AuthError> {
+        self.throttle.check(ip).map_err(AuthError::Throttled)?;
+        let hash = self.stored_hash().await?.ok_or(AuthError::PasswordNotSet)?;
+        // A password set by `wagate password set` while the server runs is picked up here.
+        self.password_set.store(true, Ordering::Release);
+        if password.len() > password::MAX_LENGTH {
+            self.throttle.record_failure(ip);
+            return Err(AuthError::InvalidPassword);
+        }
+        if password::verify(password, hash).await? {
+            self.throttle.record_success(ip);
+            Ok(())
+        } else {
+            self.throttle.record_failure(ip);
+            Err(AuthError::InvalidPassword)
+        }
+    }
+}
+
+pub fn validate_new_password(password: &str) -> Result<(), AuthError> {
+    let chars = password.chars().count();
+    if chars < password::MIN_LENGTH {
+        Err(AuthError::PasswordTooShort)
+    } else if password.len() > password::MAX_LENGTH {
+        Err(AuthError::PasswordTooLong)
+    } else {
+        Ok(())
+    }
+}
+
+/// Hashes and stores the password and moves the session epoch on, in one transaction.
+/// Returns the new epoch.
+pub async fn store_password(
+    db: &DatabaseConnection,
+    new_password: String,
+) -> Result<i64, AuthError> {
+    let hash = password::hash(new_password).await?;
+    let txn = db.begin().await?;
+    let epoch = settings::get(&txn, Key::SessionEpoch)
+        .await?
+        .and_then(|value| value.parse::<i64>().ok())
+        .unwrap_or(0)
+        + 1;
+    settings::put(&txn, Key::PasswordHash, &hash).await?;
+    settings::put(&txn, Key::SessionEpoch, &epoch.to_string()).await?;
+    txn.commit().await?;
+    Ok(epoch)
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill(buf.as_mut_slice());
+    hex::encode(buf)
+}
+
+fn new_setup_code() -> String {
+    // No 0/O or 1/I/L: the code is read off a terminal and typed by hand.
+    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..10)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,108 @@
+//! The security scheme of the API: extracting [`Owner`] *is* the auth check. A request
+//! carries a token as `Authorization: Bearer <jwt>` or in the session cookie; both are
+//! declared in the spec as alternatives, and both are checked by [`super::Auth::authenticate`].
+
+use poem::Request;
+use poem::http::header;
+use poem_openapi::registry::{MetaSecurityScheme, Registry};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+
+use super::COOKIE_NAME;
+use super::jwt::Claims;
+use crate::api::error::{ApiError, Rejection};
+use crate::app::AppState;
+
+pub const BEARER_SCHEME: &str = "bearerAuth";
+pub const COOKIE_SCHEME: &str = "cookieAuth";
+
+/// The authenticated owner and the claims of the token they presented.
+pub struct Owner(pub Claims);
+
+/// The token a request presents, if any: the Bearer header wins over the cookie.
+pub fn presented_token(req: &Request) -> Option<String> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned())
+            .filter(|t| !t.is_empty());
+    }
+    cookie_value(req, COOKIE_NAME).filter(|t| !t.is_empty())
+}
+
+/// Reads a cookie straight from the `Cookie` headers, so the check does not depend on
+/// which middleware ran before it.
+fn cookie_value(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"').to_owned())
+}
+
+impl<'a> ApiExtractor<'a> for Owner {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        registry.create_security_scheme(
+            BEARER_SCHEME,
+            MetaSecurityScheme {
+                ty: "http",
+                description: Some(
+                    "A session token from `POST /api/v1/auth/login` or a permanent token from \
+                     `POST /api/v1/auth/generate-token`, as `Authorization: Bearer <token>`.",
+                ),
+                name: None,
+                key_in: None,
+                scheme: Some("bearer"),
+                bearer_format: Some("JWT"),
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+        registry.create_security_scheme(
+            COOKIE_SCHEME,
+            MetaSecurityScheme {
+                ty: "apiKey",
+                description: Some("The session cookie set by `POST /api/v1/auth/login`."),
+                name: Some(COOKIE_NAME),
+                key_in: Some("cookie"),
+                scheme: None,
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![BEARER_SCHEME, COOKIE_SCHEME]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut poem::RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = req.data::<AppState>().ok_or_else(|| {
+            Rejection(ApiError::internal(&std::io::Error::other(
+                "AppState missing from request data",
+            )))
+        })?;
+        let claims = match presented_token(req) {
+            Some(token) => state.auth.authenticate(&token),
+            None if !state.auth.password_set() => Err(super::AuthError::PasswordNotSet),
+            None => Err(super::AuthError::MissingCredentials),
+        };
+        claims
+            .map(Owner)
+            .map_err(|err| Rejection(ApiError::from(err)).into())
+    }
+}

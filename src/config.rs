@@ -1,0 +1,256 @@
+//! Configuration: embedded `config/default.toml`, then `--config FILE`, then `WAGATE_*`
+//! environment variables (`__` nests), then command-line flags. Unknown keys and bad
+//! values fail at start-up with the key named, never later at first use.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The commented defaults, compiled into the binary.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub engine: EngineKind,
+    pub log: LogConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub health: HealthConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Whatsapp,
+    Sandbox,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub body_limit: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    pub cookie_secure: bool,
+    pub login_max_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub login_window: Duration,
+    pub allow_loopback_setup: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_phones: u32,
+    pub allowed_media: Vec<MediaKind>,
+    pub max_media_bytes: usize,
+}
+
+/// The kinds of media a message can carry; `limits.allowed_media` lists the permitted ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+    Document,
+    Sticker,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+            MediaKind::Document => "document",
+            MediaKind::Sticker => "sticker",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+}
+
+/// Values given on the command line; they win over every other source.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the configuration from every source in precedence order.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Self::base();
+        if let Some(file) = &overrides.config_file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.clone()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("WAGATE_")
+                .split("__")
+                .ignore(&["TEST_DATABASE_URL"]),
+        );
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(Serialized::default("listen", listen));
+        }
+        Self::from_figment(figment)
+    }
+
+    /// The embedded defaults only: a starting point that tests extend key by key.
+    pub fn base() -> Figment {
+        Figment::from(Toml::string(DEFAULT_TOML))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|err| ConfigError::Invalid(describe(err)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if !self.database_url.is_empty()
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| self.database_url.starts_with(scheme))
+        {
+            return invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql:// (or be empty for the default SQLite file)",
+            );
+        }
+        if self.auth.session_ttl < Duration::from_secs(1) {
+            return invalid("auth.session_ttl", "must be at least 1s");
+        }
+        if self.auth.login_max_failures == 0 {
+            return invalid("auth.login_max_failures", "must be at least 1");
+        }
+        if self.http.body_limit < 1024 {
+            return invalid("http.body_limit", "must be at least 1024 bytes");
+        }
+        if self.health.refresh_interval < Duration::from_millis(200) {
+            return invalid("health.refresh_interval", "must be at least 200ms");
+        }
+        Ok(())
+    }
+
+    /// The database URL to connect to: the configured one, or the SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.sqlite_path().display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("wagate.db")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+/// Figment's errors name the key and the source; keep every one of them in the message.
+fn describe(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            if key.is_empty() || e.to_string().contains(&key) {
+                e.to_string()
+            } else {
+                format!("{key}: {e}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load() {
+        let config = Config::from_figment(Config::base()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.auth.session_ttl, Duration::from_secs(24 * 3600));
+        assert!(config.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let figment = Config::base().merge(Serialized::default("limits.max_phones", "many"));
+        let err = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(err.contains("limits.max_phones"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let figment = Config::base().merge(Toml::string("listn = \"1.2.3.4:5\""));
+        let err = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn bad_database_url_is_refused() {
+        let figment = Config::base().merge(Serialized::default("database_url", "mysql://x"));
+        let err = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(err.contains("database_url"), "{err}");
+    }
+}

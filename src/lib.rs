@@ -1,0 +1,9 @@
+//! wagate: a self-hosted multi-phone WhatsApp HTTP API gateway.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod monitor;
