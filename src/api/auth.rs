@@ -20,12 +20,14 @@ use crate::db::tokens::api_token;
 pub struct AuthApi;
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct LoginRequest {
     /// The owner's password.
     password: String,
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct SessionView {
     /// A session token; also set as the `wagate_session` cookie. Send it as
     /// `Authorization: Bearer <token>` from scripts.
@@ -51,6 +53,7 @@ pub enum LoginResponse {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct GenerateTokenRequest {
     /// The owner's password.
     password: String,
@@ -60,6 +63,7 @@ pub struct GenerateTokenRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct GeneratedToken {
     /// The permanent token. It is shown only in this response: copy it now.
     token: String,
@@ -73,6 +77,7 @@ pub struct GeneratedToken {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct ChangePasswordRequest {
     /// The current password. Leave it blank or omit it only while no password is set.
     old_password: Option<String>,
@@ -84,6 +89,7 @@ pub struct ChangePasswordRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct Confirmation {
     /// Always true.
     success: bool,
@@ -113,17 +119,20 @@ pub enum SessionEnded {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct Validity {
     /// Whether the token is valid now: signed by this server, not expired, not revoked.
     valid: bool,
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct VerifyResponse {
     data: Validity,
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct TokenView {
     /// The token's id.
     id: String,
@@ -143,6 +152,7 @@ impl From<api_token::Model> for TokenView {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct TokenList {
     /// Permanent tokens that have not been revoked, oldest first.
     data: Vec<TokenView>,

@@ -6,12 +6,14 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
+use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::scheme::Owner;
 
 pub struct HealthApi;
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct HealthView {
     /// Always `ok` while the server answers.
     status: String,
@@ -20,6 +22,7 @@ pub struct HealthView {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct CpuView {
     /// Logical CPUs of the machine.
     cores: u64,
@@ -30,6 +33,7 @@ pub struct CpuView {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct MemoryView {
     total_bytes: u64,
     used_bytes: u64,
@@ -37,6 +41,7 @@ pub struct MemoryView {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct ProcessView {
     /// Process id of the server.
     pid: u32,
@@ -48,6 +53,7 @@ pub struct ProcessView {
 }
 
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct ResourcesView {
     cpu: CpuView,
     memory: MemoryView,
@@ -77,9 +83,13 @@ impl HealthApi {
     /// CPU and memory of the machine and of the server process, and uptime. Figures are
     /// refreshed in the background every `health.refresh_interval`.
     #[oai(path = "/resources", method = "get", operation_id = "healthResources")]
-    async fn resources(&self, _owner: Owner, state: Data<&AppState>) -> Json<ResourcesView> {
+    async fn resources(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+    ) -> Result<Json<ResourcesView>, ApiError> {
         let s = state.monitor.snapshot();
-        Json(ResourcesView {
+        Ok(Json(ResourcesView {
             cpu: CpuView {
                 cores: s.cpu_cores as u64,
                 usage_percent: s.cpu_usage_percent,
@@ -99,6 +109,6 @@ impl HealthApi {
             uptime_seconds: state.monitor.uptime().as_secs(),
             started_at: state.monitor.started_at(),
             measured_at: s.taken_at,
-        })
+        }))
     }
 }

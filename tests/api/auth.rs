@@ -1,0 +1,334 @@
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::Method;
+use serde_json::json;
+use wagate::auth::jwt::{Claims, Jwt, TokenKind};
+use wagate::db::settings::{self, Key};
+
+use crate::helpers::{PASSWORD, builder, send, spawn_app, spawn_app_with_password};
+
+const CHANGE: &str = "/api/v1/auth/change-password";
+const LOGIN: &str = "/api/v1/auth/login";
+const TOKENS: &str = "/api/v1/auth/tokens";
+const RESOURCES: &str = "/api/v1/health/resources";
+
+#[tokio::test]
+async fn protected_routes_answer_403_password_not_set_until_a_password_exists() {
+    let app = spawn_app().await;
+    app.get(RESOURCES, None).await.assert_error(403, "password_not_set");
+    app.get(TOKENS, Some("whatever")).await.assert_error(403, "password_not_set");
+    app.post(LOGIN, None, json!({"password": "anything-at-all"}))
+        .await
+        .assert_error(403, "password_not_set");
+    app.post("/api/v1/auth/generate-token", None, json!({"password": "anything-at-all"}))
+        .await
+        .assert_error(403, "password_not_set");
+}
+
+#[tokio::test]
+async fn first_password_is_set_from_loopback_with_blank_old_password() {
+    let app = spawn_app().await;
+    app.post(CHANGE, None, json!({"oldPassword": "", "newPassword": PASSWORD}))
+        .await
+        .assert_status(200);
+    let token = app.token().await;
+    app.get(RESOURCES, Some(&token)).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn first_password_from_remote_needs_the_one_time_setup_code() {
+    let app = builder().with("auth.allow_loopback_setup", false).spawn().await;
+    let code = app.state.auth.setup_code().expect("setup code while no password is set");
+    app.post(CHANGE, None, json!({"newPassword": PASSWORD}))
+        .await
+        .assert_error(403, "setup_code_required");
+    app.post(CHANGE, None, json!({"newPassword": PASSWORD, "setupCode": "WRONGCODE1"}))
+        .await
+        .assert_error(403, "setup_code_required");
+    app.post(CHANGE, None, json!({"newPassword": PASSWORD, "setupCode": code}))
+        .await
+        .assert_status(200);
+    assert!(app.state.auth.setup_code().is_none(), "the code is spent");
+    // Once a password exists, the setup code no longer replaces the old password.
+    app.post(CHANGE, None, json!({"newPassword": "another password", "setupCode": code}))
+        .await
+        .assert_error(400, "old_password_required");
+}
+
+#[tokio::test]
+async fn new_passwords_shorter_than_8_characters_are_refused() {
+    let app = spawn_app().await;
+    app.post(CHANGE, None, json!({"newPassword": "1234567"}))
+        .await
+        .assert_error(400, "password_too_short");
+    app.post(CHANGE, None, json!({"newPassword": "12345678"}))
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn login_with_wrong_password_returns_401() {
+    let app = spawn_app_with_password().await;
+    app.post(LOGIN, None, json!({"password": "not the password"}))
+        .await
+        .assert_error(401, "invalid_password");
+}
+
+#[tokio::test]
+async fn login_returns_the_token_and_an_httponly_strict_cookie() {
+    let app = spawn_app_with_password().await;
+    let resp = app.login().await;
+    resp.assert_status(200);
+    let token = resp.body["token"].as_str().unwrap();
+    assert_eq!(resp.body["tokenType"], "Bearer");
+    assert_eq!(resp.body["expiresIn"], 24 * 3600);
+    let cookie = resp.header("set-cookie").unwrap();
+    assert!(cookie.starts_with(&format!("wagate_session={token}")), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=86400"] {
+        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "not Secure unless configured: {cookie}");
+}
+
+#[tokio::test]
+async fn cookie_is_secure_when_configured() {
+    let app = builder().with("auth.cookie_secure", true).spawn().await;
+    app.set_first_password().await;
+    let resp = app.login().await;
+    assert!(resp.header("set-cookie").unwrap().contains("Secure"));
+}
+
+#[tokio::test]
+async fn bearer_header_and_cookie_both_authenticate() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    app.get(RESOURCES, Some(&token)).await.assert_status(200);
+    let by_cookie = app
+        .client
+        .get(app.url(RESOURCES))
+        .header("Cookie", format!("theme=dark; wagate_session={token}"));
+    send(by_cookie).await.assert_status(200);
+    app.get(RESOURCES, None).await.assert_error(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_throttled_with_retry_after() {
+    let app = builder()
+        .with("auth.login_max_failures", 3)
+        .with("auth.login_window", "1h")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    for _ in 0..3 {
+        app.post(LOGIN, None, json!({"password": "wrong password"}))
+            .await
+            .assert_error(401, "invalid_password");
+    }
+    let resp = app.login().await;
+    resp.assert_error(429, "too_many_requests");
+    let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 3000 && retry <= 3601, "Retry-After {retry}");
+    // Password checks elsewhere share the limit.
+    app.post("/api/v1/auth/generate-token", None, json!({"password": PASSWORD}))
+        .await
+        .assert_error(429, "too_many_requests");
+}
+
+#[tokio::test]
+async fn a_correct_password_clears_earlier_failures() {
+    let app = builder().with("auth.login_max_failures", 2).spawn().await;
+    app.set_first_password().await;
+    app.post(LOGIN, None, json!({"password": "wrong password"})).await.assert_status(401);
+    app.login().await.assert_status(200);
+    app.post(LOGIN, None, json!({"password": "wrong password"})).await.assert_status(401);
+    app.login().await.assert_status(200);
+}
+
+async fn signing_key(app: &crate::helpers::TestApp) -> Jwt {
+    let secret = settings::get(&app.state.db, Key::JwtSecret).await.unwrap().unwrap();
+    Jwt::new(&hex::decode(secret).unwrap())
+}
+
+fn session_claims(exp_offset: i64, epoch: i64) -> Claims {
+    let now = chrono::Utc::now().timestamp();
+    Claims {
+        sub: "owner".into(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: now,
+        exp: Some(now + exp_offset),
+        kind: TokenKind::Session,
+        epoch: Some(epoch),
+    }
+}
+
+#[tokio::test]
+async fn tampered_unsigned_expired_and_foreign_tokens_are_rejected() {
+    let app = spawn_app_with_password().await;
+    let good = app.token().await;
+    app.get(RESOURCES, Some(&good)).await.assert_status(200);
+
+    // Tampered: same signature, payload changed to a later expiry.
+    let parts: Vec<&str> = good.split('.').collect();
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    payload["exp"] = json!(payload["exp"].as_i64().unwrap() + 3600);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        parts[2]
+    );
+    app.get(RESOURCES, Some(&tampered)).await.assert_error(401, "invalid_token");
+
+    // alg: none with a valid-looking payload.
+    let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let unsigned = format!("{none_header}.{}.", parts[1]);
+    app.get(RESOURCES, Some(&unsigned)).await.assert_error(401, "invalid_token");
+
+    // Expired, but signed with the server's own key.
+    let key = signing_key(&app).await;
+    let expired = key.encode(&session_claims(-3600, 1)).unwrap();
+    app.get(RESOURCES, Some(&expired)).await.assert_error(401, "invalid_token");
+    let fresh = key.encode(&session_claims(3600, 1)).unwrap();
+    app.get(RESOURCES, Some(&fresh)).await.assert_status(200);
+
+    // Signed by another secret.
+    let foreign = Jwt::new(b"some other server").encode(&session_claims(3600, 1)).unwrap();
+    app.get(RESOURCES, Some(&foreign)).await.assert_error(401, "invalid_token");
+
+    // A session token without an expiry is not a session token.
+    let mut endless = session_claims(0, 1);
+    endless.exp = None;
+    let endless = key.encode(&endless).unwrap();
+    app.get(RESOURCES, Some(&endless)).await.assert_error(401, "invalid_token");
+
+    app.get(RESOURCES, Some("not-a-jwt")).await.assert_error(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn logout_revokes_that_session_and_clears_the_cookie() {
+    let app = spawn_app_with_password().await;
+    let first = app.token().await;
+    let second = app.token().await;
+    let resp = app.request(Method::POST, "/api/v1/auth/logout", Some(&first), None).await;
+    resp.assert_status(200);
+    let cookie = resp.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("wagate_session=;"), "{cookie}");
+    assert!(cookie.contains("Max-Age=0"), "{cookie}");
+    app.get(RESOURCES, Some(&first)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&second)).await.assert_status(200);
+
+    // The revocation is durable.
+    let app = app.restart().await;
+    app.get(RESOURCES, Some(&first)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&second)).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn logout_without_credentials_still_clears_the_cookie() {
+    let app = spawn_app_with_password().await;
+    let resp = app.request(Method::POST, "/api/v1/auth/logout", None, None).await;
+    resp.assert_status(200);
+    assert!(resp.header("set-cookie").unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn change_password_ends_every_session_but_keeps_permanent_tokens() {
+    let app = spawn_app_with_password().await;
+    let session = app.token().await;
+    let permanent = app
+        .post("/api/v1/auth/generate-token", None, json!({"password": PASSWORD}))
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    app.post(CHANGE, None, json!({"newPassword": "a brand new password"}))
+        .await
+        .assert_error(400, "old_password_required");
+    app.post(CHANGE, None, json!({"oldPassword": "wrong password", "newPassword": "a brand new password"}))
+        .await
+        .assert_error(401, "invalid_password");
+    let resp = app
+        .post(CHANGE, None, json!({"oldPassword": PASSWORD, "newPassword": "a brand new password"}))
+        .await;
+    resp.assert_status(200);
+    assert!(resp.header("set-cookie").unwrap().contains("Max-Age=0"));
+
+    app.get(RESOURCES, Some(&session)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&permanent)).await.assert_status(200);
+    app.login().await.assert_error(401, "invalid_password");
+    app.post(LOGIN, None, json!({"password": "a brand new password"}))
+        .await
+        .assert_status(200);
+
+    // Still ended after a restart.
+    let app = app.restart().await;
+    app.get(RESOURCES, Some(&session)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&permanent)).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn generated_tokens_are_permanent_listed_and_revocable() {
+    let app = spawn_app_with_password().await;
+    let resp = app
+        .post("/api/v1/auth/generate-token", None, json!({"password": PASSWORD, "name": "crm"}))
+        .await;
+    resp.assert_status(200);
+    assert!(resp.body.get("expiresIn").is_some(), "expiresIn is present");
+    assert!(resp.body["expiresIn"].is_null(), "expiresIn is null: {}", resp.body);
+    let token = resp.body["token"].as_str().unwrap().to_owned();
+    let id = resp.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(resp.body["name"], "crm");
+
+    let list = app.get(TOKENS, Some(&token)).await;
+    list.assert_status(200);
+    let entries = list.body["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["id"], id.as_str());
+    assert!(entries[0].get("token").is_none(), "the token is never shown again");
+
+    app.post("/api/v1/auth/generate-token", None, json!({"password": "wrong password"}))
+        .await
+        .assert_error(401, "invalid_password");
+
+    let session = app.token().await;
+    app.delete(&format!("{TOKENS}/{id}"), Some(&session)).await.assert_status(200);
+    app.get(RESOURCES, Some(&token)).await.assert_error(401, "invalid_token");
+    app.delete(&format!("{TOKENS}/{id}"), Some(&session))
+        .await
+        .assert_error(404, "token_not_found");
+    let list = app.get(TOKENS, Some(&session)).await;
+    assert!(list.body["data"].as_array().unwrap().is_empty());
+
+    let app = app.restart().await;
+    app.get(RESOURCES, Some(&token)).await.assert_error(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn verify_reports_validity_of_the_query_token_or_the_callers_own() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    let verify = |q: String, t: Option<String>| {
+        let app = &app;
+        async move { app.get(&format!("/api/v1/auth/verify{q}"), t.as_deref()).await }
+    };
+    let resp = verify(format!("?token={token}"), None).await;
+    resp.assert_status(200);
+    assert_eq!(resp.body, json!({"data": {"valid": true}}));
+    assert_eq!(verify("?token=garbage".into(), None).await.body, json!({"data": {"valid": false}}));
+    assert_eq!(verify(String::new(), Some(token.clone())).await.body["data"]["valid"], true);
+    assert_eq!(verify(String::new(), None).await.body["data"]["valid"], false);
+    app.request(Method::POST, "/api/v1/auth/logout", Some(&token), None).await;
+    assert_eq!(verify(format!("?token={token}"), None).await.body["data"]["valid"], false);
+}
+
+#[tokio::test]
+async fn session_tokens_expire_after_the_configured_ttl() {
+    let app = builder().with("auth.session_ttl", "1h").spawn().await;
+    app.set_first_password().await;
+    let resp = app.login().await;
+    assert_eq!(resp.body["expiresIn"], 3600);
+    assert!(resp.header("set-cookie").unwrap().contains("Max-Age=3600"));
+}

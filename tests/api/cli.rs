@@ -1,0 +1,108 @@
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wagate");
+
+fn wagate(args: &[&str], data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("WAGATE_DATABASE_URL")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+#[test]
+fn openapi_prints_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wagate(&["openapi"], dir.path()).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), wagate::api::spec_json());
+}
+
+#[test]
+fn migrate_up_then_status_lists_applied_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = wagate(&["migrate", "status"], dir.path()).output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(text.contains("pending  m20261126_000001_auth"), "{text}");
+
+    let up = wagate(&["migrate", "up"], dir.path()).output().unwrap();
+    assert!(up.status.success());
+    let text = String::from_utf8(up.stdout).unwrap();
+    assert!(text.contains("applied  m20261126_000001_auth"), "{text}");
+    assert!(!text.contains("pending"), "{text}");
+}
+
+#[test]
+fn password_set_reads_stdin_and_refuses_short_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = |password: &str| {
+        let mut child = wagate(&["password", "set"], dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = set("short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("too short"));
+    let ok = set("a long enough password");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}
+
+#[tokio::test]
+async fn a_password_set_by_the_cli_works_for_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = wagate(&["password", "set"], dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"from the command line\n").unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let config = wagate::config::Config::from_figment(
+        wagate::config::Config::base()
+            .merge(figment::providers::Serialized::default("listen", "127.0.0.1:0"))
+            .merge(figment::providers::Serialized::default("data_dir", dir.path())),
+    )
+    .unwrap();
+    let app = wagate::app::App::build(config).await.unwrap();
+    let auth = app.state().auth.clone();
+    assert!(auth.password_set());
+    auth.login("127.0.0.1".parse().unwrap(), "from the command line".into())
+        .await
+        .expect("login with the CLI's password");
+}
+
+#[test]
+fn a_bad_config_value_fails_at_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wagate(&["serve"], dir.path())
+        .env("WAGATE_LIMITS__MAX_PHONES", "lots")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("limits.max_phones"), "{stderr}");
+
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[auth]\nsesion_ttl = \"1h\"\n").unwrap();
+    let out = wagate(&["serve", "--config", file.to_str().unwrap()], dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sesion_ttl"), "{stderr}");
+}

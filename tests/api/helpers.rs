@@ -1,0 +1,271 @@
+//! `spawn_app()`: the real server on 127.0.0.1:0 with a fresh database (SQLite in a temp
+//! dir, or a fresh PostgreSQL database when `WAGATE_TEST_DATABASE_URL` is set), plus a
+//! small HTTP client that speaks its JSON.
+
+use std::path::PathBuf;
+
+use figment::providers::Serialized;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use wagate::app::{App, AppState};
+use wagate::config::Config;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    settings: Vec<(String, Value)>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    owned: Option<Owned>,
+}
+
+/// What the first app of a test owns and cleans up: the temp dir and the PG database.
+struct Owned {
+    _dir: tempfile::TempDir,
+    pg_database: Option<(String, String)>,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
+        assert!(
+            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without message: {}",
+            self.body
+        );
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Settings for one test's server: config keys on top of the embedded defaults.
+#[derive(Default)]
+pub struct Builder {
+    settings: Vec<(String, Value)>,
+}
+
+pub fn builder() -> Builder {
+    Builder::default()
+}
+
+pub async fn spawn_app() -> TestApp {
+    builder().spawn().await
+}
+
+/// A server with the owner's password already set to [`PASSWORD`].
+pub async fn spawn_app_with_password() -> TestApp {
+    let app = spawn_app().await;
+    app.set_first_password().await;
+    app
+}
+
+impl Builder {
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.settings.push((key.to_owned(), value.into()));
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().to_path_buf();
+        let (database_url, pg_database) = match std::env::var("WAGATE_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("wagate_test_{}", uuid::Uuid::new_v4().simple());
+                create_pg_database(&admin_url, &name).await;
+                (replace_db_name(&admin_url, &name), Some((admin_url, name)))
+            }
+            _ => (String::new(), None),
+        };
+        let owned = Owned {
+            _dir: dir,
+            pg_database,
+        };
+        let mut app = start(&data_dir, &database_url, &self.settings).await;
+        app.owned = Some(owned);
+        app
+    }
+}
+
+async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(String, Value)]) -> TestApp {
+    let mut figment = Config::base()
+        .merge(Serialized::default("listen", "127.0.0.1:0"))
+        .merge(Serialized::default("data_dir", data_dir))
+        .merge(Serialized::default("database_url", database_url))
+        .merge(Serialized::default("engine", "sandbox"))
+        .merge(Serialized::default("health.refresh_interval", "200ms"));
+    for (key, value) in settings {
+        figment = figment.merge(Serialized::default(key, value));
+    }
+    let config = Config::from_figment(figment).expect("test config");
+    let app = App::build(config).await.expect("app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stop_rx.await;
+    }));
+    TestApp {
+        base,
+        state,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        data_dir: data_dir.to_path_buf(),
+        database_url: database_url.to_owned(),
+        stop: Some(stop_tx),
+        server: Some(server),
+        owned: None,
+        settings: settings.to_vec(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data and database,
+    /// as a process restart would.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown().await;
+        let mut next = start(&self.data_dir, &self.database_url, &self.settings).await;
+        next.owned = self.owned.take();
+        next
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stops cleanly");
+        }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    pub async fn set_first_password(&self) {
+        self.post("/api/v1/auth/change-password", None, json!({"newPassword": PASSWORD}))
+            .await
+            .assert_status(200);
+    }
+
+    pub async fn login(&self) -> Response {
+        self.post("/api/v1/auth/login", None, json!({"password": PASSWORD})).await
+    }
+
+    /// A fresh session token.
+    pub async fn token(&self) -> String {
+        let resp = self.login().await;
+        resp.assert_status(200);
+        resp.body["token"].as_str().expect("token").to_owned()
+    }
+}
+
+pub async fn send(req: reqwest::RequestBuilder) -> Response {
+    let resp = req.send().await.expect("request reaches the server");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Response { status, headers, body }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(Owned {
+            pg_database: Some((admin_url, name)),
+            ..
+        }) = self.owned.take()
+        {
+            // The test's runtime is going away; drop the database from a thread of our own.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(drop_pg_database(&admin_url, &name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+async fn admin_connection(admin_url: &str) -> sea_orm::DatabaseConnection {
+    let mut options = sea_orm::ConnectOptions::new(admin_url.to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    sea_orm::Database::connect(options).await.expect("admin connection to PostgreSQL")
+}
+
+async fn create_pg_database(admin_url: &str, name: &str) {
+    use sea_orm::ConnectionTrait;
+    let db = admin_connection(admin_url).await;
+    db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create test database");
+    db.close().await.ok();
+}
+
+async fn drop_pg_database(admin_url: &str, name: &str) {
+    use sea_orm::ConnectionTrait;
+    let db = admin_connection(admin_url).await;
+    let _ = db
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await;
+    db.close().await.ok();
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("WAGATE_TEST_DATABASE_URL is a URL");
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
+}
