@@ -8,13 +8,19 @@ use std::sync::Arc;
 use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{Endpoint, EndpointExt, Route, Server};
+use ractor::{Actor, ActorRef};
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
+use crate::actors::root::{self, RootArgs, RootMsg, RootSupervisor};
+use crate::actors::{Directory, Phones, Registry, Shared};
 use crate::api;
 use crate::auth::Auth;
-use crate::config::Config;
+use crate::config::{Config, EngineKind};
 use crate::db;
+use crate::engine::Engine;
+use crate::engine::sandbox::{SandboxEngine, SandboxNetwork};
+use crate::events::EventBus;
 use crate::monitor::Monitor;
 
 /// The handles every request may need, shared by the routes.
@@ -24,6 +30,10 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub auth: Arc<Auth>,
     pub monitor: Arc<Monitor>,
+    pub phones: Arc<Phones>,
+    pub events: EventBus,
+    /// The simulated network, when `engine = "sandbox"`.
+    pub sandbox: Option<Arc<SandboxNetwork>>,
 }
 
 pub struct App {
@@ -31,6 +41,7 @@ pub struct App {
     acceptor: TcpAcceptor,
     port: u16,
     stop: CancellationToken,
+    root: ActorRef<RootMsg>,
 }
 
 impl App {
@@ -48,6 +59,46 @@ impl App {
         let stop = CancellationToken::new();
         let monitor = Monitor::new();
         monitor.spawn(config.health.refresh_interval, stop.clone());
+        let config = Arc::new(config);
+        let (engine, sandbox): (Arc<dyn Engine>, _) = match config.engine {
+            EngineKind::Sandbox => {
+                let network = SandboxNetwork::load(config.data_dir.clone(), config.sandbox.clone())
+                    .context("cannot load the sandbox network")?;
+                (
+                    Arc::new(SandboxEngine::new(Arc::clone(&network))),
+                    Some(network),
+                )
+            }
+            EngineKind::Whatsapp => anyhow::bail!(
+                "the whatsapp engine is not available in this build yet; set engine = \"sandbox\""
+            ),
+        };
+        let events = EventBus::new(1024);
+        let directory = Directory::default();
+        Phones::load_directory(&db, &directory)
+            .await
+            .context("cannot load the phones")?;
+        let shared = Arc::new(Shared {
+            db: db.clone(),
+            engine,
+            config: Arc::clone(&config),
+            directory,
+            registry: Registry::default(),
+            events: events.clone(),
+            restarts: Default::default(),
+        });
+        let supervisor_slot = Arc::default();
+        let (root, _) = Actor::spawn(
+            None,
+            RootSupervisor,
+            RootArgs {
+                shared: Arc::clone(&shared),
+                phone_supervisor: Arc::clone(&supervisor_slot),
+            },
+        )
+        .await
+        .context("cannot start the actor tree")?;
+        let phones = Arc::new(Phones::new(shared, supervisor_slot));
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await
@@ -59,14 +110,18 @@ impl App {
             .context("the listener has no TCP address")?;
         Ok(App {
             state: AppState {
-                config: Arc::new(config),
+                config,
                 db,
                 auth: Arc::new(auth),
                 monitor,
+                phones,
+                events,
+                sandbox,
             },
             acceptor,
             port,
             stop,
+            root,
         })
     }
 
@@ -90,6 +145,7 @@ impl App {
             .run_with_graceful_shutdown(endpoint, shutdown, Some(grace))
             .await;
         self.stop.cancel();
+        root::shut_down(&self.root).await;
         self.state.db.clone().close().await.ok();
         result.context("the HTTP server failed")
     }

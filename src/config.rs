@@ -25,6 +25,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub health: HealthConfig,
+    pub phones: PhonesConfig,
+    pub sandbox: SandboxConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +110,40 @@ pub struct HealthConfig {
     pub refresh_interval: Duration,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhonesConfig {
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_wait: Duration,
+    #[serde(with = "humantime_serde")]
+    pub restart_backoff_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub restart_backoff_max: Duration,
+    pub max_restarts: u32,
+    #[serde(with = "humantime_serde")]
+    pub restart_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub resume_stagger: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    #[serde(with = "humantime_serde")]
+    pub qr_period: Duration,
+    pub qr_count: u32,
+    #[serde(with = "humantime_serde")]
+    pub pairing_code_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reconnect_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub receipt_delay: Duration,
+}
+
 /// Values given on the command line; they win over every other source.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -184,6 +220,21 @@ impl Config {
         }
         if self.health.refresh_interval < Duration::from_millis(200) {
             return invalid("health.refresh_interval", "must be at least 200ms");
+        }
+        if self.phones.call_timeout < Duration::from_millis(100) {
+            return invalid("phones.call_timeout", "must be at least 100ms");
+        }
+        if self.phones.restart_backoff_min > self.phones.restart_backoff_max {
+            return invalid(
+                "phones.restart_backoff_min",
+                "must not exceed phones.restart_backoff_max",
+            );
+        }
+        if self.sandbox.qr_count == 0 {
+            return invalid("sandbox.qr_count", "must be at least 1");
+        }
+        if self.sandbox.qr_period < Duration::from_millis(10) {
+            return invalid("sandbox.qr_period", "must be at least 10ms");
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use super::ApiTags;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::scheme::Owner;
+use crate::domain::PhoneStatus;
 
 pub struct HealthApi;
 
@@ -52,6 +53,29 @@ pub struct ProcessView {
     cpu_percent: f32,
 }
 
+/// Phones by connection state.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PhoneCountsView {
+    total: u64,
+    disconnected: u64,
+    connecting: u64,
+    pairing: u64,
+    connected: u64,
+    reconnecting: u64,
+    logged_out: u64,
+    failed: u64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ActorsView {
+    /// Phone sessions restarted by their supervisor since the server started.
+    session_restarts: u64,
+    /// Phone sessions running now.
+    running_sessions: u64,
+}
+
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct ResourcesView {
@@ -63,6 +87,8 @@ pub struct ResourcesView {
     started_at: DateTime<Utc>,
     /// When the CPU and memory figures were read; null until the first reading.
     measured_at: Option<DateTime<Utc>>,
+    phones: PhoneCountsView,
+    actors: ActorsView,
 }
 
 #[OpenApi(prefix_path = "/health", tag = "ApiTags::Health")]
@@ -80,8 +106,8 @@ impl HealthApi {
 
     /// Resource usage
     ///
-    /// CPU and memory of the machine and of the server process, and uptime. Figures are
-    /// refreshed in the background every `health.refresh_interval`.
+    /// CPU and memory of the machine and of the server process, uptime, phones by state and
+    /// session restarts. CPU and memory are refreshed every `health.refresh_interval`.
     #[oai(path = "/resources", method = "get", operation_id = "healthResources")]
     async fn resources(
         &self,
@@ -89,6 +115,8 @@ impl HealthApi {
         state: Data<&AppState>,
     ) -> Result<Json<ResourcesView>, ApiError> {
         let s = state.monitor.snapshot();
+        let counts = state.phones.counts();
+        let count = |status: PhoneStatus| counts.get(&status).copied().unwrap_or(0);
         Ok(Json(ResourcesView {
             cpu: CpuView {
                 cores: s.cpu_cores as u64,
@@ -109,6 +137,20 @@ impl HealthApi {
             uptime_seconds: state.monitor.uptime().as_secs(),
             started_at: state.monitor.started_at(),
             measured_at: s.taken_at,
+            phones: PhoneCountsView {
+                total: counts.values().sum(),
+                disconnected: count(PhoneStatus::Disconnected),
+                connecting: count(PhoneStatus::Connecting),
+                pairing: count(PhoneStatus::Pairing),
+                connected: count(PhoneStatus::Connected),
+                reconnecting: count(PhoneStatus::Reconnecting),
+                logged_out: count(PhoneStatus::LoggedOut),
+                failed: count(PhoneStatus::Failed),
+            },
+            actors: ActorsView {
+                session_restarts: state.phones.restarts(),
+                running_sessions: state.phones.running() as u64,
+            },
         }))
     }
 }

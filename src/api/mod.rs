@@ -5,11 +5,16 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod middleware;
+pub mod payload;
+pub mod phones;
+pub mod sandbox;
 
 use poem_openapi::{OpenApiService, Tags};
 
 use auth::AuthApi;
 use health::HealthApi;
+use phones::PhonesApi;
+use sandbox::SandboxApi;
 
 /// Where the API lives.
 pub const PREFIX: &str = "/api/v1";
@@ -20,16 +25,24 @@ pub enum ApiTags {
     Auth,
     /// Liveness and resource usage.
     Health,
+    /// Phones: add them, link them to WhatsApp by QR code or pairing code, disconnect, log out.
+    Phones,
+    /// The simulated WhatsApp network (only with `engine = "sandbox"`).
+    Sandbox,
 }
 
-pub type Apis = (AuthApi, HealthApi);
+pub type Apis = (AuthApi, HealthApi, PhonesApi, SandboxApi);
 
 /// The API with its OpenAPI description; the routes and the spec come from this one value.
 pub fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((AuthApi, HealthApi), "wagate", env!("CARGO_PKG_VERSION"))
-        .summary("Self-hosted multi-phone WhatsApp HTTP API gateway")
-        .description(DESCRIPTION)
-        .url_prefix(PREFIX)
+    OpenApiService::new(
+        (AuthApi, HealthApi, PhonesApi, SandboxApi),
+        "wagate",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .summary("Self-hosted multi-phone WhatsApp HTTP API gateway")
+    .description(DESCRIPTION)
+    .url_prefix(PREFIX)
 }
 
 /// The spec as pretty JSON with a trailing newline, exactly as committed.

@@ -2,6 +2,7 @@
 //! and one module of entities and query functions per aggregate. Query functions take
 //! `&impl ConnectionTrait` so callers can run them inside a transaction.
 
+pub mod phones;
 pub mod settings;
 pub mod tokens;
 

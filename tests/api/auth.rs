@@ -15,44 +15,75 @@ const RESOURCES: &str = "/api/v1/health/resources";
 #[tokio::test]
 async fn protected_routes_answer_403_password_not_set_until_a_password_exists() {
     let app = spawn_app().await;
-    app.get(RESOURCES, None).await.assert_error(403, "password_not_set");
-    app.get(TOKENS, Some("whatever")).await.assert_error(403, "password_not_set");
+    app.get(RESOURCES, None)
+        .await
+        .assert_error(403, "password_not_set");
+    app.get(TOKENS, Some("whatever"))
+        .await
+        .assert_error(403, "password_not_set");
     app.post(LOGIN, None, json!({"password": "anything-at-all"}))
         .await
         .assert_error(403, "password_not_set");
-    app.post("/api/v1/auth/generate-token", None, json!({"password": "anything-at-all"}))
-        .await
-        .assert_error(403, "password_not_set");
+    app.post(
+        "/api/v1/auth/generate-token",
+        None,
+        json!({"password": "anything-at-all"}),
+    )
+    .await
+    .assert_error(403, "password_not_set");
 }
 
 #[tokio::test]
 async fn first_password_is_set_from_loopback_with_blank_old_password() {
     let app = spawn_app().await;
-    app.post(CHANGE, None, json!({"oldPassword": "", "newPassword": PASSWORD}))
-        .await
-        .assert_status(200);
+    app.post(
+        CHANGE,
+        None,
+        json!({"oldPassword": "", "newPassword": PASSWORD}),
+    )
+    .await
+    .assert_status(200);
     let token = app.token().await;
     app.get(RESOURCES, Some(&token)).await.assert_status(200);
 }
 
 #[tokio::test]
 async fn first_password_from_remote_needs_the_one_time_setup_code() {
-    let app = builder().with("auth.allow_loopback_setup", false).spawn().await;
-    let code = app.state.auth.setup_code().expect("setup code while no password is set");
+    let app = builder()
+        .with("auth.allow_loopback_setup", false)
+        .spawn()
+        .await;
+    let code = app
+        .state
+        .auth
+        .setup_code()
+        .expect("setup code while no password is set");
     app.post(CHANGE, None, json!({"newPassword": PASSWORD}))
         .await
         .assert_error(403, "setup_code_required");
-    app.post(CHANGE, None, json!({"newPassword": PASSWORD, "setupCode": "WRONGCODE1"}))
-        .await
-        .assert_error(403, "setup_code_required");
-    app.post(CHANGE, None, json!({"newPassword": PASSWORD, "setupCode": code}))
-        .await
-        .assert_status(200);
+    app.post(
+        CHANGE,
+        None,
+        json!({"newPassword": PASSWORD, "setupCode": "WRONGCODE1"}),
+    )
+    .await
+    .assert_error(403, "setup_code_required");
+    app.post(
+        CHANGE,
+        None,
+        json!({"newPassword": PASSWORD, "setupCode": code}),
+    )
+    .await
+    .assert_status(200);
     assert!(app.state.auth.setup_code().is_none(), "the code is spent");
     // Once a password exists, the setup code no longer replaces the old password.
-    app.post(CHANGE, None, json!({"newPassword": "another password", "setupCode": code}))
-        .await
-        .assert_error(400, "old_password_required");
+    app.post(
+        CHANGE,
+        None,
+        json!({"newPassword": "another password", "setupCode": code}),
+    )
+    .await
+    .assert_error(400, "old_password_required");
 }
 
 #[tokio::test]
@@ -83,11 +114,20 @@ async fn login_returns_the_token_and_an_httponly_strict_cookie() {
     assert_eq!(resp.body["tokenType"], "Bearer");
     assert_eq!(resp.body["expiresIn"], 24 * 3600);
     let cookie = resp.header("set-cookie").unwrap();
-    assert!(cookie.starts_with(&format!("wagate_session={token}")), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("wagate_session={token}")),
+        "{cookie}"
+    );
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=86400"] {
-        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing from {cookie}"
+        );
     }
-    assert!(!cookie.contains("Secure"), "not Secure unless configured: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "not Secure unless configured: {cookie}"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +148,9 @@ async fn bearer_header_and_cookie_both_authenticate() {
         .get(app.url(RESOURCES))
         .header("Cookie", format!("theme=dark; wagate_session={token}"));
     send(by_cookie).await.assert_status(200);
-    app.get(RESOURCES, None).await.assert_error(401, "unauthorized");
+    app.get(RESOURCES, None)
+        .await
+        .assert_error(401, "unauthorized");
 }
 
 #[tokio::test]
@@ -129,23 +171,34 @@ async fn repeated_wrong_passwords_are_throttled_with_retry_after() {
     let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
     assert!(retry > 3000 && retry <= 3601, "Retry-After {retry}");
     // Password checks elsewhere share the limit.
-    app.post("/api/v1/auth/generate-token", None, json!({"password": PASSWORD}))
-        .await
-        .assert_error(429, "too_many_requests");
+    app.post(
+        "/api/v1/auth/generate-token",
+        None,
+        json!({"password": PASSWORD}),
+    )
+    .await
+    .assert_error(429, "too_many_requests");
 }
 
 #[tokio::test]
 async fn a_correct_password_clears_earlier_failures() {
     let app = builder().with("auth.login_max_failures", 2).spawn().await;
     app.set_first_password().await;
-    app.post(LOGIN, None, json!({"password": "wrong password"})).await.assert_status(401);
+    app.post(LOGIN, None, json!({"password": "wrong password"}))
+        .await
+        .assert_status(401);
     app.login().await.assert_status(200);
-    app.post(LOGIN, None, json!({"password": "wrong password"})).await.assert_status(401);
+    app.post(LOGIN, None, json!({"password": "wrong password"}))
+        .await
+        .assert_status(401);
     app.login().await.assert_status(200);
 }
 
 async fn signing_key(app: &crate::helpers::TestApp) -> Jwt {
-    let secret = settings::get(&app.state.db, Key::JwtSecret).await.unwrap().unwrap();
+    let secret = settings::get(&app.state.db, Key::JwtSecret)
+        .await
+        .unwrap()
+        .unwrap();
     Jwt::new(&hex::decode(secret).unwrap())
 }
 
@@ -178,31 +231,45 @@ async fn tampered_unsigned_expired_and_foreign_tokens_are_rejected() {
         URL_SAFE_NO_PAD.encode(payload.to_string()),
         parts[2]
     );
-    app.get(RESOURCES, Some(&tampered)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&tampered))
+        .await
+        .assert_error(401, "invalid_token");
 
     // alg: none with a valid-looking payload.
     let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
     let unsigned = format!("{none_header}.{}.", parts[1]);
-    app.get(RESOURCES, Some(&unsigned)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&unsigned))
+        .await
+        .assert_error(401, "invalid_token");
 
     // Expired, but signed with the server's own key.
     let key = signing_key(&app).await;
     let expired = key.encode(&session_claims(-3600, 1)).unwrap();
-    app.get(RESOURCES, Some(&expired)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&expired))
+        .await
+        .assert_error(401, "invalid_token");
     let fresh = key.encode(&session_claims(3600, 1)).unwrap();
     app.get(RESOURCES, Some(&fresh)).await.assert_status(200);
 
     // Signed by another secret.
-    let foreign = Jwt::new(b"some other server").encode(&session_claims(3600, 1)).unwrap();
-    app.get(RESOURCES, Some(&foreign)).await.assert_error(401, "invalid_token");
+    let foreign = Jwt::new(b"some other server")
+        .encode(&session_claims(3600, 1))
+        .unwrap();
+    app.get(RESOURCES, Some(&foreign))
+        .await
+        .assert_error(401, "invalid_token");
 
     // A session token without an expiry is not a session token.
     let mut endless = session_claims(0, 1);
     endless.exp = None;
     let endless = key.encode(&endless).unwrap();
-    app.get(RESOURCES, Some(&endless)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&endless))
+        .await
+        .assert_error(401, "invalid_token");
 
-    app.get(RESOURCES, Some("not-a-jwt")).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some("not-a-jwt"))
+        .await
+        .assert_error(401, "invalid_token");
 }
 
 #[tokio::test]
@@ -210,24 +277,32 @@ async fn logout_revokes_that_session_and_clears_the_cookie() {
     let app = spawn_app_with_password().await;
     let first = app.token().await;
     let second = app.token().await;
-    let resp = app.request(Method::POST, "/api/v1/auth/logout", Some(&first), None).await;
+    let resp = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(&first), None)
+        .await;
     resp.assert_status(200);
     let cookie = resp.header("set-cookie").unwrap();
     assert!(cookie.starts_with("wagate_session=;"), "{cookie}");
     assert!(cookie.contains("Max-Age=0"), "{cookie}");
-    app.get(RESOURCES, Some(&first)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&first))
+        .await
+        .assert_error(401, "invalid_token");
     app.get(RESOURCES, Some(&second)).await.assert_status(200);
 
     // The revocation is durable.
     let app = app.restart().await;
-    app.get(RESOURCES, Some(&first)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&first))
+        .await
+        .assert_error(401, "invalid_token");
     app.get(RESOURCES, Some(&second)).await.assert_status(200);
 }
 
 #[tokio::test]
 async fn logout_without_credentials_still_clears_the_cookie() {
     let app = spawn_app_with_password().await;
-    let resp = app.request(Method::POST, "/api/v1/auth/logout", None, None).await;
+    let resp = app
+        .request(Method::POST, "/api/v1/auth/logout", None, None)
+        .await;
     resp.assert_status(200);
     assert!(resp.header("set-cookie").unwrap().contains("Max-Age=0"));
 }
@@ -237,7 +312,11 @@ async fn change_password_ends_every_session_but_keeps_permanent_tokens() {
     let app = spawn_app_with_password().await;
     let session = app.token().await;
     let permanent = app
-        .post("/api/v1/auth/generate-token", None, json!({"password": PASSWORD}))
+        .post(
+            "/api/v1/auth/generate-token",
+            None,
+            json!({"password": PASSWORD}),
+        )
         .await
         .body["token"]
         .as_str()
@@ -247,17 +326,29 @@ async fn change_password_ends_every_session_but_keeps_permanent_tokens() {
     app.post(CHANGE, None, json!({"newPassword": "a brand new password"}))
         .await
         .assert_error(400, "old_password_required");
-    app.post(CHANGE, None, json!({"oldPassword": "wrong password", "newPassword": "a brand new password"}))
-        .await
-        .assert_error(401, "invalid_password");
+    app.post(
+        CHANGE,
+        None,
+        json!({"oldPassword": "wrong password", "newPassword": "a brand new password"}),
+    )
+    .await
+    .assert_error(401, "invalid_password");
     let resp = app
-        .post(CHANGE, None, json!({"oldPassword": PASSWORD, "newPassword": "a brand new password"}))
+        .post(
+            CHANGE,
+            None,
+            json!({"oldPassword": PASSWORD, "newPassword": "a brand new password"}),
+        )
         .await;
     resp.assert_status(200);
     assert!(resp.header("set-cookie").unwrap().contains("Max-Age=0"));
 
-    app.get(RESOURCES, Some(&session)).await.assert_error(401, "invalid_token");
-    app.get(RESOURCES, Some(&permanent)).await.assert_status(200);
+    app.get(RESOURCES, Some(&session))
+        .await
+        .assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&permanent))
+        .await
+        .assert_status(200);
     app.login().await.assert_error(401, "invalid_password");
     app.post(LOGIN, None, json!({"password": "a brand new password"}))
         .await
@@ -265,19 +356,31 @@ async fn change_password_ends_every_session_but_keeps_permanent_tokens() {
 
     // Still ended after a restart.
     let app = app.restart().await;
-    app.get(RESOURCES, Some(&session)).await.assert_error(401, "invalid_token");
-    app.get(RESOURCES, Some(&permanent)).await.assert_status(200);
+    app.get(RESOURCES, Some(&session))
+        .await
+        .assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&permanent))
+        .await
+        .assert_status(200);
 }
 
 #[tokio::test]
 async fn generated_tokens_are_permanent_listed_and_revocable() {
     let app = spawn_app_with_password().await;
     let resp = app
-        .post("/api/v1/auth/generate-token", None, json!({"password": PASSWORD, "name": "crm"}))
+        .post(
+            "/api/v1/auth/generate-token",
+            None,
+            json!({"password": PASSWORD, "name": "crm"}),
+        )
         .await;
     resp.assert_status(200);
     assert!(resp.body.get("expiresIn").is_some(), "expiresIn is present");
-    assert!(resp.body["expiresIn"].is_null(), "expiresIn is null: {}", resp.body);
+    assert!(
+        resp.body["expiresIn"].is_null(),
+        "expiresIn is null: {}",
+        resp.body
+    );
     let token = resp.body["token"].as_str().unwrap().to_owned();
     let id = resp.body["id"].as_str().unwrap().to_owned();
     assert_eq!(resp.body["name"], "crm");
@@ -287,15 +390,26 @@ async fn generated_tokens_are_permanent_listed_and_revocable() {
     let entries = list.body["data"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["id"], id.as_str());
-    assert!(entries[0].get("token").is_none(), "the token is never shown again");
+    assert!(
+        entries[0].get("token").is_none(),
+        "the token is never shown again"
+    );
 
-    app.post("/api/v1/auth/generate-token", None, json!({"password": "wrong password"}))
-        .await
-        .assert_error(401, "invalid_password");
+    app.post(
+        "/api/v1/auth/generate-token",
+        None,
+        json!({"password": "wrong password"}),
+    )
+    .await
+    .assert_error(401, "invalid_password");
 
     let session = app.token().await;
-    app.delete(&format!("{TOKENS}/{id}"), Some(&session)).await.assert_status(200);
-    app.get(RESOURCES, Some(&token)).await.assert_error(401, "invalid_token");
+    app.delete(&format!("{TOKENS}/{id}"), Some(&session))
+        .await
+        .assert_status(200);
+    app.get(RESOURCES, Some(&token))
+        .await
+        .assert_error(401, "invalid_token");
     app.delete(&format!("{TOKENS}/{id}"), Some(&session))
         .await
         .assert_error(404, "token_not_found");
@@ -303,7 +417,9 @@ async fn generated_tokens_are_permanent_listed_and_revocable() {
     assert!(list.body["data"].as_array().unwrap().is_empty());
 
     let app = app.restart().await;
-    app.get(RESOURCES, Some(&token)).await.assert_error(401, "invalid_token");
+    app.get(RESOURCES, Some(&token))
+        .await
+        .assert_error(401, "invalid_token");
 }
 
 #[tokio::test]
@@ -312,16 +428,32 @@ async fn verify_reports_validity_of_the_query_token_or_the_callers_own() {
     let token = app.token().await;
     let verify = |q: String, t: Option<String>| {
         let app = &app;
-        async move { app.get(&format!("/api/v1/auth/verify{q}"), t.as_deref()).await }
+        async move {
+            app.get(&format!("/api/v1/auth/verify{q}"), t.as_deref())
+                .await
+        }
     };
     let resp = verify(format!("?token={token}"), None).await;
     resp.assert_status(200);
     assert_eq!(resp.body, json!({"data": {"valid": true}}));
-    assert_eq!(verify("?token=garbage".into(), None).await.body, json!({"data": {"valid": false}}));
-    assert_eq!(verify(String::new(), Some(token.clone())).await.body["data"]["valid"], true);
-    assert_eq!(verify(String::new(), None).await.body["data"]["valid"], false);
-    app.request(Method::POST, "/api/v1/auth/logout", Some(&token), None).await;
-    assert_eq!(verify(format!("?token={token}"), None).await.body["data"]["valid"], false);
+    assert_eq!(
+        verify("?token=garbage".into(), None).await.body,
+        json!({"data": {"valid": false}})
+    );
+    assert_eq!(
+        verify(String::new(), Some(token.clone())).await.body["data"]["valid"],
+        true
+    );
+    assert_eq!(
+        verify(String::new(), None).await.body["data"]["valid"],
+        false
+    );
+    app.request(Method::POST, "/api/v1/auth/logout", Some(&token), None)
+        .await;
+    assert_eq!(
+        verify(format!("?token={token}"), None).await.body["data"]["valid"],
+        false
+    );
 }
 
 #[tokio::test]

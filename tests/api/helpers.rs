@@ -39,7 +39,12 @@ pub struct Response {
 impl Response {
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self
     }
 
@@ -48,7 +53,9 @@ impl Response {
         self.assert_status(status);
         assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
         assert!(
-            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "error without message: {}",
             self.body
         );
@@ -108,13 +115,26 @@ impl Builder {
     }
 }
 
-async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(String, Value)]) -> TestApp {
+async fn start(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    settings: &[(String, Value)],
+) -> TestApp {
     let mut figment = Config::base()
         .merge(Serialized::default("listen", "127.0.0.1:0"))
         .merge(Serialized::default("data_dir", data_dir))
         .merge(Serialized::default("database_url", database_url))
         .merge(Serialized::default("engine", "sandbox"))
-        .merge(Serialized::default("health.refresh_interval", "200ms"));
+        .merge(Serialized::default("health.refresh_interval", "200ms"))
+        // Short timers keep the suite fast; tests that need others set their own.
+        .merge(Serialized::default("sandbox.qr_period", "2s"))
+        .merge(Serialized::default("sandbox.connect_delay", "10ms"))
+        .merge(Serialized::default("sandbox.reconnect_delay", "100ms"))
+        .merge(Serialized::default("sandbox.receipt_delay", "50ms"))
+        .merge(Serialized::default("phones.connect_wait", "2s"))
+        .merge(Serialized::default("phones.restart_backoff_min", "20ms"))
+        .merge(Serialized::default("phones.restart_backoff_max", "200ms"))
+        .merge(Serialized::default("phones.resume_stagger", "1ms"));
     for (key, value) in settings {
         figment = figment.merge(Serialized::default(key, value));
     }
@@ -161,11 +181,20 @@ impl TestApp {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("server stops cleanly");
+            server
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
         }
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
         let mut req = self.client.request(method, self.url(path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -188,14 +217,79 @@ impl TestApp {
         self.request(Method::DELETE, path, token, None).await
     }
 
+    /// Adds a phone and returns its view.
+    pub async fn add_phone(&self, token: &str, phone: &str) -> Value {
+        let resp = self
+            .post("/api/v1/user/phones", Some(token), json!({"phone": phone}))
+            .await;
+        resp.assert_status(201);
+        resp.body
+    }
+
+    pub async fn phone(&self, token: &str, phone: &str) -> Value {
+        let resp = self
+            .get(&format!("/api/v1/user/phones/{phone}"), Some(token))
+            .await;
+        resp.assert_status(200);
+        resp.body
+    }
+
+    /// Polls the phone until its status is `status`; panics with the last view after 10 s.
+    pub async fn wait_for_status(&self, token: &str, phone: &str, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let view = self.phone(token, phone).await;
+            if view["status"] == status {
+                return view;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "phone never became {status}: {view}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Adds (if needed), connects, scans the QR code and waits until connected.
+    pub async fn pair_phone(&self, token: &str, phone: &str) -> Value {
+        let existing = self
+            .get(&format!("/api/v1/user/phones/{phone}"), Some(token))
+            .await;
+        if existing.status == StatusCode::NOT_FOUND {
+            self.add_phone(token, phone).await;
+        }
+        let connect = self
+            .post(
+                &format!("/api/v1/user/phones/{phone}/connect"),
+                Some(token),
+                json!({}),
+            )
+            .await;
+        connect.assert_status(200);
+        assert_eq!(connect.body["status"], "pairing", "{}", connect.body);
+        self.post(
+            &format!("/api/v1/sandbox/phones/{phone}/scan"),
+            Some(token),
+            json!({}),
+        )
+        .await
+        .assert_status(200);
+        self.wait_for_status(token, phone, "connected").await
+    }
+
     pub async fn set_first_password(&self) {
-        self.post("/api/v1/auth/change-password", None, json!({"newPassword": PASSWORD}))
-            .await
-            .assert_status(200);
+        self.post(
+            "/api/v1/auth/change-password",
+            None,
+            json!({"newPassword": PASSWORD}),
+        )
+        .await
+        .assert_status(200);
     }
 
     pub async fn login(&self) -> Response {
-        self.post("/api/v1/auth/login", None, json!({"password": PASSWORD})).await
+        self.post("/api/v1/auth/login", None, json!({"password": PASSWORD}))
+            .await
     }
 
     /// A fresh session token.
@@ -216,7 +310,11 @@ pub async fn send(req: reqwest::RequestBuilder) -> Response {
     } else {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
-    Response { status, headers, body }
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 impl Drop for TestApp {
@@ -231,7 +329,10 @@ impl Drop for TestApp {
         {
             // The test's runtime is going away; drop the database from a thread of our own.
             let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     rt.block_on(drop_pg_database(&admin_url, &name));
                 }
             })
@@ -243,7 +344,9 @@ impl Drop for TestApp {
 async fn admin_connection(admin_url: &str) -> sea_orm::DatabaseConnection {
     let mut options = sea_orm::ConnectOptions::new(admin_url.to_owned());
     options.max_connections(1).sqlx_logging(false);
-    sea_orm::Database::connect(options).await.expect("admin connection to PostgreSQL")
+    sea_orm::Database::connect(options)
+        .await
+        .expect("admin connection to PostgreSQL")
 }
 
 async fn create_pg_database(admin_url: &str, name: &str) {

@@ -1,0 +1,451 @@
+//! The actor tree and the gateway's door into it.
+//!
+//! ```text
+//! RootSupervisor
+//! └── PhoneSupervisor ── PhoneSession(+12015550123), PhoneSession(+4479…), …
+//! ```
+//! [`Phones`] turns API calls into actor messages, always with a timeout. The
+//! [`Directory`] holds every phone's last reported state, so listing phones never waits on
+//! an actor, and the [`Registry`] maps phones to their running session actors.
+
+pub mod phone;
+pub mod root;
+pub mod supervisor;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, RpcReplyPort};
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::config::Config;
+use crate::db::phones::{self, SessionState};
+use crate::domain::{PhoneNumber, PhoneStatus};
+use crate::engine::{Engine, EngineError, PairingMode};
+use crate::events::{EventBus, EventKind, GatewayEvent};
+pub use phone::PhoneMsg;
+pub use supervisor::SupervisorMsg;
+
+/// The pairing in progress: the QR code to show, or the code to type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pairing {
+    Qr {
+        code: String,
+        expires_at: DateTime<Utc>,
+        /// How many QR codes this pairing attempt has shown so far.
+        count: u32,
+    },
+    Code {
+        code: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+/// What the API shows about a phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneEntry {
+    pub phone: PhoneNumber,
+    pub country: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub state: SessionState,
+    pub pairing: Option<Pairing>,
+}
+
+impl PhoneEntry {
+    fn from_row(row: &phones::Model) -> Option<Self> {
+        Some(Self {
+            phone: PhoneNumber::parse(&row.phone, None).ok()?,
+            country: row.country.clone(),
+            created_at: row.created_at,
+            state: row.session_state(),
+            pairing: None,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PhoneError {
+    #[error("no phone {0} has been added")]
+    NotFound(PhoneNumber),
+    #[error("the phone {0} has already been added")]
+    Exists(PhoneNumber),
+    #[error("the phone quota of {0} is used up")]
+    QuotaExceeded(u32),
+    #[error("the phone's session is restarting")]
+    Restarting,
+    #[error("the phone's session did not answer in time")]
+    Timeout,
+    #[error("the phone is not connected to WhatsApp")]
+    NotConnected,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+pub type Reply<T> = RpcReplyPort<Result<T, PhoneError>>;
+
+/// Where the root supervisor publishes the current phone supervisor.
+pub type SupervisorSlot = Arc<RwLock<Option<ActorRef<SupervisorMsg>>>>;
+
+/// Every phone's last reported state.
+#[derive(Clone, Default)]
+pub struct Directory(Arc<RwLock<BTreeMap<PhoneNumber, PhoneEntry>>>);
+
+impl Directory {
+    pub fn get(&self, phone: &PhoneNumber) -> Option<PhoneEntry> {
+        read(&self.0).get(phone).cloned()
+    }
+
+    pub fn all(&self) -> Vec<PhoneEntry> {
+        read(&self.0).values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        read(&self.0).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn phones(&self) -> Vec<PhoneNumber> {
+        read(&self.0).keys().cloned().collect()
+    }
+
+    pub fn insert(&self, entry: PhoneEntry) {
+        write(&self.0).insert(entry.phone.clone(), entry);
+    }
+
+    pub fn remove(&self, phone: &PhoneNumber) {
+        write(&self.0).remove(phone);
+    }
+
+    /// Phones per status, every status present.
+    pub fn counts(&self) -> BTreeMap<PhoneStatus, u64> {
+        let mut counts: BTreeMap<PhoneStatus, u64> =
+            PhoneStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for entry in read(&self.0).values() {
+            *counts.entry(entry.state.status).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// The running session actor of each phone.
+#[derive(Clone, Default)]
+pub struct Registry(Arc<RwLock<HashMap<PhoneNumber, ActorRef<PhoneMsg>>>>);
+
+impl Registry {
+    pub fn get(&self, phone: &PhoneNumber) -> Option<ActorRef<PhoneMsg>> {
+        read(&self.0).get(phone).cloned()
+    }
+
+    fn insert(&self, phone: PhoneNumber, actor: ActorRef<PhoneMsg>) {
+        write(&self.0).insert(phone, actor);
+    }
+
+    /// Removes the entry only if it still belongs to `actor`, so a late exit of an old
+    /// actor never unregisters its replacement.
+    fn remove_if(&self, phone: &PhoneNumber, actor: ractor::ActorId) {
+        let mut map = write(&self.0);
+        if map.get(phone).is_some_and(|a| a.get_id() == actor) {
+            map.remove(phone);
+        }
+    }
+}
+
+/// What every actor of the tree shares.
+pub struct Shared {
+    pub db: DatabaseConnection,
+    pub engine: Arc<dyn Engine>,
+    pub config: Arc<Config>,
+    pub directory: Directory,
+    pub registry: Registry,
+    pub events: EventBus,
+    /// Session restarts performed by the phone supervisor since start-up.
+    pub restarts: AtomicU64,
+}
+
+impl Shared {
+    /// Records a phone's new state: directory, database and a `phone.status` event.
+    pub async fn publish(
+        &self,
+        phone: &PhoneNumber,
+        state: SessionState,
+        pairing: Option<Pairing>,
+    ) {
+        let Some(mut entry) = self.directory.get(phone) else {
+            return;
+        };
+        let status_changed = entry.state.status != state.status;
+        let persist = entry.state != state;
+        entry.state = state;
+        entry.pairing = pairing;
+        self.directory.insert(entry.clone());
+        if persist && let Err(err) = phones::save_state(&self.db, phone, &entry.state).await {
+            tracing::warn!(%phone, error = %err, "cannot save the phone's state");
+        }
+        if status_changed || entry.pairing.is_some() {
+            self.events.publish(GatewayEvent::new(
+                EventKind::PhoneStatus,
+                Some(phone.clone()),
+                status_event(&entry),
+            ));
+        }
+    }
+}
+
+/// The `data` of a `phone.status` event.
+pub fn status_event(entry: &PhoneEntry) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "status": entry.state.status.as_str(),
+        "jid": entry.state.jid,
+        "lid": entry.state.lid,
+        "pushName": entry.state.push_name,
+        "lastError": entry.state.last_error,
+    });
+    match &entry.pairing {
+        Some(Pairing::Qr {
+            code,
+            expires_at,
+            count,
+        }) => {
+            data["qr"] = serde_json::json!({"code": code, "expiresAt": expires_at, "count": count});
+        }
+        Some(Pairing::Code { code, expires_at }) => {
+            data["pairingCode"] = serde_json::json!({"code": code, "expiresAt": expires_at});
+        }
+        None => {}
+    }
+    data
+}
+
+/// The gateway's handle on the phones: every call goes to an actor, with a timeout.
+pub struct Phones {
+    shared: Arc<Shared>,
+    supervisor: SupervisorSlot,
+    /// Serialises adds so the quota check and the insert cannot interleave.
+    add_lock: tokio::sync::Mutex<()>,
+}
+
+impl Phones {
+    pub fn new(shared: Arc<Shared>, supervisor: SupervisorSlot) -> Self {
+        Self {
+            shared,
+            supervisor,
+            add_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Loads every phone's last state into the directory (before the supervisor starts).
+    pub async fn load_directory(
+        db: &DatabaseConnection,
+        directory: &Directory,
+    ) -> Result<(), DbErr> {
+        for row in phones::all(db).await? {
+            if let Some(entry) = PhoneEntry::from_row(&row) {
+                directory.insert(entry);
+            } else {
+                tracing::warn!(phone = %row.phone, "skipping a stored phone that no longer parses");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn list(&self) -> Vec<PhoneEntry> {
+        let mut all = self.shared.directory.all();
+        all.sort_by_key(|e| e.created_at);
+        all
+    }
+
+    pub fn get(&self, phone: &PhoneNumber) -> Result<PhoneEntry, PhoneError> {
+        self.shared
+            .directory
+            .get(phone)
+            .ok_or_else(|| PhoneError::NotFound(phone.clone()))
+    }
+
+    pub fn counts(&self) -> BTreeMap<PhoneStatus, u64> {
+        self.shared.directory.counts()
+    }
+
+    pub fn running(&self) -> usize {
+        read(&self.shared.registry.0).len()
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.shared.restarts.load(Ordering::Relaxed)
+    }
+
+    pub async fn add(
+        &self,
+        phone: PhoneNumber,
+        country: Option<String>,
+    ) -> Result<PhoneEntry, PhoneError> {
+        let _serialised = self.add_lock.lock().await;
+        if self.shared.directory.get(&phone).is_some() {
+            return Err(PhoneError::Exists(phone));
+        }
+        let limit = self.shared.config.limits.max_phones;
+        if phones::count(&self.shared.db).await? >= u64::from(limit) {
+            return Err(PhoneError::QuotaExceeded(limit));
+        }
+        let row =
+            phones::insert(&self.shared.db, &phone, country.or_else(|| phone.country())).await?;
+        let entry =
+            PhoneEntry::from_row(&row).ok_or_else(|| PhoneError::NotFound(phone.clone()))?;
+        self.shared.directory.insert(entry.clone());
+        self.start(&phone).await?;
+        Ok(entry)
+    }
+
+    /// Logs the phone out, stops its session and deletes its keys and data.
+    pub async fn remove(&self, phone: &PhoneNumber) -> Result<(), PhoneError> {
+        self.get(phone)?;
+        if let Some(actor) = self.shared.registry.get(phone) {
+            // Best effort: unlink from WhatsApp while the session still exists.
+            let _ = self.call(&actor, |reply| PhoneMsg::Logout { reply }).await;
+        }
+        self.call(&self.supervisor()?, |reply| SupervisorMsg::Stop {
+            phone: phone.clone(),
+            reply,
+        })
+        .await?;
+        self.shared.engine.forget(phone).await?;
+        phones::delete(&self.shared.db, phone).await?;
+        self.shared.directory.remove(phone);
+        self.shared.events.publish(GatewayEvent::new(
+            EventKind::PhoneStatus,
+            Some(phone.clone()),
+            serde_json::json!({"status": "deleted"}),
+        ));
+        Ok(())
+    }
+
+    pub async fn connect(
+        &self,
+        phone: &PhoneNumber,
+        mode: PairingMode,
+    ) -> Result<PhoneEntry, PhoneError> {
+        let actor = self.session_or_start(phone).await?;
+        let wait = self.shared.config.phones.connect_wait;
+        self.call_for(&actor, wait + self.timeout(), |reply| PhoneMsg::Connect {
+            mode,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn disconnect(&self, phone: &PhoneNumber) -> Result<PhoneEntry, PhoneError> {
+        match self.shared.registry.get(phone) {
+            Some(actor) => {
+                self.call(&actor, |reply| PhoneMsg::Disconnect { reply })
+                    .await?
+            }
+            // A failed phone has no session: it is already offline.
+            None => self.get(phone),
+        }
+    }
+
+    pub async fn logout(&self, phone: &PhoneNumber) -> Result<PhoneEntry, PhoneError> {
+        let actor = self.session_or_start(phone).await?;
+        self.call(&actor, |reply| PhoneMsg::Logout { reply })
+            .await?
+    }
+
+    /// The running session of a phone.
+    pub fn session(&self, phone: &PhoneNumber) -> Result<ActorRef<PhoneMsg>, PhoneError> {
+        let entry = self.get(phone)?;
+        self.shared
+            .registry
+            .get(phone)
+            .ok_or(match entry.state.status {
+                PhoneStatus::Failed => PhoneError::NotConnected,
+                _ => PhoneError::Restarting,
+            })
+    }
+
+    /// Sends a request to a phone's session and waits for its answer.
+    pub async fn ask<T: Send + 'static>(
+        &self,
+        phone: &PhoneNumber,
+        msg: impl FnOnce(Reply<T>) -> PhoneMsg,
+    ) -> Result<T, PhoneError> {
+        let actor = self.session(phone)?;
+        self.call(&actor, msg).await?
+    }
+
+    fn supervisor(&self) -> Result<ActorRef<SupervisorMsg>, PhoneError> {
+        read(&self.supervisor).clone().ok_or(PhoneError::Restarting)
+    }
+
+    /// The phone's session; a failed phone (whose session was given up) is started anew.
+    async fn session_or_start(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<ActorRef<PhoneMsg>, PhoneError> {
+        let entry = self.get(phone)?;
+        if let Some(actor) = self.shared.registry.get(phone) {
+            return Ok(actor);
+        }
+        if entry.state.status != PhoneStatus::Failed {
+            return Err(PhoneError::Restarting);
+        }
+        self.start(phone).await?;
+        self.shared
+            .registry
+            .get(phone)
+            .ok_or(PhoneError::Restarting)
+    }
+
+    async fn start(&self, phone: &PhoneNumber) -> Result<(), PhoneError> {
+        self.call(&self.supervisor()?, |reply| SupervisorMsg::Start {
+            phone: phone.clone(),
+            reply: Some(reply),
+        })
+        .await?
+    }
+
+    fn timeout(&self) -> Duration {
+        self.shared.config.phones.call_timeout
+    }
+
+    async fn call<M: ractor::Message, T: Send + 'static>(
+        &self,
+        actor: &ActorRef<M>,
+        msg: impl FnOnce(RpcReplyPort<T>) -> M,
+    ) -> Result<T, PhoneError> {
+        self.call_for(actor, self.timeout(), msg).await
+    }
+
+    async fn call_for<M: ractor::Message, T: Send + 'static>(
+        &self,
+        actor: &ActorRef<M>,
+        timeout: Duration,
+        msg: impl FnOnce(RpcReplyPort<T>) -> M,
+    ) -> Result<T, PhoneError> {
+        match actor.call(msg, Some(timeout)).await {
+            Ok(CallResult::Success(value)) => Ok(value),
+            Ok(CallResult::Timeout) => Err(PhoneError::Timeout),
+            // The actor stopped (crashed) before answering.
+            Ok(CallResult::SenderError) | Err(_) => Err(PhoneError::Restarting),
+        }
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

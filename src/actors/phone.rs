@@ -1,0 +1,351 @@
+//! `PhoneSession`: one actor per phone, owning that phone's engine session. It turns
+//! engine events into the phone's state (published to the directory, the database and the
+//! event bus) and answers the gateway's requests. A request's failure goes back through
+//! its reply port; only a broken session (`EngineEvent::Fatal`) fails the actor, so that
+//! the supervisor restarts it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::{Pairing, PhoneEntry, PhoneError, Reply, Shared};
+use crate::db::phones::SessionState;
+use crate::domain::{PhoneNumber, PhoneStatus};
+use crate::engine::{EngineEvent, EventSink, PairingMode, Session};
+
+pub enum PhoneMsg {
+    /// Connect, or pair when the phone has no link. Answers once there is something to
+    /// show (a QR code, a pairing code, the connection) or `phones.connect_wait` passed.
+    Connect {
+        mode: PairingMode,
+        reply: Reply<PhoneEntry>,
+    },
+    /// Go offline, keeping the link.
+    Disconnect { reply: Reply<PhoneEntry> },
+    /// Unlink the device and delete its keys.
+    Logout { reply: Reply<PhoneEntry> },
+    /// Something the engine reported.
+    Engine(EngineEvent),
+    /// `connect_wait` passed: answer the connect requests still waiting.
+    ConnectWaitOver,
+    /// Bring a phone that was online before the restart back online.
+    Resume,
+}
+
+pub struct PhoneSession;
+
+pub struct PhoneArgs {
+    pub phone: PhoneNumber,
+    pub shared: Arc<Shared>,
+    /// Resume the connection after this delay if the phone was online before.
+    pub resume_after: Option<Duration>,
+}
+
+pub struct PhoneState {
+    phone: PhoneNumber,
+    shared: Arc<Shared>,
+    session: Arc<dyn Session>,
+    state: SessionState,
+    pairing: Option<Pairing>,
+    waiters: Vec<Reply<PhoneEntry>>,
+}
+
+impl Actor for PhoneSession {
+    type Msg = PhoneMsg;
+    type State = PhoneState;
+    type Arguments = PhoneArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PhoneMsg>,
+        args: PhoneArgs,
+    ) -> Result<PhoneState, ActorProcessingErr> {
+        let PhoneArgs {
+            phone,
+            shared,
+            resume_after,
+        } = args;
+        let entry = shared
+            .directory
+            .get(&phone)
+            .ok_or_else(|| format!("phone {phone} is not in the directory"))?;
+        let me = myself.clone();
+        let sink: EventSink = Arc::new(move |event| {
+            // The actor may be gone (crashed or stopped): its events go nowhere.
+            let _ = me.cast(PhoneMsg::Engine(event));
+        });
+        let session = shared.engine.open(&phone, sink).await?;
+        let mut this = PhoneState {
+            phone,
+            shared,
+            session,
+            state: entry.state,
+            pairing: None,
+            waiters: Vec::new(),
+        };
+        // Say only what is true now: nothing is connected yet in a fresh actor.
+        let was = this.state.status;
+        let next = match (resume_after, was.resumes(), this.session.is_linked()) {
+            (Some(delay), true, true) => {
+                myself.send_after(delay, || PhoneMsg::Resume);
+                Some((PhoneStatus::Connecting, this.state.last_error.clone()))
+            }
+            (_, true, false) => Some((
+                PhoneStatus::LoggedOut,
+                Some("the phone's stored link is missing; connect to pair it again".to_owned()),
+            )),
+            (_, _, _)
+                if matches!(
+                    was,
+                    PhoneStatus::Pairing
+                        | PhoneStatus::Connecting
+                        | PhoneStatus::Reconnecting
+                        | PhoneStatus::Connected
+                ) =>
+            {
+                Some((PhoneStatus::Disconnected, this.state.last_error.clone()))
+            }
+            _ => None,
+        };
+        if let Some((status, last_error)) = next {
+            this.state.status = status;
+            this.state.last_error = last_error;
+            if status != PhoneStatus::Connecting {
+                this.state.connected_at = None;
+            }
+            this.publish().await;
+        }
+        Ok(this)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<PhoneMsg>,
+        this: &mut PhoneState,
+    ) -> Result<(), ActorProcessingErr> {
+        // The stored status is left as it is, so a restart resumes what was online.
+        this.session.close().await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<PhoneMsg>,
+        msg: PhoneMsg,
+        this: &mut PhoneState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PhoneMsg::Connect { mode, reply } => this.connect(&myself, mode, reply).await,
+            PhoneMsg::Disconnect { reply } => {
+                let result = this.session.disconnect().await;
+                if result.is_ok() && this.state.status != PhoneStatus::LoggedOut {
+                    this.state.status = PhoneStatus::Disconnected;
+                    this.state.connected_at = None;
+                    this.pairing = None;
+                    this.publish().await;
+                }
+                this.answer_waiters();
+                let _ = reply.send(result.map(|()| this.entry()).map_err(PhoneError::from));
+            }
+            PhoneMsg::Logout { reply } => {
+                let result = this.session.logout().await;
+                if result.is_ok() {
+                    this.forget_identity(PhoneStatus::LoggedOut, None);
+                    this.publish().await;
+                }
+                this.answer_waiters();
+                let _ = reply.send(result.map(|()| this.entry()).map_err(PhoneError::from));
+            }
+            PhoneMsg::Engine(event) => return this.on_engine_event(event).await,
+            PhoneMsg::ConnectWaitOver => this.answer_waiters(),
+            PhoneMsg::Resume if this.state.status == PhoneStatus::Connecting => {
+                if let Err(err) = this.session.connect(PairingMode::Qr).await {
+                    this.state.status = PhoneStatus::Reconnecting;
+                    this.state.last_error = Some(format!("cannot connect: {err}"));
+                    this.publish().await;
+                    // The engine could not even start: retry like a crash would.
+                    return Err(err.into());
+                }
+            }
+            PhoneMsg::Resume => {}
+        }
+        Ok(())
+    }
+}
+
+impl PhoneState {
+    fn entry(&self) -> PhoneEntry {
+        let mut entry = self
+            .shared
+            .directory
+            .get(&self.phone)
+            .unwrap_or_else(|| PhoneEntry {
+                phone: self.phone.clone(),
+                country: None,
+                created_at: Utc::now(),
+                state: self.state.clone(),
+                pairing: None,
+            });
+        entry.state = self.state.clone();
+        entry.pairing = self.pairing.clone();
+        entry
+    }
+
+    async fn publish(&self) {
+        self.shared
+            .publish(&self.phone, self.state.clone(), self.pairing.clone())
+            .await;
+    }
+
+    fn answer_waiters(&mut self) {
+        let entry = self.entry();
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(Ok(entry.clone()));
+        }
+    }
+
+    fn forget_identity(&mut self, status: PhoneStatus, last_error: Option<String>) {
+        self.state = SessionState {
+            status,
+            jid: None,
+            lid: None,
+            push_name: None,
+            connected_at: None,
+            last_error,
+        };
+        self.pairing = None;
+    }
+
+    async fn connect(
+        &mut self,
+        myself: &ActorRef<PhoneMsg>,
+        mode: PairingMode,
+        reply: Reply<PhoneEntry>,
+    ) {
+        let status = self.state.status;
+        let pairing_matches = matches!(
+            (&self.pairing, mode),
+            (Some(Pairing::Qr { .. }), PairingMode::Qr)
+                | (Some(Pairing::Code { .. }), PairingMode::Code)
+                | (None, _)
+        );
+        match status {
+            PhoneStatus::Connected => {
+                let _ = reply.send(Ok(self.entry()));
+                return;
+            }
+            PhoneStatus::Connecting | PhoneStatus::Reconnecting => {
+                self.waiters.push(reply);
+                self.wait_for_news(myself);
+                return;
+            }
+            PhoneStatus::Pairing if pairing_matches => {
+                if self.pairing.is_some() {
+                    let _ = reply.send(Ok(self.entry()));
+                } else {
+                    self.waiters.push(reply);
+                    self.wait_for_news(myself);
+                }
+                return;
+            }
+            _ => {}
+        }
+        if let Err(err) = self.session.connect(mode).await {
+            let _ = reply.send(Err(err.into()));
+            return;
+        }
+        self.state.status = if self.session.is_linked() {
+            PhoneStatus::Connecting
+        } else {
+            PhoneStatus::Pairing
+        };
+        self.state.last_error = None;
+        self.pairing = None;
+        self.publish().await;
+        self.waiters.push(reply);
+        self.wait_for_news(myself);
+    }
+
+    fn wait_for_news(&self, myself: &ActorRef<PhoneMsg>) {
+        myself.send_after(self.shared.config.phones.connect_wait, || {
+            PhoneMsg::ConnectWaitOver
+        });
+    }
+
+    async fn on_engine_event(&mut self, event: EngineEvent) -> Result<(), ActorProcessingErr> {
+        match event {
+            EngineEvent::QrCode { code, valid_for } => {
+                let count = match &self.pairing {
+                    Some(Pairing::Qr { count, .. }) => count + 1,
+                    _ => 1,
+                };
+                self.state.status = PhoneStatus::Pairing;
+                self.pairing = Some(Pairing::Qr {
+                    code,
+                    expires_at: Utc::now() + valid_for,
+                    count,
+                });
+                self.publish().await;
+                self.answer_waiters();
+            }
+            EngineEvent::PairingCode { code, valid_for } => {
+                self.state.status = PhoneStatus::Pairing;
+                self.pairing = Some(Pairing::Code {
+                    code,
+                    expires_at: Utc::now() + valid_for,
+                });
+                self.publish().await;
+                self.answer_waiters();
+            }
+            EngineEvent::PairingFailed { reason } => {
+                self.state.status = PhoneStatus::Disconnected;
+                self.state.last_error = Some(reason);
+                self.pairing = None;
+                self.publish().await;
+                self.answer_waiters();
+            }
+            EngineEvent::Connected(identity) => {
+                self.state = SessionState {
+                    status: PhoneStatus::Connected,
+                    jid: Some(identity.jid.to_string()),
+                    lid: identity.lid.map(|l| l.to_string()),
+                    push_name: identity.push_name,
+                    connected_at: Some(Utc::now()),
+                    last_error: None,
+                };
+                self.pairing = None;
+                self.publish().await;
+                self.answer_waiters();
+            }
+            EngineEvent::Disconnected { reason } => {
+                if self.state.status == PhoneStatus::Connected {
+                    self.state.status = PhoneStatus::Reconnecting;
+                }
+                self.state.last_error = Some(reason);
+                self.publish().await;
+            }
+            EngineEvent::LoggedOut { reason } => {
+                if let Err(err) = self.shared.engine.forget(&self.phone).await {
+                    tracing::warn!(phone = %self.phone, error = %err, "cannot delete the phone's keys");
+                }
+                self.forget_identity(PhoneStatus::LoggedOut, Some(reason));
+                self.publish().await;
+                self.answer_waiters();
+            }
+            EngineEvent::Fatal { reason } => {
+                tracing::warn!(phone = %self.phone, %reason, "the session is broken; restarting it");
+                return Err(reason.into());
+            }
+            EngineEvent::Message(message, ack) => {
+                tracing::debug!(phone = %self.phone, id = %message.id, "message received");
+                ack.done();
+            }
+            EngineEvent::Receipt(_)
+            | EngineEvent::Contacts(_)
+            | EngineEvent::GroupsChanged { .. } => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,439 @@
+//! `/api/v1/user/phones` and `/api/v1/user/quota`: add, list and delete phones, and link
+//! them to WhatsApp (QR code or pairing code), disconnect and log out.
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use qrcode::QrCode;
+
+use super::ApiTags;
+use super::auth::Confirmation;
+use super::error::ApiError;
+use super::payload::OptionalJson;
+use crate::actors::{Pairing, PhoneEntry, PhoneError};
+use crate::app::AppState;
+use crate::auth::scheme::Owner;
+use crate::domain::{PhoneNumber, PhoneStatus};
+use crate::engine::{EngineError, PairingMode};
+
+pub struct PhonesApi;
+
+/// A phone's connection state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum PhoneStatusView {
+    /// Not connected; a linked phone connects again without a QR code.
+    Disconnected,
+    /// Logging in with the stored link.
+    Connecting,
+    /// Waiting for the QR code to be scanned or the pairing code to be entered.
+    Pairing,
+    /// Online.
+    Connected,
+    /// The connection dropped; reconnecting by itself.
+    Reconnecting,
+    /// Unlinked: connecting needs a new pairing.
+    LoggedOut,
+    /// The session kept failing and was stopped; connect to try again.
+    Failed,
+}
+
+impl From<PhoneStatus> for PhoneStatusView {
+    fn from(status: PhoneStatus) -> Self {
+        match status {
+            PhoneStatus::Disconnected => Self::Disconnected,
+            PhoneStatus::Connecting => Self::Connecting,
+            PhoneStatus::Pairing => Self::Pairing,
+            PhoneStatus::Connected => Self::Connected,
+            PhoneStatus::Reconnecting => Self::Reconnecting,
+            PhoneStatus::LoggedOut => Self::LoggedOut,
+            PhoneStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct QrView {
+    /// The raw QR payload, for rendering it yourself.
+    code: String,
+    /// The QR code as a PNG image, as a `data:` URL.
+    png_data_url: String,
+    /// The QR code as an SVG document.
+    svg: String,
+    /// When this code stops working; a new one replaces it before then.
+    expires_at: DateTime<Utc>,
+    /// How many codes this pairing attempt has shown, this one included.
+    count: u32,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PairingCodeView {
+    /// Type this in WhatsApp: Linked devices → Link a device → Link with phone number instead.
+    code: String,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PhoneView {
+    /// The phone number in E.164 form.
+    phone: String,
+    /// ISO 3166 alpha-2 country of the number.
+    country: Option<String>,
+    status: PhoneStatusView,
+    /// The linked account's JID, once connected.
+    jid: Option<String>,
+    /// The linked account's LID (hidden-number identity), once connected.
+    lid: Option<String>,
+    /// The name the account shows to others.
+    push_name: Option<String>,
+    /// When the current connection was made.
+    connected_at: Option<DateTime<Utc>>,
+    /// Why the phone is not connected, in words, when something went wrong.
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    /// The QR code to scan, while pairing by QR code.
+    qr: Option<QrView>,
+    /// The code to type on the phone, while pairing by code.
+    pairing_code: Option<PairingCodeView>,
+}
+
+impl From<PhoneEntry> for PhoneView {
+    fn from(entry: PhoneEntry) -> Self {
+        let (qr, pairing_code) = match entry.pairing {
+            Some(Pairing::Qr {
+                code,
+                expires_at,
+                count,
+            }) => (
+                Some(QrView {
+                    png_data_url: qr_png_data_url(&code),
+                    svg: qr_svg(&code),
+                    code,
+                    expires_at,
+                    count,
+                }),
+                None,
+            ),
+            Some(Pairing::Code { code, expires_at }) => {
+                (None, Some(PairingCodeView { code, expires_at }))
+            }
+            None => (None, None),
+        };
+        Self {
+            phone: entry.phone.to_string(),
+            country: entry.country,
+            status: entry.state.status.into(),
+            jid: entry.state.jid,
+            lid: entry.state.lid,
+            push_name: entry.state.push_name,
+            connected_at: entry.state.connected_at,
+            last_error: entry.state.last_error,
+            created_at: entry.created_at,
+            qr,
+            pairing_code,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PhoneList {
+    /// Every phone, oldest first.
+    data: Vec<PhoneView>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AddPhoneRequest {
+    /// The number with its country code (`+12015550123`), or a national number with `country`.
+    #[oai(validator(max_length = 32))]
+    phone: String,
+    /// ISO 3166 alpha-2 country (`US`, `GB`, `BR`) for a number written without country code.
+    #[oai(validator(max_length = 2))]
+    country: Option<String>,
+}
+
+#[derive(Debug, Default, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ConnectRequest {
+    /// Pair by typing a code on the phone instead of scanning a QR code. Default false.
+    pairing_code_mode: Option<bool>,
+}
+
+#[derive(ApiResponse)]
+pub enum PhoneCreated {
+    /// The phone was added; connect it to link it to WhatsApp.
+    #[oai(status = 201)]
+    Created(Json<PhoneView>),
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PhoneQuota {
+    used: u64,
+    limit: u32,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct QuotaView {
+    phones: PhoneQuota,
+    /// Media kinds that may be sent.
+    allowed_media: Vec<String>,
+}
+
+#[OpenApi(prefix_path = "/user", tag = "ApiTags::Phones")]
+impl PhonesApi {
+    /// List phones
+    ///
+    /// Every phone with its current connection state.
+    #[oai(path = "/phones", method = "get", operation_id = "listPhones")]
+    async fn list(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+    ) -> Result<Json<PhoneList>, ApiError> {
+        Ok(Json(PhoneList {
+            data: state
+                .phones
+                .list()
+                .into_iter()
+                .map(PhoneView::from)
+                .collect(),
+        }))
+    }
+
+    /// Add a phone
+    ///
+    /// Adds a phone number to link to WhatsApp. The number is validated and stored in E.164
+    /// form. Connect it afterwards to pair it.
+    #[oai(path = "/phones", method = "post", operation_id = "addPhone")]
+    async fn add(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        body: Json<AddPhoneRequest>,
+    ) -> Result<PhoneCreated, ApiError> {
+        let country = body.0.country.as_deref().map(str::to_ascii_uppercase);
+        let phone = PhoneNumber::parse(&body.0.phone, country.as_deref())
+            .map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))?;
+        let entry = state.phones.add(phone, country).await?;
+        Ok(PhoneCreated::Created(Json(entry.into())))
+    }
+
+    /// Get a phone
+    ///
+    /// One phone's state, with its QR code or pairing code while it is pairing.
+    #[oai(path = "/phones/:phone", method = "get", operation_id = "getPhone")]
+    async fn get(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+    ) -> Result<Json<PhoneView>, ApiError> {
+        let phone = path_phone(&phone)?;
+        Ok(Json(state.phones.get(&phone)?.into()))
+    }
+
+    /// Delete a phone
+    ///
+    /// Logs the device out of WhatsApp, stops its session and deletes its keys and data.
+    #[oai(
+        path = "/phones/:phone",
+        method = "delete",
+        operation_id = "deletePhone"
+    )]
+    async fn delete(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+    ) -> Result<Json<Confirmation>, ApiError> {
+        let phone = path_phone(&phone)?;
+        state.phones.remove(&phone).await?;
+        Ok(Confirmation::new(format!("phone {phone} deleted")))
+    }
+
+    /// Connect a phone
+    ///
+    /// Connects a linked phone, or starts pairing one that is not linked: the answer then
+    /// carries the QR code (raw, PNG and SVG) or, with `pairingCodeMode`, the code to type
+    /// on the phone. Idempotent: on a connected phone it returns its state, on a pairing
+    /// phone the current code. QR codes rotate; `GET /phones/{phone}` or the WebSocket
+    /// stream shows the newest.
+    #[oai(
+        path = "/phones/:phone/connect",
+        method = "post",
+        operation_id = "connectPhone"
+    )]
+    async fn connect(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+        body: OptionalJson<ConnectRequest>,
+    ) -> Result<Json<PhoneView>, ApiError> {
+        let phone = path_phone(&phone)?;
+        let mode = if body.pairing_code_mode.unwrap_or(false) {
+            PairingMode::Code
+        } else {
+            PairingMode::Qr
+        };
+        Ok(Json(state.phones.connect(&phone, mode).await?.into()))
+    }
+
+    /// Disconnect a phone
+    ///
+    /// Takes the phone offline but keeps its link, so the next connect needs no QR code.
+    /// Idempotent.
+    #[oai(
+        path = "/phones/:phone/disconnect",
+        method = "post",
+        operation_id = "disconnectPhone"
+    )]
+    async fn disconnect(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+    ) -> Result<Json<PhoneView>, ApiError> {
+        let phone = path_phone(&phone)?;
+        Ok(Json(state.phones.disconnect(&phone).await?.into()))
+    }
+
+    /// Log a phone out
+    ///
+    /// Unlinks the device from the WhatsApp account and deletes its keys; the next connect
+    /// pairs anew. The phone stays in the list.
+    #[oai(
+        path = "/phones/:phone/logout",
+        method = "post",
+        operation_id = "logoutPhone"
+    )]
+    async fn logout(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+    ) -> Result<Json<PhoneView>, ApiError> {
+        let phone = path_phone(&phone)?;
+        Ok(Json(state.phones.logout(&phone).await?.into()))
+    }
+
+    /// Quota
+    ///
+    /// Phones used and allowed, and the media kinds that may be sent.
+    #[oai(path = "/quota", method = "get", operation_id = "getQuota")]
+    async fn quota(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+    ) -> Result<Json<QuotaView>, ApiError> {
+        let limits = &state.config.limits;
+        Ok(Json(QuotaView {
+            phones: PhoneQuota {
+                used: state.phones.list().len() as u64,
+                limit: limits.max_phones,
+            },
+            allowed_media: limits
+                .allowed_media
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
+        }))
+    }
+}
+
+/// The `{phone}` of a path: `+12015550123`, `12015550123` or `%2B12015550123`.
+pub fn path_phone(segment: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse_path(segment)
+        .map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))
+}
+
+fn qr_svg(code: &str) -> String {
+    QrCode::new(code.as_bytes())
+        .map(|qr| {
+            qr.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(256, 256)
+                .build()
+        })
+        .unwrap_or_default()
+}
+
+fn qr_png_data_url(code: &str) -> String {
+    let Ok(qr) = QrCode::new(code.as_bytes()) else {
+        return String::new();
+    };
+    let image = qr
+        .render::<image::Luma<u8>>()
+        .min_dimensions(256, 256)
+        .build();
+    let mut png = std::io::Cursor::new(Vec::new());
+    if image.write_to(&mut png, image::ImageFormat::Png).is_err() {
+        return String::new();
+    }
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png.into_inner())
+    )
+}
+
+impl From<PhoneError> for ApiError {
+    fn from(err: PhoneError) -> Self {
+        match err {
+            PhoneError::NotFound(phone) => ApiError::not_found(
+                "phone_not_found",
+                format!("no phone {phone} has been added; add it with POST /api/v1/user/phones"),
+            ),
+            PhoneError::Exists(phone) => ApiError::conflict(
+                "phone_exists",
+                format!("the phone {phone} has already been added"),
+            ),
+            PhoneError::QuotaExceeded(limit) => ApiError::forbidden(
+                "quota_exceeded",
+                format!(
+                    "the phone quota ({limit}) is used up; delete a phone or raise limits.max_phones"
+                ),
+            ),
+            PhoneError::Restarting => ApiError::unavailable(
+                "phone_restarting",
+                "the phone's session is restarting; retry in a moment",
+            ),
+            PhoneError::Timeout => ApiError::unavailable(
+                "phone_timeout",
+                "the phone's session did not answer in time; retry",
+            ),
+            PhoneError::NotConnected | PhoneError::Engine(EngineError::NotConnected) => {
+                ApiError::conflict(
+                    "phone_not_connected",
+                    "the phone is not connected to WhatsApp; connect it first",
+                )
+            }
+            PhoneError::Engine(EngineError::Timeout) => ApiError::unavailable(
+                "whatsapp_timeout",
+                "WhatsApp did not answer in time; retry later",
+            ),
+            PhoneError::Engine(EngineError::NotFound(what)) => {
+                ApiError::not_found("not_found", format!("{what} was not found"))
+            }
+            PhoneError::Engine(EngineError::Rejected(why)) => ApiError::bad_request(
+                "rejected_by_whatsapp",
+                format!("WhatsApp refused the request: {why}"),
+            ),
+            PhoneError::Engine(err @ (EngineError::Protocol(_) | EngineError::Storage(_))) => {
+                tracing::warn!(error = %err, "engine error");
+                ApiError::unavailable(
+                    "engine_unavailable",
+                    format!("the WhatsApp engine failed: {err}; retry later"),
+                )
+            }
+            PhoneError::Db(err) => ApiError::from(err),
+        }
+    }
+}

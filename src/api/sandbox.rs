@@ -1,0 +1,483 @@
+//! `/api/v1/sandbox`: control of the simulated WhatsApp network. Every route answers 404
+//! `sandbox_disabled` unless `engine = "sandbox"`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+
+use super::ApiTags;
+use super::auth::Confirmation;
+use super::error::ApiError;
+use super::phones::path_phone;
+use crate::app::AppState;
+use crate::auth::scheme::Owner;
+use crate::config::MediaKind;
+use crate::domain::PhoneNumber;
+use crate::engine::sandbox::{Fault, Received, SandboxError, SandboxNetwork};
+use crate::engine::{InboundContent, OutgoingContent};
+
+pub struct SandboxApi;
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreateAccountRequest {
+    /// The virtual account's number, with country code.
+    #[oai(validator(max_length = 32))]
+    phone: String,
+    /// The name it shows (its push name).
+    #[oai(validator(min_length = 1, max_length = 100))]
+    name: String,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AccountView {
+    phone: String,
+    jid: String,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(ApiResponse)]
+pub enum AccountCreated {
+    /// The account exists on the sandbox network.
+    #[oai(status = 201)]
+    Created(Json<AccountView>),
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ReceivedMediaView {
+    /// image, video, audio, document or sticker.
+    kind: String,
+    mime_type: String,
+    file_name: Option<String>,
+    /// Size in bytes.
+    size: u64,
+    /// Sent as a voice note.
+    voice_note: bool,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ReceivedListRowView {
+    id: String,
+    title: String,
+    description: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ReceivedListSectionView {
+    title: String,
+    rows: Vec<ReceivedListRowView>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ReceivedListView {
+    title: String,
+    body: String,
+    footer: Option<String>,
+    button_text: String,
+    sections: Vec<ReceivedListSectionView>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ReceivedView {
+    /// The message id the sending phone got back.
+    id: String,
+    /// The gateway phone that sent it.
+    from: String,
+    /// The group it was sent to, for group messages.
+    group: Option<String>,
+    /// text, media or list.
+    r#type: String,
+    text: Option<String>,
+    media: Option<ReceivedMediaView>,
+    list: Option<ReceivedListView>,
+    /// The id of the message this one replies to.
+    quoted_id: Option<String>,
+    mentions: Vec<String>,
+    link_preview: bool,
+    received_at: DateTime<Utc>,
+}
+
+impl From<Received> for ReceivedView {
+    fn from(r: Received) -> Self {
+        let message = r.message;
+        let (kind, text, media, list) = match message.content {
+            OutgoingContent::Text(text) => ("text", Some(text), None, None),
+            OutgoingContent::Media(m) => (
+                "media",
+                m.caption,
+                Some(ReceivedMediaView {
+                    kind: m.kind.as_str().to_owned(),
+                    mime_type: m.mime,
+                    file_name: m.file_name,
+                    size: m.data.len() as u64,
+                    voice_note: m.voice_note,
+                }),
+                None,
+            ),
+            OutgoingContent::List(l) => (
+                "list",
+                Some(l.body.clone()),
+                None,
+                Some(ReceivedListView {
+                    title: l.title,
+                    body: l.body,
+                    footer: l.footer,
+                    button_text: l.button_text,
+                    sections: l
+                        .sections
+                        .into_iter()
+                        .map(|s| ReceivedListSectionView {
+                            title: s.title,
+                            rows: s
+                                .rows
+                                .into_iter()
+                                .map(|row| ReceivedListRowView {
+                                    id: row.id,
+                                    title: row.title,
+                                    description: row.description,
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                }),
+            ),
+        };
+        Self {
+            id: r.id,
+            from: r.from.to_string(),
+            group: r.group.map(|g| g.to_string()),
+            r#type: kind.to_owned(),
+            text,
+            media,
+            list,
+            quoted_id: message.quoted_id,
+            mentions: message.mentions.iter().map(ToString::to_string).collect(),
+            link_preview: message.link_preview,
+            received_at: r.received_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ReceivedList {
+    /// Oldest first.
+    data: Vec<ReceivedView>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct InboundMediaRequest {
+    kind: MediaKindView,
+    #[oai(validator(max_length = 100))]
+    mime_type: String,
+    #[oai(validator(max_length = 255))]
+    file_name: Option<String>,
+    /// Size in bytes.
+    size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum MediaKindView {
+    Image,
+    Video,
+    Audio,
+    Document,
+    Sticker,
+}
+
+impl From<MediaKindView> for MediaKind {
+    fn from(kind: MediaKindView) -> Self {
+        match kind {
+            MediaKindView::Image => MediaKind::Image,
+            MediaKindView::Video => MediaKind::Video,
+            MediaKindView::Audio => MediaKind::Audio,
+            MediaKindView::Document => MediaKind::Document,
+            MediaKindView::Sticker => MediaKind::Sticker,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct InboundRequest {
+    /// The virtual account that sends the message.
+    #[oai(validator(max_length = 32))]
+    from: String,
+    /// The text, or the caption of the media.
+    #[oai(validator(max_length = 65536))]
+    message: String,
+    /// Send a media message (its metadata) instead of text.
+    media: Option<InboundMediaRequest>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct InboundView {
+    /// The message id.
+    id: String,
+    /// True when the gateway stored it; false while it waits for the phone to connect.
+    delivered: bool,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// The network drops; the session must reconnect by itself.
+    Disconnect,
+    /// The session fails; the supervisor must restart it.
+    Crash,
+    /// The device is unlinked on the phone.
+    Logout,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct FaultRequest {
+    kind: FaultKind,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreateGroupRequest {
+    #[oai(validator(min_length = 1, max_length = 100))]
+    subject: String,
+    /// Gateway phones and/or virtual accounts.
+    #[oai(validator(min_items = 1, max_items = 1024))]
+    members: Vec<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SandboxGroupView {
+    jid: String,
+    subject: String,
+    members: Vec<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(ApiResponse)]
+pub enum GroupCreated {
+    /// The group exists on the sandbox network.
+    #[oai(status = 201)]
+    Created(Json<SandboxGroupView>),
+}
+
+#[OpenApi(prefix_path = "/sandbox", tag = "ApiTags::Sandbox")]
+impl SandboxApi {
+    /// Register a virtual account
+    ///
+    /// Creates a WhatsApp account on the sandbox network. Numbers that are neither virtual
+    /// accounts nor linked gateway phones are "not on WhatsApp".
+    #[oai(
+        path = "/accounts",
+        method = "post",
+        operation_id = "sandboxCreateAccount"
+    )]
+    async fn create_account(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        body: Json<CreateAccountRequest>,
+    ) -> Result<AccountCreated, ApiError> {
+        let network = sandbox(&state)?;
+        let phone = body_phone(&body.0.phone)?;
+        let account = network
+            .register(phone, body.0.name.trim().to_owned())
+            .map_err(sandbox_error)?;
+        Ok(AccountCreated::Created(Json(AccountView {
+            jid: account.phone.jid().to_string(),
+            phone: account.phone.to_string(),
+            name: account.name,
+            created_at: account.created_at,
+        })))
+    }
+
+    /// Messages a virtual account received
+    ///
+    /// What gateway phones sent to this virtual account, oldest first.
+    #[oai(
+        path = "/accounts/:phone/messages",
+        method = "get",
+        operation_id = "sandboxAccountMessages"
+    )]
+    async fn account_messages(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+    ) -> Result<Json<ReceivedList>, ApiError> {
+        let network = sandbox(&state)?;
+        let phone = path_phone(&phone)?;
+        let received = network.received(&phone).map_err(sandbox_error)?;
+        Ok(Json(ReceivedList {
+            data: received.into_iter().map(ReceivedView::from).collect(),
+        }))
+    }
+
+    /// Scan the QR code
+    ///
+    /// The phone's owner scans the current QR code (or enters the pairing code): pairing
+    /// completes and the phone connects. 409 when the phone is not pairing.
+    #[oai(
+        path = "/phones/:phone/scan",
+        method = "post",
+        operation_id = "sandboxScan"
+    )]
+    async fn scan(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+    ) -> Result<Json<Confirmation>, ApiError> {
+        let network = sandbox(&state)?;
+        let phone = gateway_phone(&state, &phone)?;
+        network.scan(&phone).map_err(sandbox_error)?;
+        Ok(Confirmation::new(format!("{phone} paired")))
+    }
+
+    /// Send a message to a gateway phone
+    ///
+    /// A virtual account sends a message to this gateway phone. Answers once the gateway
+    /// stored it; while the phone is offline the message waits, as on WhatsApp.
+    #[oai(
+        path = "/phones/:phone/inbound",
+        method = "post",
+        operation_id = "sandboxInbound"
+    )]
+    async fn inbound(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+        body: Json<InboundRequest>,
+    ) -> Result<Json<InboundView>, ApiError> {
+        let network = sandbox(&state)?;
+        let phone = gateway_phone(&state, &phone)?;
+        let body = body.0;
+        let from = body_phone(&body.from)?;
+        let content = match body.media {
+            None => InboundContent::Text(body.message),
+            Some(media) => InboundContent::Media {
+                kind: media.kind.into(),
+                mime: media.mime_type,
+                file_name: media.file_name,
+                caption: Some(body.message).filter(|c| !c.is_empty()),
+                size: media.size,
+            },
+        };
+        let injected = network
+            .inject_inbound(&phone, &from, content)
+            .await
+            .map_err(sandbox_error)?;
+        Ok(Json(InboundView {
+            id: injected.id,
+            delivered: injected.delivered,
+        }))
+    }
+
+    /// Inject a fault
+    ///
+    /// `disconnect` drops the network (the session must reconnect by itself), `crash` fails
+    /// the session (its supervisor must restart it), `logout` unlinks the device on the phone.
+    #[oai(
+        path = "/phones/:phone/faults",
+        method = "post",
+        operation_id = "sandboxFault"
+    )]
+    async fn fault(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+        body: Json<FaultRequest>,
+    ) -> Result<Json<Confirmation>, ApiError> {
+        let network = sandbox(&state)?;
+        let phone = gateway_phone(&state, &phone)?;
+        let fault = match body.0.kind {
+            FaultKind::Disconnect => Fault::Disconnect,
+            FaultKind::Crash => Fault::Crash,
+            FaultKind::Logout => Fault::Logout,
+        };
+        network.inject_fault(&phone, fault).map_err(sandbox_error)?;
+        Ok(Confirmation::new(format!("fault injected into {phone}")))
+    }
+
+    /// Create a group
+    ///
+    /// A group whose members are gateway phones and/or virtual accounts.
+    #[oai(path = "/groups", method = "post", operation_id = "sandboxCreateGroup")]
+    async fn create_group(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        body: Json<CreateGroupRequest>,
+    ) -> Result<GroupCreated, ApiError> {
+        let network = sandbox(&state)?;
+        let members = body
+            .0
+            .members
+            .iter()
+            .map(|m| body_phone(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let group = network
+            .create_group(body.0.subject.trim().to_owned(), members)
+            .map_err(sandbox_error)?;
+        Ok(GroupCreated::Created(Json(SandboxGroupView {
+            jid: group.jid.to_string(),
+            subject: group.subject,
+            members: group.members.iter().map(ToString::to_string).collect(),
+            created_at: group.created_at,
+        })))
+    }
+}
+
+fn sandbox(state: &AppState) -> Result<Arc<SandboxNetwork>, ApiError> {
+    state.sandbox.clone().ok_or_else(|| {
+        ApiError::not_found(
+            "sandbox_disabled",
+            "the sandbox is not active; start the server with engine = \"sandbox\" (WAGATE_ENGINE=sandbox)",
+        )
+    })
+}
+
+fn body_phone(input: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(input, None)
+        .map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))
+}
+
+/// A `{phone}` that must be one of the gateway's phones.
+fn gateway_phone(state: &AppState, segment: &str) -> Result<PhoneNumber, ApiError> {
+    let phone = path_phone(segment)?;
+    state.phones.get(&phone)?;
+    Ok(phone)
+}
+
+fn sandbox_error(err: SandboxError) -> ApiError {
+    let message = err.to_string();
+    match err {
+        SandboxError::UnknownAccount(_) => ApiError::not_found("account_not_found", message),
+        SandboxError::AccountExists(_) => ApiError::conflict("account_exists", message),
+        SandboxError::NoSession(_) => ApiError::conflict("no_session", message),
+        SandboxError::NotPairing(_) => ApiError::conflict("not_pairing", message),
+        SandboxError::NotConnected(_) => ApiError::conflict("phone_not_connected", message),
+        SandboxError::NotLinked(_) => ApiError::conflict("phone_not_linked", message),
+        SandboxError::EmptyGroup | SandboxError::UnknownMember(_) => {
+            ApiError::bad_request("invalid_members", message)
+        }
+        SandboxError::NotStored => ApiError::unavailable("not_stored", message),
+        SandboxError::Storage(_) => ApiError::internal(&err),
+    }
+}

@@ -1,0 +1,10 @@
+//! Domain types that are valid by construction: a [`PhoneNumber`] is always E.164 and
+//! valid for its country, a [`Jid`] always has a user and a known server.
+
+mod jid;
+mod phone;
+mod status;
+
+pub use jid::{GROUP_SERVER, Jid, JidError, LID_SERVER, USER_SERVER};
+pub use phone::{PhoneError, PhoneNumber};
+pub use status::PhoneStatus;

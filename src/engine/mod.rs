@@ -1,0 +1,295 @@
+//! The engine boundary: the only door to WhatsApp. [`Engine`] opens one [`Session`] per
+//! phone; a session connects, pairs, sends and looks things up, and reports what happens
+//! as [`EngineEvent`]s through the sink it was opened with. Nothing outside this folder
+//! names a WhatsApp library type, so the gateway runs the same on the real engine and on
+//! the [`sandbox`].
+
+pub mod sandbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+pub use crate::config::MediaKind;
+pub use crate::domain::{Jid, PhoneNumber};
+
+/// How a phone without a stored link pairs: by scanning a QR code, or by typing a code
+/// into WhatsApp ("Link with phone number instead").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingMode {
+    Qr,
+    Code,
+}
+
+/// The linked account, as WhatsApp reports it once connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub jid: Jid,
+    pub lid: Option<Jid>,
+    pub push_name: Option<String>,
+}
+
+/// What a session reports. Sent to the phone's actor; never blocks the engine.
+#[derive(Debug)]
+pub enum EngineEvent {
+    /// A new QR code to show; it replaces the previous one.
+    QrCode { code: String, valid_for: Duration },
+    /// The code to type on the phone in pairing-code mode.
+    PairingCode { code: String, valid_for: Duration },
+    /// Pairing ended without a link (codes ran out, the code was refused).
+    PairingFailed { reason: String },
+    /// Logged in and online.
+    Connected(Identity),
+    /// The connection dropped; the session reconnects by itself and keeps its link.
+    Disconnected { reason: String },
+    /// The link is gone (unlinked on the phone, banned, replaced): pairing is needed again.
+    LoggedOut { reason: String },
+    /// The session is broken beyond repair in place: its actor must be restarted.
+    Fatal { reason: String },
+    /// A message arrived. The engine acknowledges it to WhatsApp only after `ack` fires,
+    /// which the gateway does once the message is stored.
+    Message(Box<InboundMessage>, Ack),
+    /// Delivery or read receipts for messages this phone sent.
+    Receipt(Receipt),
+    /// Names learnt from the network (push names, the address book, senders).
+    Contacts(Vec<ContactInfo>),
+    /// Group metadata changed; `None` means any group may have changed.
+    GroupsChanged { group: Option<Jid> },
+}
+
+/// Completes when the gateway has stored an inbound message. Dropping it un-fired tells
+/// the engine the message was not stored (it will be delivered again).
+#[derive(Debug)]
+pub struct Ack(Option<oneshot::Sender<()>>);
+
+impl Ack {
+    pub fn new() -> (Self, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(Some(tx)), rx)
+    }
+
+    /// An ack nobody waits for.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    pub fn done(mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Where a session sends its events.
+pub type EventSink = Arc<dyn Fn(EngineEvent) + Send + Sync>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    pub id: String,
+    /// The chat: the sender for a direct message, the group for a group message.
+    pub chat: Jid,
+    pub sender: Jid,
+    /// The sender's phone-number JID when the sender is addressed by LID.
+    pub sender_pn: Option<Jid>,
+    pub push_name: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    /// Sent by this phone from another device.
+    pub from_me: bool,
+    pub content: InboundContent,
+    pub quoted_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundContent {
+    Text(String),
+    Media {
+        kind: MediaKind,
+        mime: String,
+        file_name: Option<String>,
+        caption: Option<String>,
+        size: Option<u64>,
+    },
+    /// A list reply, reaction, poll… kept by kind with a text rendering when there is one.
+    Other {
+        kind: String,
+        text: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Delivered,
+    Read,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub chat: Jid,
+    pub message_ids: Vec<String>,
+    pub status: DeliveryStatus,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactInfo {
+    pub jid: Jid,
+    /// The name this phone's owner saved, if any.
+    pub name: Option<String>,
+    /// The name the contact chose for themselves.
+    pub push_name: Option<String>,
+    pub lid: Option<Jid>,
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub to: Jid,
+    pub content: OutgoingContent,
+    /// Reply to this message id (in the same chat).
+    pub quoted_id: Option<String>,
+    pub mentions: Vec<Jid>,
+    pub link_preview: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutgoingContent {
+    Text(String),
+    Media(Media),
+    List(ListMessage),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub kind: MediaKind,
+    pub data: Bytes,
+    pub mime: String,
+    pub file_name: Option<String>,
+    pub caption: Option<String>,
+    /// Audio only: send as a voice note (push-to-talk).
+    pub voice_note: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListMessage {
+    pub title: String,
+    pub body: String,
+    pub footer: Option<String>,
+    pub button_text: String,
+    pub sections: Vec<ListSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListSection {
+    pub title: String,
+    pub rows: Vec<ListRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRow {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+}
+
+/// What WhatsApp accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub id: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Whether a number is on WhatsApp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The digits that were asked about.
+    pub number: String,
+    pub jid: Jid,
+    pub exists: bool,
+    pub lid: Option<Jid>,
+    pub is_business: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub jid: Jid,
+    pub subject: String,
+    pub description: Option<String>,
+    pub owner: Option<Jid>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub participants: Vec<Participant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub jid: Jid,
+    pub admin: bool,
+    pub super_admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("the phone is not connected to WhatsApp")]
+    NotConnected,
+    #[error("WhatsApp did not answer in time")]
+    Timeout,
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("WhatsApp refused the request: {0}")]
+    Rejected(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// A WhatsApp implementation: the real network or the sandbox.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// A session for the phone, with its stored link if it has one. It does not connect.
+    /// Opening a phone again replaces its previous session.
+    async fn open(
+        &self,
+        phone: &PhoneNumber,
+        events: EventSink,
+    ) -> Result<Arc<dyn Session>, EngineError>;
+
+    /// Deletes everything stored for the phone (its keys): the next connect pairs anew.
+    async fn forget(&self, phone: &PhoneNumber) -> Result<(), EngineError>;
+}
+
+/// One phone's connection to WhatsApp.
+#[async_trait]
+pub trait Session: Send + Sync + 'static {
+    /// Whether the phone has a stored link, so connecting needs no pairing.
+    fn is_linked(&self) -> bool;
+
+    /// Starts connecting and returns; progress arrives as events (`QrCode`/`PairingCode`
+    /// when pairing is needed, then `Connected`).
+    async fn connect(&self, mode: PairingMode) -> Result<(), EngineError>;
+
+    /// Goes offline and stops reconnecting; the link is kept.
+    async fn disconnect(&self) -> Result<(), EngineError>;
+
+    /// Unlinks the device from the account and deletes the stored link.
+    async fn logout(&self) -> Result<(), EngineError>;
+
+    async fn send(&self, message: OutgoingMessage) -> Result<SentMessage, EngineError>;
+
+    /// Shows or clears "typing…" in a chat.
+    async fn set_typing(&self, chat: &Jid, typing: bool) -> Result<(), EngineError>;
+
+    /// Which of these numbers (digits with country code) are on WhatsApp.
+    async fn lookup(&self, numbers: &[String]) -> Result<Vec<Lookup>, EngineError>;
+
+    /// The groups this phone is a member of.
+    async fn groups(&self) -> Result<Vec<Group>, EngineError>;
+
+    async fn group(&self, jid: &Jid) -> Result<Group, EngineError>;
+
+    /// Stops background work for good; called when the phone's actor stops.
+    async fn close(&self);
+}

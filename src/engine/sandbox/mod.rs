@@ -1,0 +1,470 @@
+//! The sandbox engine: an in-process simulated WhatsApp network for tests and for building
+//! against the API without risking a real number. It has virtual accounts and groups, QR
+//! codes that rotate, pairing completed by a simulated scan, messages between gateway
+//! phones and virtual accounts, and injected faults. A phone's link ("keys") is a file in
+//! the data dir, so links survive restarts exactly like the real engine's key stores.
+
+mod session;
+mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Engine, EngineError, EventSink, Group, InboundContent, InboundMessage, Jid, OutgoingContent,
+    OutgoingMessage, Participant, PhoneNumber, Session,
+};
+use crate::config::SandboxConfig;
+use session::{SandboxSession, SessionInner};
+
+/// How many received messages each virtual account keeps (oldest dropped first).
+const INBOX_LIMIT: usize = 10_000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SandboxError {
+    #[error(
+        "no virtual account has the number {0}; register it with POST /api/v1/sandbox/accounts"
+    )]
+    UnknownAccount(String),
+    #[error("{0} is already registered")]
+    AccountExists(String),
+    #[error("the phone {0} has no session; add it and connect it first")]
+    NoSession(String),
+    #[error("the phone {0} is not pairing; call connect first and scan while the QR code is shown")]
+    NotPairing(String),
+    #[error("the phone {0} is not connected")]
+    NotConnected(String),
+    #[error("the phone {0} is not linked")]
+    NotLinked(String),
+    #[error("a group needs at least one member who is a gateway phone or a virtual account")]
+    EmptyGroup,
+    #[error("{0} is neither a virtual account nor a gateway phone")]
+    UnknownMember(String),
+    #[error("the gateway did not store the message in time; it stays queued")]
+    NotStored,
+    #[error("sandbox storage failed: {0}")]
+    Storage(String),
+}
+
+/// A virtual WhatsApp account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    pub phone: PhoneNumber,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message a virtual account received from a gateway phone.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub from: PhoneNumber,
+    /// The group it was sent to, when it was a group message.
+    pub group: Option<Jid>,
+    pub message: OutgoingMessage,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub jid: Jid,
+    pub subject: String,
+    pub members: Vec<PhoneNumber>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an injected inbound message became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    pub id: String,
+    /// True once the gateway stored it; false while it waits for the phone to connect.
+    pub delivered: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The network drops; the session reconnects by itself.
+    Disconnect,
+    /// The session fails; its supervisor must restart it.
+    Crash,
+    /// The device is unlinked from the phone.
+    Logout,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct World {
+    accounts: BTreeMap<PhoneNumber, Account>,
+    groups: BTreeMap<Jid, GroupRecord>,
+}
+
+pub struct SandboxNetwork {
+    config: SandboxConfig,
+    store: store::Store,
+    world: Mutex<World>,
+    inboxes: Mutex<HashMap<PhoneNumber, Vec<Received>>>,
+    /// The live session of each gateway phone.
+    sessions: Mutex<HashMap<PhoneNumber, Weak<SessionInner>>>,
+    /// Messages for gateway phones that were offline, oldest first.
+    pending: Mutex<HashMap<PhoneNumber, Vec<InboundMessage>>>,
+}
+
+impl SandboxNetwork {
+    pub fn load(data_dir: PathBuf, config: SandboxConfig) -> Result<Arc<Self>, SandboxError> {
+        let store = store::Store::new(data_dir.join("sandbox"))?;
+        let world = store.load_world()?.unwrap_or_default();
+        Ok(Arc::new(Self {
+            config,
+            store,
+            world: Mutex::new(world),
+            inboxes: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    pub fn register(&self, phone: PhoneNumber, name: String) -> Result<Account, SandboxError> {
+        let mut world = lock(&self.world);
+        if world.accounts.contains_key(&phone) {
+            return Err(SandboxError::AccountExists(phone.to_string()));
+        }
+        let account = Account {
+            phone: phone.clone(),
+            name,
+            created_at: Utc::now(),
+        };
+        world.accounts.insert(phone, account.clone());
+        self.store.save_world(&*world)?;
+        Ok(account)
+    }
+
+    pub fn account(&self, phone: &PhoneNumber) -> Option<Account> {
+        lock(&self.world).accounts.get(phone).cloned()
+    }
+
+    /// What a virtual account received, oldest first.
+    pub fn received(&self, phone: &PhoneNumber) -> Result<Vec<Received>, SandboxError> {
+        if self.account(phone).is_none() {
+            return Err(SandboxError::UnknownAccount(phone.to_string()));
+        }
+        Ok(lock(&self.inboxes).get(phone).cloned().unwrap_or_default())
+    }
+
+    pub fn create_group(
+        &self,
+        subject: String,
+        members: Vec<PhoneNumber>,
+    ) -> Result<GroupRecord, SandboxError> {
+        if members.is_empty() {
+            return Err(SandboxError::EmptyGroup);
+        }
+        for member in &members {
+            if !self.is_on_whatsapp(member) {
+                return Err(SandboxError::UnknownMember(member.to_string()));
+            }
+        }
+        let id: u64 = rand::rng().random_range(10u64.pow(17)..10u64.pow(18));
+        let record = GroupRecord {
+            jid: Jid::new(&format!("120363{id}"), crate::domain::GROUP_SERVER),
+            subject,
+            members,
+            created_at: Utc::now(),
+        };
+        let mut world = lock(&self.world);
+        world.groups.insert(record.jid.clone(), record.clone());
+        self.store.save_world(&*world)?;
+        drop(world);
+        for member in &record.members {
+            if let Some(session) = self.session(member) {
+                session.emit_groups_changed(None);
+            }
+        }
+        Ok(record)
+    }
+
+    /// Completes pairing of a gateway phone, as if its owner scanned the QR code.
+    pub fn scan(&self, phone: &PhoneNumber) -> Result<(), SandboxError> {
+        let session = self
+            .session(phone)
+            .ok_or_else(|| SandboxError::NoSession(phone.to_string()))?;
+        let name = self.account(phone).map(|a| a.name);
+        session.complete_pairing(name)
+    }
+
+    pub fn inject_fault(&self, phone: &PhoneNumber, fault: Fault) -> Result<(), SandboxError> {
+        let session = self
+            .session(phone)
+            .ok_or_else(|| SandboxError::NoSession(phone.to_string()))?;
+        match fault {
+            Fault::Disconnect => session.drop_connection(),
+            Fault::Crash => {
+                session.crash();
+                Ok(())
+            }
+            Fault::Logout => session.unlink_from_phone(),
+        }
+    }
+
+    /// A virtual account sends a message to a gateway phone. Waits until the gateway has
+    /// stored it when the phone is online; otherwise it is queued until the phone connects.
+    pub async fn inject_inbound(
+        &self,
+        to: &PhoneNumber,
+        from: &PhoneNumber,
+        content: InboundContent,
+    ) -> Result<Injected, SandboxError> {
+        let account = self
+            .account(from)
+            .ok_or_else(|| SandboxError::UnknownAccount(from.to_string()))?;
+        let message = InboundMessage {
+            id: message_id(),
+            chat: from.jid(),
+            sender: from.jid(),
+            sender_pn: None,
+            push_name: Some(account.name),
+            timestamp: Utc::now(),
+            from_me: false,
+            content,
+            quoted_id: None,
+        };
+        self.deliver(to, message).await
+    }
+
+    async fn deliver(
+        &self,
+        to: &PhoneNumber,
+        message: InboundMessage,
+    ) -> Result<Injected, SandboxError> {
+        let id = message.id.clone();
+        match self.session(to).filter(|s| s.is_online()) {
+            Some(session) => {
+                let delivered = session.deliver(message.clone()).await;
+                if !delivered {
+                    self.queue(to, message);
+                }
+                Ok(Injected { id, delivered })
+            }
+            None => {
+                self.queue(to, message);
+                Ok(Injected {
+                    id,
+                    delivered: false,
+                })
+            }
+        }
+    }
+
+    fn queue(&self, to: &PhoneNumber, message: InboundMessage) {
+        lock(&self.pending)
+            .entry(to.clone())
+            .or_default()
+            .push(message);
+    }
+
+    fn take_pending(&self, phone: &PhoneNumber) -> Vec<InboundMessage> {
+        lock(&self.pending).remove(phone).unwrap_or_default()
+    }
+
+    /// On WhatsApp: a virtual account, or a gateway phone that has been linked.
+    pub fn is_on_whatsapp(&self, phone: &PhoneNumber) -> bool {
+        lock(&self.world).accounts.contains_key(phone)
+            || self.store.load_link(phone).ok().flatten().is_some()
+    }
+
+    fn session(&self, phone: &PhoneNumber) -> Option<Arc<SessionInner>> {
+        lock(&self.sessions).get(phone).and_then(Weak::upgrade)
+    }
+
+    /// Carries a message sent by a gateway phone to its recipients.
+    async fn route(
+        &self,
+        from: &SessionInner,
+        message: &OutgoingMessage,
+        id: &str,
+    ) -> Result<(), EngineError> {
+        let recipients: Vec<(PhoneNumber, Option<Jid>)> = if message.to.is_group() {
+            let world = lock(&self.world);
+            let group = world
+                .groups
+                .get(&message.to)
+                .ok_or_else(|| EngineError::NotFound(format!("group {}", message.to)))?;
+            if !group.members.contains(from.phone()) {
+                return Err(EngineError::Rejected(
+                    "this phone is not a member of the group".into(),
+                ));
+            }
+            group
+                .members
+                .iter()
+                .filter(|m| *m != from.phone())
+                .map(|m| (m.clone(), Some(group.jid.clone())))
+                .collect()
+        } else {
+            let digits = message.to.phone_digits().ok_or_else(|| {
+                EngineError::Rejected(format!("cannot deliver to {}", message.to))
+            })?;
+            let phone = PhoneNumber::parse(digits, None)
+                .map_err(|_| EngineError::Rejected(format!("{} is not on WhatsApp", message.to)))?;
+            if !self.is_on_whatsapp(&phone) {
+                return Err(EngineError::Rejected(format!(
+                    "{} is not on WhatsApp",
+                    message.to
+                )));
+            }
+            vec![(phone, None)]
+        };
+        for (recipient, group) in recipients {
+            if self.account(&recipient).is_some() {
+                let mut inboxes = lock(&self.inboxes);
+                let inbox = inboxes.entry(recipient).or_default();
+                if inbox.len() >= INBOX_LIMIT {
+                    inbox.remove(0);
+                }
+                inbox.push(Received {
+                    id: id.to_owned(),
+                    from: from.phone().clone(),
+                    group,
+                    message: message.clone(),
+                    received_at: Utc::now(),
+                });
+            } else {
+                // Another gateway phone: it receives the message as inbound.
+                let inbound = InboundMessage {
+                    id: id.to_owned(),
+                    chat: group.clone().unwrap_or_else(|| from.phone().jid()),
+                    sender: from.phone().jid(),
+                    sender_pn: None,
+                    push_name: from.push_name(),
+                    timestamp: Utc::now(),
+                    from_me: false,
+                    content: inbound_content(&message.content),
+                    quoted_id: message.quoted_id.clone(),
+                };
+                let _ = self.deliver(&recipient, inbound).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn group_view(&self, jid: &Jid, asker: &PhoneNumber) -> Result<Group, EngineError> {
+        let world = lock(&self.world);
+        let record = world
+            .groups
+            .get(jid)
+            .filter(|g| g.members.contains(asker))
+            .ok_or_else(|| EngineError::NotFound(format!("group {jid}")))?;
+        Ok(Group {
+            jid: record.jid.clone(),
+            subject: record.subject.clone(),
+            description: None,
+            owner: record.members.first().map(PhoneNumber::jid),
+            created_at: Some(record.created_at),
+            participants: record
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Participant {
+                    jid: m.jid(),
+                    admin: i == 0,
+                    super_admin: i == 0,
+                })
+                .collect(),
+        })
+    }
+
+    fn groups_of(&self, phone: &PhoneNumber) -> Vec<Jid> {
+        lock(&self.world)
+            .groups
+            .values()
+            .filter(|g| g.members.contains(phone))
+            .map(|g| g.jid.clone())
+            .collect()
+    }
+}
+
+/// The sandbox as an [`Engine`].
+pub struct SandboxEngine {
+    network: Arc<SandboxNetwork>,
+}
+
+impl SandboxEngine {
+    pub fn new(network: Arc<SandboxNetwork>) -> Self {
+        Self { network }
+    }
+}
+
+#[async_trait]
+impl Engine for SandboxEngine {
+    async fn open(
+        &self,
+        phone: &PhoneNumber,
+        events: EventSink,
+    ) -> Result<Arc<dyn Session>, EngineError> {
+        let link = self
+            .network
+            .store
+            .load_link(phone)
+            .map_err(|e| EngineError::Storage(e.to_string()))?;
+        let inner = SessionInner::new(phone.clone(), Arc::downgrade(&self.network), events, link);
+        let previous = lock(&self.network.sessions).insert(phone.clone(), Arc::downgrade(&inner));
+        if let Some(previous) = previous.and_then(|w| w.upgrade()) {
+            previous.shut_down();
+        }
+        Ok(Arc::new(SandboxSession::new(inner)))
+    }
+
+    async fn forget(&self, phone: &PhoneNumber) -> Result<(), EngineError> {
+        if let Some(session) = self.network.session(phone) {
+            session.shut_down();
+        }
+        lock(&self.network.sessions).remove(phone);
+        lock(&self.network.pending).remove(phone);
+        self.network
+            .store
+            .delete_link(phone)
+            .map_err(|e| EngineError::Storage(e.to_string()))
+    }
+}
+
+fn inbound_content(content: &OutgoingContent) -> InboundContent {
+    match content {
+        OutgoingContent::Text(text) => InboundContent::Text(text.clone()),
+        OutgoingContent::Media(media) => InboundContent::Media {
+            kind: media.kind,
+            mime: media.mime.clone(),
+            file_name: media.file_name.clone(),
+            caption: media.caption.clone(),
+            size: Some(media.data.len() as u64),
+        },
+        OutgoingContent::List(list) => InboundContent::Other {
+            kind: "list".into(),
+            text: Some(list.body.clone()),
+        },
+    }
+}
+
+/// A message id shaped like WhatsApp's: 3EB0 followed by 16 hex digits.
+pub fn message_id() -> String {
+    format!("3EB0{:016X}", rand::rng().random::<u64>())
+}
+
+fn random_code(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
