@@ -33,6 +33,9 @@ impl Claims {
     }
 }
 
+/// Clock skew tolerated on `exp`, in seconds.
+pub const LEEWAY_SECS: i64 = 5;
+
 /// The subject of every token: wagate has one local owner.
 pub const OWNER: &str = "owner";
 
@@ -49,7 +52,7 @@ impl Jwt {
         // `Auth::authenticate` insists on it for them.
         validation.set_required_spec_claims(&["sub"]);
         validation.validate_exp = true;
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS as u64;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),

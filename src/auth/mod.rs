@@ -11,7 +11,7 @@ pub mod throttle;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -78,7 +78,14 @@ pub struct Auth {
     setup_code: Mutex<Option<String>>,
     /// Serialises password changes so two cannot interleave their check and write.
     password_change: tokio::sync::Mutex<()>,
+    /// Tokens whose signature was already verified, so a repeated token costs a hash
+    /// lookup instead of an HMAC and a JSON parse. Expiry and revocation are still
+    /// checked on every use.
+    verified: quick_cache::sync::Cache<String, Arc<Claims>>,
 }
+
+/// How many verified tokens to remember.
+const VERIFIED_CACHE: usize = 10_000;
 
 impl Auth {
     /// Loads (or on first start creates) the signing secret and the revocation state.
@@ -115,6 +122,7 @@ impl Auth {
             api_tokens: RwLock::new(api),
             setup_code: Mutex::new(setup_code),
             password_change: tokio::sync::Mutex::new(()),
+            verified: quick_cache::sync::Cache::new(VERIFIED_CACHE),
         })
     }
 
@@ -136,14 +144,23 @@ impl Auth {
     }
 
     /// Checks a token entirely in memory. Errors are `InvalidToken` or `PasswordNotSet`.
-    pub fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
+    pub fn authenticate(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
         if !self.password_set() {
             return Err(AuthError::PasswordNotSet);
         }
-        let claims = self.jwt.decode(token).ok_or(AuthError::InvalidToken)?;
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.jwt.decode(token).ok_or(AuthError::InvalidToken)?);
+                self.verified.insert(token.to_owned(), Arc::clone(&claims));
+                claims
+            }
+        };
         let valid = match claims.kind {
             TokenKind::Session => {
-                claims.exp.is_some()
+                claims
+                    .exp
+                    .is_some_and(|exp| exp + jwt::LEEWAY_SECS >= Utc::now().timestamp())
                     && claims.epoch == Some(self.epoch.load(Ordering::Acquire))
                     && !read(&self.revoked_sessions).contains_key(&claims.jti)
             }

@@ -2,6 +2,8 @@
 //! carries a token as `Authorization: Bearer <jwt>` or in the session cookie; both are
 //! declared in the spec as alternatives, and both are checked by [`super::Auth::authenticate`].
 
+use std::sync::Arc;
+
 use poem::Request;
 use poem::http::header;
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
@@ -16,7 +18,7 @@ pub const BEARER_SCHEME: &str = "bearerAuth";
 pub const COOKIE_SCHEME: &str = "cookieAuth";
 
 /// The authenticated owner and the claims of the token they presented.
-pub struct Owner(pub Claims);
+pub struct Owner(pub Arc<Claims>);
 
 /// The token a request presents, if any: the Bearer header wins over the cookie.
 pub fn presented_token(req: &Request) -> Option<String> {
