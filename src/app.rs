@@ -22,6 +22,7 @@ use crate::engine::Engine;
 use crate::engine::sandbox::{SandboxEngine, SandboxNetwork};
 use crate::events::EventBus;
 use crate::monitor::Monitor;
+use crate::net::{self, UrlPolicy};
 
 /// The handles every request may need, shared by the routes.
 #[derive(Clone)]
@@ -34,6 +35,9 @@ pub struct AppState {
     pub events: EventBus,
     /// The simulated network, when `engine = "sandbox"`.
     pub sandbox: Option<Arc<SandboxNetwork>>,
+    /// The client for outbound requests (media links), guarded by `url_policy`.
+    pub http: reqwest::Client,
+    pub url_policy: UrlPolicy,
 }
 
 pub struct App {
@@ -86,6 +90,7 @@ impl App {
             registry: Registry::default(),
             events: events.clone(),
             restarts: Default::default(),
+            cache: Default::default(),
         });
         let supervisor_slot = Arc::default();
         let (root, _) = Actor::spawn(
@@ -99,6 +104,15 @@ impl App {
         .await
         .context("cannot start the actor tree")?;
         let phones = Arc::new(Phones::new(shared, supervisor_slot));
+        let url_policy = UrlPolicy {
+            allow_private: config.network.allow_private,
+        };
+        let http = net::guarded_client(
+            url_policy,
+            config.network.connect_timeout,
+            config.network.fetch_timeout,
+        )
+        .context("cannot build the HTTP client")?;
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await
@@ -117,6 +131,8 @@ impl App {
                 phones,
                 events,
                 sandbox,
+                http,
+                url_policy,
             },
             acceptor,
             port,
@@ -156,13 +172,17 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let service = api::service();
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
-    let body_limit = state.config.http.body_limit;
+    let limits = api::middleware::BodyLimits {
+        default: state.config.http.body_limit,
+        // A message may carry media, base64-encoded in JSON (4/3 of its size) or uploaded.
+        message: state.config.limits.max_media_bytes / 3 * 4 + state.config.http.body_limit,
+    };
     let timeout = state.config.http.request_timeout;
     Route::new()
         .at(format!("{}/openapi.json", api::PREFIX), spec)
         .nest(api::PREFIX, service)
         .nest("/docs", docs)
-        .around(move |ep, req| api::middleware::limit_body(ep, req, body_limit))
+        .around(move |ep, req| api::middleware::limit_body(ep, req, limits))
         .around(move |ep, req| api::middleware::time_out(ep, req, timeout))
         .around(api::error::json_errors)
         .data(state)

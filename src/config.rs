@@ -27,6 +27,9 @@ pub struct Config {
     pub health: HealthConfig,
     pub phones: PhonesConfig,
     pub sandbox: SandboxConfig,
+    pub messaging: MessagingConfig,
+    pub cache: CacheConfig,
+    pub network: NetworkConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +145,59 @@ pub struct SandboxConfig {
     pub reconnect_delay: Duration,
     #[serde(with = "humantime_serde")]
     pub receipt_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub latency: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pacing {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingConfig {
+    pub pacing: Pacing,
+    #[serde(with = "humantime_serde")]
+    pub send_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub send_jitter: Duration,
+    pub queue_size: usize,
+    pub history_max_limit: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(with = "humantime_serde")]
+    pub groups_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lookup_ttl: Duration,
+    pub capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub allow_private: bool,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub fetch_timeout: Duration,
+}
+
+impl Config {
+    /// Whether sends are paced, with `auto` resolved for the configured engine.
+    pub fn pacing_on(&self) -> bool {
+        match self.messaging.pacing {
+            Pacing::On => true,
+            Pacing::Off => false,
+            Pacing::Auto => self.engine == EngineKind::Whatsapp,
+        }
+    }
 }
 
 /// Values given on the command line; they win over every other source.
@@ -229,6 +285,15 @@ impl Config {
                 "phones.restart_backoff_min",
                 "must not exceed phones.restart_backoff_max",
             );
+        }
+        if self.messaging.queue_size == 0 {
+            return invalid("messaging.queue_size", "must be at least 1");
+        }
+        if self.messaging.history_max_limit == 0 {
+            return invalid("messaging.history_max_limit", "must be at least 1");
+        }
+        if self.cache.capacity == 0 {
+            return invalid("cache.capacity", "must be at least 1");
         }
         if self.sandbox.qr_count == 0 {
             return invalid("sandbox.qr_count", "must be at least 1");

@@ -10,4 +10,6 @@ pub mod db;
 pub mod domain;
 pub mod engine;
 pub mod events;
+pub mod media;
 pub mod monitor;
+pub mod net;

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_auth;
 mod m20261126_000002_phones;
+mod m20261126_000003_messages;
 
 /// Every migration in the order it must run.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_auth::Migration),
             Box::new(m20261126_000002_phones::Migration),
+            Box::new(m20261126_000003_messages::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@
 //! [`Directory`] holds every phone's last reported state, so listing phones never waits on
 //! an actor, and the [`Registry`] maps phones to their running session actors.
 
+pub mod cache;
 pub mod phone;
 pub mod root;
 pub mod supervisor;
@@ -67,7 +68,7 @@ impl PhoneEntry {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PhoneError {
     #[error("no phone {0} has been added")]
     NotFound(PhoneNumber),
@@ -81,16 +82,29 @@ pub enum PhoneError {
     Timeout,
     #[error("the phone is not connected to WhatsApp")]
     NotConnected,
+    #[error("the phone's send queue is full")]
+    QueueFull(Duration),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
-    Db(#[from] DbErr),
+    Db(Arc<DbErr>),
+}
+
+impl From<DbErr> for PhoneError {
+    fn from(err: DbErr) -> Self {
+        Self::Db(Arc::new(err))
+    }
 }
 
 pub type Reply<T> = RpcReplyPort<Result<T, PhoneError>>;
 
-/// Where the root supervisor publishes the current phone supervisor.
-pub type SupervisorSlot = Arc<RwLock<Option<ActorRef<SupervisorMsg>>>>;
+/// Where the root supervisor publishes the current instance of a child actor.
+pub type Slot<M> = Arc<RwLock<Option<ActorRef<M>>>>;
+pub type SupervisorSlot = Slot<SupervisorMsg>;
+
+fn current<M>(slot: &Slot<M>) -> Result<ActorRef<M>, PhoneError> {
+    read(slot).clone().ok_or(PhoneError::Restarting)
+}
 
 /// Every phone's last reported state.
 #[derive(Clone, Default)]
@@ -169,9 +183,38 @@ pub struct Shared {
     pub events: EventBus,
     /// Session restarts performed by the phone supervisor since start-up.
     pub restarts: AtomicU64,
+    /// The cache actor, published by the root supervisor.
+    pub cache: Slot<cache::CacheMsg>,
 }
 
 impl Shared {
+    /// Sends a request to a phone's session and waits for its answer.
+    pub async fn ask<T: Send + 'static>(
+        &self,
+        phone: &PhoneNumber,
+        msg: impl FnOnce(Reply<T>) -> PhoneMsg,
+    ) -> Result<T, PhoneError> {
+        let entry = self
+            .directory
+            .get(phone)
+            .ok_or_else(|| PhoneError::NotFound(phone.clone()))?;
+        let actor = self.registry.get(phone).ok_or(match entry.state.status {
+            PhoneStatus::Failed => PhoneError::NotConnected,
+            _ => PhoneError::Restarting,
+        })?;
+        call(&actor, self.config.phones.call_timeout, msg).await?
+    }
+
+    /// Tells the cache that a phone's groups changed.
+    pub fn invalidate_groups(&self, phone: &PhoneNumber, group: Option<crate::domain::Jid>) {
+        if let Ok(cache) = current(&self.cache) {
+            let _ = cache.cast(cache::CacheMsg::Invalidate {
+                phone: phone.clone(),
+                group,
+            });
+        }
+    }
+
     /// Records a phone's new state: directory, database and a `phone.status` event.
     pub async fn publish(
         &self,
@@ -362,30 +405,41 @@ impl Phones {
             .await?
     }
 
-    /// The running session of a phone.
-    pub fn session(&self, phone: &PhoneNumber) -> Result<ActorRef<PhoneMsg>, PhoneError> {
-        let entry = self.get(phone)?;
-        self.shared
-            .registry
-            .get(phone)
-            .ok_or(match entry.state.status {
-                PhoneStatus::Failed => PhoneError::NotConnected,
-                _ => PhoneError::Restarting,
-            })
-    }
-
     /// Sends a request to a phone's session and waits for its answer.
     pub async fn ask<T: Send + 'static>(
         &self,
         phone: &PhoneNumber,
         msg: impl FnOnce(Reply<T>) -> PhoneMsg,
     ) -> Result<T, PhoneError> {
-        let actor = self.session(phone)?;
-        self.call(&actor, msg).await?
+        self.shared.ask(phone, msg).await
+    }
+
+    /// Like [`Phones::ask`], with its own timeout (sends wait in the phone's queue).
+    pub async fn ask_for<T: Send + 'static>(
+        &self,
+        phone: &PhoneNumber,
+        timeout: Duration,
+        msg: impl FnOnce(Reply<T>) -> PhoneMsg,
+    ) -> Result<T, PhoneError> {
+        let entry = self.get(phone)?;
+        let actor = self
+            .shared
+            .registry
+            .get(phone)
+            .ok_or(match entry.state.status {
+                PhoneStatus::Failed => PhoneError::NotConnected,
+                _ => PhoneError::Restarting,
+            })?;
+        call(&actor, timeout, msg).await?
+    }
+
+    /// The cache actor, for cached lookups.
+    pub fn cache(&self) -> Result<ActorRef<cache::CacheMsg>, PhoneError> {
+        current(&self.shared.cache)
     }
 
     fn supervisor(&self) -> Result<ActorRef<SupervisorMsg>, PhoneError> {
-        read(&self.supervisor).clone().ok_or(PhoneError::Restarting)
+        current(&self.supervisor)
     }
 
     /// The phone's session; a failed phone (whose session was given up) is started anew.
@@ -424,7 +478,7 @@ impl Phones {
         actor: &ActorRef<M>,
         msg: impl FnOnce(RpcReplyPort<T>) -> M,
     ) -> Result<T, PhoneError> {
-        self.call_for(actor, self.timeout(), msg).await
+        call(actor, self.timeout(), msg).await
     }
 
     async fn call_for<M: ractor::Message, T: Send + 'static>(
@@ -433,12 +487,21 @@ impl Phones {
         timeout: Duration,
         msg: impl FnOnce(RpcReplyPort<T>) -> M,
     ) -> Result<T, PhoneError> {
-        match actor.call(msg, Some(timeout)).await {
-            Ok(CallResult::Success(value)) => Ok(value),
-            Ok(CallResult::Timeout) => Err(PhoneError::Timeout),
-            // The actor stopped (crashed) before answering.
-            Ok(CallResult::SenderError) | Err(_) => Err(PhoneError::Restarting),
-        }
+        call(actor, timeout, msg).await
+    }
+}
+
+/// Calls an actor and waits for its answer, at most `timeout`.
+pub async fn call<M: ractor::Message, T: Send + 'static>(
+    actor: &ActorRef<M>,
+    timeout: Duration,
+    msg: impl FnOnce(RpcReplyPort<T>) -> M,
+) -> Result<T, PhoneError> {
+    match actor.call(msg, Some(timeout)).await {
+        Ok(CallResult::Success(value)) => Ok(value),
+        Ok(CallResult::Timeout) => Err(PhoneError::Timeout),
+        // The actor stopped (crashed) before answering.
+        Ok(CallResult::SenderError) | Err(_) => Err(PhoneError::Restarting),
     }
 }
 

@@ -34,17 +34,32 @@ pub async fn trace_requests<E: Endpoint>(next: E, req: Request) -> poem::Result<
     .await
 }
 
-/// Refuses bodies over `limit` bytes with 413: at once when `Content-Length` says so, and
-/// while reading when the body is chunked.
+/// Body size limits: one for the send-message route, which may carry media, one for the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub default: usize,
+    pub message: usize,
+}
+
+/// Refuses bodies over the route's limit with 413: at once when `Content-Length` says so,
+/// and while reading when the body is chunked.
 pub async fn limit_body<E: Endpoint>(
     next: E,
     mut req: Request,
-    limit: usize,
+    limits: BodyLimits,
 ) -> poem::Result<Response> {
+    let limit =
+        if req.method() == poem::http::Method::POST && req.uri().path().ends_with("/message") {
+            limits.message
+        } else {
+            limits.default
+        };
     let too_large = || {
         Rejection(ApiError::payload_too_large(
             "payload_too_large",
-            format!("the request body is larger than {limit} bytes (http.body_limit)"),
+            format!(
+                "the request body is larger than {limit} bytes (http.body_limit, or limits.max_media_bytes for messages)"
+            ),
         ))
     };
     let declared = req

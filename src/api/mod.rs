@@ -2,9 +2,13 @@
 //! served live at `/api/v1/openapi.json` and committed as `openapi/openapi.json`.
 
 pub mod auth;
+pub mod contacts;
 pub mod error;
+pub mod groups;
 pub mod health;
+pub mod messages;
 pub mod middleware;
+pub mod pagination;
 pub mod payload;
 pub mod phones;
 pub mod sandbox;
@@ -12,7 +16,10 @@ pub mod sandbox;
 use poem_openapi::{OpenApiService, Tags};
 
 use auth::AuthApi;
+use contacts::ContactsApi;
+use groups::GroupsApi;
 use health::HealthApi;
+use messages::MessagesApi;
 use phones::PhonesApi;
 use sandbox::SandboxApi;
 
@@ -27,16 +34,38 @@ pub enum ApiTags {
     Health,
     /// Phones: add them, link them to WhatsApp by QR code or pairing code, disconnect, log out.
     Phones,
+    /// Send messages, show typing, check numbers and read the history of a phone.
+    Messages,
+    /// A phone's WhatsApp groups (cached).
+    Groups,
+    /// Contacts learnt by the phones, merged across phones.
+    Contacts,
     /// The simulated WhatsApp network (only with `engine = "sandbox"`).
     Sandbox,
 }
 
-pub type Apis = (AuthApi, HealthApi, PhonesApi, SandboxApi);
+pub type Apis = (
+    AuthApi,
+    HealthApi,
+    PhonesApi,
+    MessagesApi,
+    GroupsApi,
+    ContactsApi,
+    SandboxApi,
+);
 
 /// The API with its OpenAPI description; the routes and the spec come from this one value.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (AuthApi, HealthApi, PhonesApi, SandboxApi),
+        (
+            AuthApi,
+            HealthApi,
+            PhonesApi,
+            MessagesApi,
+            GroupsApi,
+            ContactsApi,
+            SandboxApi,
+        ),
         "wagate",
         env!("CARGO_PKG_VERSION"),
     )

@@ -1,6 +1,8 @@
 //! `/api/v1/user/phones` and `/api/v1/user/quota`: add, list and delete phones, and link
 //! them to WhatsApp (QR code or pairing code), disconnect and log out.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -433,7 +435,11 @@ impl From<PhoneError> for ApiError {
                     format!("the WhatsApp engine failed: {err}; retry later"),
                 )
             }
-            PhoneError::Db(err) => ApiError::from(err),
+            PhoneError::QueueFull(wait) => ApiError::too_many_requests(
+                wait.as_secs().max(1),
+                "the phone's send queue is full (messaging.queue_size, paced by messaging.send_interval); retry later",
+            ),
+            PhoneError::Db(err) => ApiError::from(Arc::unwrap_or_clone(err)),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! and one module of entities and query functions per aggregate. Query functions take
 //! `&impl ConnectionTrait` so callers can run them inside a transaction.
 
+pub mod contacts;
+pub mod messages;
 pub mod phones;
 pub mod settings;
 pub mod tokens;

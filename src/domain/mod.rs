@@ -3,8 +3,10 @@
 
 mod jid;
 mod phone;
+pub mod recipient;
 mod status;
 
 pub use jid::{GROUP_SERVER, Jid, JidError, LID_SERVER, USER_SERVER};
 pub use phone::{PhoneError, PhoneNumber};
+pub use recipient::RecipientError;
 pub use status::PhoneStatus;

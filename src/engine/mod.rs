@@ -84,6 +84,12 @@ impl Ack {
     }
 }
 
+/// A message id shaped like WhatsApp's: `3EB0` and 16 hex digits.
+pub fn new_message_id() -> String {
+    use rand::Rng;
+    format!("3EB0{:016X}", rand::rng().random::<u64>())
+}
+
 /// Where a session sends its events.
 pub type EventSink = Arc<dyn Fn(EngineEvent) + Send + Sync>;
 

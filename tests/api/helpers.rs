@@ -115,6 +115,19 @@ impl Builder {
     }
 }
 
+/// Server logs go to the test's captured output (shown when a test fails).
+fn init_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,wagate=info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 async fn start(
     data_dir: &std::path::Path,
     database_url: &str,
@@ -138,6 +151,7 @@ async fn start(
     for (key, value) in settings {
         figment = figment.merge(Serialized::default(key, value));
     }
+    init_logs();
     let config = Config::from_figment(figment).expect("test config");
     let app = App::build(config).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());

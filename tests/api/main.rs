@@ -5,7 +5,9 @@
 mod auth;
 mod cli;
 mod errors;
+mod fixtures;
 mod health;
 mod helpers;
+mod messages;
 mod phones;
 mod spec;

@@ -9,6 +9,7 @@ mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
@@ -112,6 +113,15 @@ pub struct SandboxNetwork {
     sessions: Mutex<HashMap<PhoneNumber, Weak<SessionInner>>>,
     /// Messages for gateway phones that were offline, oldest first.
     pending: Mutex<HashMap<PhoneNumber, Vec<InboundMessage>>>,
+    stats: Stats,
+}
+
+/// How often gateway phones asked the network things, for tests of the gateway's caching.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub group_queries: AtomicU64,
+    pub lookups: AtomicU64,
+    pub sends: AtomicU64,
 }
 
 impl SandboxNetwork {
@@ -125,11 +135,23 @@ impl SandboxNetwork {
             inboxes: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
         }))
     }
 
     pub fn config(&self) -> &SandboxConfig {
         &self.config
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The simulated round trip to WhatsApp's servers (`sandbox.latency`).
+    async fn delay(&self) {
+        if !self.config.latency.is_zero() {
+            tokio::time::sleep(self.config.latency).await;
+        }
     }
 
     pub fn register(&self, phone: PhoneNumber, name: String) -> Result<Account, SandboxError> {
@@ -452,10 +474,7 @@ fn inbound_content(content: &OutgoingContent) -> InboundContent {
     }
 }
 
-/// A message id shaped like WhatsApp's: 3EB0 followed by 16 hex digits.
-pub fn message_id() -> String {
-    format!("3EB0{:016X}", rand::rng().random::<u64>())
-}
+pub use crate::engine::new_message_id as message_id;
 
 fn random_code(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTVWXYZ0123456789";

@@ -1,6 +1,7 @@
 //! One gateway phone's session on the sandbox network: its connection state machine,
 //! QR rotation, reconnection after a dropped connection, and the messages it carries.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -344,6 +345,8 @@ impl Session for SandboxSession {
 
     async fn send(&self, message: OutgoingMessage) -> Result<SentMessage, EngineError> {
         let network = self.inner.require_online()?;
+        network.stats.sends.fetch_add(1, Ordering::Relaxed);
+        network.delay().await;
         let id = message_id();
         network.route(&self.inner, &message, &id).await?;
         let delay = network.config.receipt_delay;
@@ -375,6 +378,8 @@ impl Session for SandboxSession {
 
     async fn lookup(&self, numbers: &[String]) -> Result<Vec<Lookup>, EngineError> {
         let network = self.inner.require_online()?;
+        network.stats.lookups.fetch_add(1, Ordering::Relaxed);
+        network.delay().await;
         Ok(numbers
             .iter()
             .map(|digits| {
@@ -393,6 +398,8 @@ impl Session for SandboxSession {
 
     async fn groups(&self) -> Result<Vec<Group>, EngineError> {
         let network = self.inner.require_online()?;
+        network.stats.group_queries.fetch_add(1, Ordering::Relaxed);
+        network.delay().await;
         network
             .groups_of(&self.inner.phone)
             .iter()
@@ -402,6 +409,8 @@ impl Session for SandboxSession {
 
     async fn group(&self, jid: &Jid) -> Result<Group, EngineError> {
         let network = self.inner.require_online()?;
+        network.stats.group_queries.fetch_add(1, Ordering::Relaxed);
+        network.delay().await;
         network.group_view(jid, &self.inner.phone)
     }
 

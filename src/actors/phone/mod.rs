@@ -3,6 +3,14 @@
 //! event bus) and answers the gateway's requests. A request's failure goes back through
 //! its reply port; only a broken session (`EngineEvent::Fatal`) fails the actor, so that
 //! the supervisor restarts it.
+//!
+//! The actor is the only writer of its phone's messages, which keeps their `seq` numbers
+//! gap-free ([`history`]); sends wait in the phone's own queue ([`sender`]); engine
+//! queries (typing, lookups, groups) run on spawned tasks so `handle` never waits on
+//! WhatsApp.
+
+mod history;
+mod sender;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +19,14 @@ use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::{Pairing, PhoneEntry, PhoneError, Reply, Shared};
+use crate::db::messages::{self, Model as StoredMessage};
 use crate::db::phones::SessionState;
-use crate::domain::{PhoneNumber, PhoneStatus};
-use crate::engine::{EngineEvent, EventSink, PairingMode, Session};
+use crate::domain::{Jid, PhoneNumber, PhoneStatus};
+use crate::engine::{
+    EngineError, EngineEvent, EventSink, Group, Lookup, OutgoingMessage, PairingMode, SentMessage,
+    Session,
+};
+use sender::{Pacing, SendJob, SendQueue};
 
 pub enum PhoneMsg {
     /// Connect, or pair when the phone has no link. Answers once there is something to
@@ -32,6 +45,32 @@ pub enum PhoneMsg {
     ConnectWaitOver,
     /// Bring a phone that was online before the restart back online.
     Resume,
+    /// Queue a message; answers with the stored message once the engine accepted it.
+    Send {
+        message: OutgoingMessage,
+        reply: Reply<StoredMessage>,
+    },
+    /// The send queue's result for a message (internal).
+    Sent {
+        message: OutgoingMessage,
+        result: Result<SentMessage, EngineError>,
+        reply: Reply<StoredMessage>,
+    },
+    /// Show or clear "typing…" in a chat.
+    Typing {
+        chat: Jid,
+        typing: bool,
+        reply: Reply<()>,
+    },
+    /// Which numbers are on WhatsApp.
+    Lookup {
+        numbers: Vec<String>,
+        reply: Reply<Vec<Lookup>>,
+    },
+    /// The groups the phone is in.
+    Groups { reply: Reply<Vec<Group>> },
+    /// One group's details.
+    Group { jid: Jid, reply: Reply<Group> },
 }
 
 pub struct PhoneSession;
@@ -50,6 +89,9 @@ pub struct PhoneState {
     state: SessionState,
     pairing: Option<Pairing>,
     waiters: Vec<Reply<PhoneEntry>>,
+    queue: SendQueue,
+    /// The `seq` the next stored message gets.
+    next_seq: i64,
 }
 
 impl Actor for PhoneSession {
@@ -77,6 +119,20 @@ impl Actor for PhoneSession {
             let _ = me.cast(PhoneMsg::Engine(event));
         });
         let session = shared.engine.open(&phone, sink).await?;
+        let next_seq = messages::last_seq(&shared.db, &phone).await? + 1;
+        let config = &shared.config;
+        let pacing = config.pacing_on().then_some(Pacing {
+            interval: config.messaging.send_interval,
+            jitter: config.messaging.send_jitter,
+        });
+        let queue = SendQueue::start(
+            Arc::clone(&session),
+            myself.clone(),
+            pacing,
+            config.messaging.queue_size,
+            config.http.request_timeout,
+            config.phones.call_timeout,
+        );
         let mut this = PhoneState {
             phone,
             shared,
@@ -84,6 +140,8 @@ impl Actor for PhoneSession {
             state: entry.state,
             pairing: None,
             waiters: Vec::new(),
+            queue,
+            next_seq,
         };
         // Say only what is true now: nothing is connected yet in a fresh actor.
         let was = this.state.status;
@@ -170,6 +228,39 @@ impl Actor for PhoneSession {
                 }
             }
             PhoneMsg::Resume => {}
+            PhoneMsg::Send { message, reply } => {
+                if this.state.status == PhoneStatus::Connected {
+                    this.queue.push(SendJob { message, reply });
+                } else {
+                    let _ = reply.send(Err(PhoneError::NotConnected));
+                }
+            }
+            PhoneMsg::Sent {
+                message,
+                result,
+                reply,
+            } => {
+                let _ = reply.send(this.record_sent(message, result).await);
+            }
+            PhoneMsg::Typing {
+                chat,
+                typing,
+                reply,
+            } => {
+                this.query(reply, move |session| async move {
+                    session.set_typing(&chat, typing).await
+                });
+            }
+            PhoneMsg::Lookup { numbers, reply } => this.lookup(numbers, reply),
+            PhoneMsg::Groups { reply } => {
+                this.query(reply, |session| async move { session.groups().await });
+            }
+            PhoneMsg::Group { jid, reply } => {
+                this.query(
+                    reply,
+                    move |session| async move { session.group(&jid).await },
+                );
+            }
         }
         Ok(())
     }
@@ -268,6 +359,28 @@ impl PhoneState {
         self.wait_for_news(myself);
     }
 
+    /// Runs an engine query on its own task, with a timeout, answering `reply` from there.
+    fn query<T, F, Fut>(&self, reply: Reply<T>, op: F)
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<dyn Session>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, EngineError>> + Send,
+    {
+        if self.state.status != PhoneStatus::Connected {
+            let _ = reply.send(Err(PhoneError::NotConnected));
+            return;
+        }
+        let session = Arc::clone(&self.session);
+        let timeout = self.shared.config.phones.call_timeout;
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(timeout, op(session)).await {
+                Ok(result) => result.map_err(PhoneError::from),
+                Err(_) => Err(PhoneError::Engine(EngineError::Timeout)),
+            };
+            let _ = reply.send(result);
+        });
+    }
+
     fn wait_for_news(&self, myself: &ActorRef<PhoneMsg>) {
         myself.send_after(self.shared.config.phones.connect_wait, || {
             PhoneMsg::ConnectWaitOver
@@ -338,13 +451,12 @@ impl PhoneState {
                 tracing::warn!(phone = %self.phone, %reason, "the session is broken; restarting it");
                 return Err(reason.into());
             }
-            EngineEvent::Message(message, ack) => {
-                tracing::debug!(phone = %self.phone, id = %message.id, "message received");
-                ack.done();
+            EngineEvent::Message(message, ack) => self.record_inbound(*message, ack).await,
+            EngineEvent::Receipt(receipt) => self.record_receipt(receipt).await,
+            EngineEvent::Contacts(contacts) => self.record_contacts(contacts).await,
+            EngineEvent::GroupsChanged { group } => {
+                self.shared.invalidate_groups(&self.phone, group)
             }
-            EngineEvent::Receipt(_)
-            | EngineEvent::Contacts(_)
-            | EngineEvent::GroupsChanged { .. } => {}
         }
         Ok(())
     }

@@ -1,0 +1,287 @@
+//! The phone actor's writes: inbound and outbound messages (numbered by `seq`), receipts
+//! and contacts. An inbound message is stored, with the contact it reveals, in one
+//! transaction before the engine is allowed to acknowledge it.
+
+use sea_orm::{DbErr, TransactionTrait};
+
+use super::PhoneState;
+use crate::actors::{PhoneError, Reply};
+use crate::db::contacts::{self, Learnt};
+use crate::db::messages::{self, Model as StoredMessage, NewMessage, Status};
+use crate::engine::{
+    Ack, ContactInfo, DeliveryStatus, EngineError, InboundContent, InboundMessage, Lookup,
+    OutgoingContent, OutgoingMessage, Receipt, SentMessage,
+};
+use crate::events::{self, EventKind, GatewayEvent};
+
+impl PhoneState {
+    /// Stores a message under the next `seq`; the counter only moves on success.
+    async fn store(
+        &mut self,
+        db: &impl sea_orm::ConnectionTrait,
+        message: NewMessage,
+    ) -> Result<StoredMessage, DbErr> {
+        let row = messages::insert(db, &self.phone, self.next_seq, message).await?;
+        self.next_seq += 1;
+        Ok(row)
+    }
+
+    /// Re-reads the counter after a failed write, in case the row was written after all.
+    async fn resync_seq(&mut self) {
+        if let Ok(last) = messages::last_seq(&self.shared.db, &self.phone).await {
+            self.next_seq = last + 1;
+        }
+    }
+
+    fn emit(&self, kind: EventKind, row: &StoredMessage) {
+        self.shared.events.publish(GatewayEvent::new(
+            kind,
+            Some(self.phone.clone()),
+            events::message_data(row),
+        ));
+    }
+
+    pub(super) async fn record_sent(
+        &mut self,
+        message: OutgoingMessage,
+        result: Result<SentMessage, EngineError>,
+    ) -> Result<StoredMessage, PhoneError> {
+        let (message_id, timestamp, status) = match &result {
+            Ok(sent) => (sent.id.clone(), sent.timestamp, Status::Sent),
+            // Refused by WhatsApp: kept in history as failed, so the attempt is visible.
+            Err(EngineError::Rejected(_)) => (
+                crate::engine::new_message_id(),
+                chrono::Utc::now(),
+                Status::Failed,
+            ),
+            Err(err) => return Err(err.clone().into()),
+        };
+        let own = self
+            .state
+            .jid
+            .clone()
+            .unwrap_or_else(|| self.phone.jid().to_string());
+        let mut new = outgoing_row(&message, message_id, own, timestamp);
+        new.status = status;
+        let db = self.shared.db.clone();
+        let row = match self.store(&db, new).await {
+            Ok(row) => row,
+            Err(err) => {
+                self.resync_seq().await;
+                return Err(err.into());
+            }
+        };
+        match result {
+            Ok(_) => {
+                self.emit(EventKind::MessageSent, &row);
+                Ok(row)
+            }
+            Err(err) => {
+                self.emit(EventKind::MessageStatus, &row);
+                Err(err.into())
+            }
+        }
+    }
+
+    pub(super) async fn record_inbound(&mut self, message: InboundMessage, ack: Ack) {
+        let chat = message.chat.to_string();
+        let sender = message.sender.to_string();
+        match messages::is_stored(&self.shared.db, &self.phone, &chat, &sender, &message.id).await {
+            // A redelivery of a stored message: acknowledge it again, emit nothing.
+            Ok(true) => return ack.done(),
+            Ok(false) => {}
+            Err(err) => {
+                // Not acknowledged: the engine delivers it again later.
+                tracing::warn!(phone = %self.phone, error = %err, "cannot check an inbound message; not acknowledging it");
+                return;
+            }
+        }
+        let learnt = Learnt {
+            jid: Some(
+                message
+                    .sender_pn
+                    .clone()
+                    .unwrap_or_else(|| message.sender.clone()),
+            ),
+            lid: (message.sender.server() == crate::domain::LID_SERVER).then(|| sender.clone()),
+            push_name: message.push_name.clone(),
+            on_whatsapp: Some(true),
+            ..Learnt::default()
+        };
+        let new = inbound_row(message, chat, sender);
+        match self.store_inbound(new, learnt).await {
+            Ok(row) => {
+                ack.done();
+                let kind = if row.direction == messages::IN {
+                    EventKind::MessageReceived
+                } else {
+                    EventKind::MessageSent
+                };
+                self.emit(kind, &row);
+            }
+            Err(err) => {
+                self.resync_seq().await;
+                tracing::warn!(phone = %self.phone, error = %err, "cannot store an inbound message; not acknowledging it");
+            }
+        }
+    }
+
+    async fn store_inbound(
+        &mut self,
+        new: NewMessage,
+        learnt: Learnt,
+    ) -> Result<StoredMessage, DbErr> {
+        let txn = self.shared.db.begin().await?;
+        let row = messages::insert(&txn, &self.phone, self.next_seq, new).await?;
+        if !row.sender.ends_with(crate::domain::GROUP_SERVER) && row.direction == messages::IN {
+            contacts::upsert(&txn, &self.phone, &[learnt]).await?;
+        }
+        txn.commit().await?;
+        self.next_seq += 1;
+        Ok(row)
+    }
+
+    pub(super) async fn record_receipt(&mut self, receipt: Receipt) {
+        let status = match receipt.status {
+            DeliveryStatus::Delivered => Status::Delivered,
+            DeliveryStatus::Read => Status::Read,
+        };
+        match messages::advance_status(&self.shared.db, &self.phone, &receipt.message_ids, status)
+            .await
+        {
+            Ok(rows) => {
+                for row in &rows {
+                    self.emit(EventKind::MessageStatus, row);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(phone = %self.phone, error = %err, "cannot record a receipt")
+            }
+        }
+    }
+
+    pub(super) async fn record_contacts(&mut self, contacts: Vec<ContactInfo>) {
+        let learnt: Vec<Learnt> = contacts
+            .into_iter()
+            .map(|c| Learnt {
+                jid: Some(c.jid),
+                lid: c.lid.map(|l| l.to_string()),
+                name: c.name,
+                push_name: c.push_name,
+                on_whatsapp: None,
+            })
+            .collect();
+        if let Err(err) = contacts::upsert(&self.shared.db, &self.phone, &learnt).await {
+            tracing::warn!(phone = %self.phone, error = %err, "cannot store contacts");
+        }
+    }
+
+    /// Looks numbers up on a task; those on WhatsApp become contacts.
+    pub(super) fn lookup(&self, numbers: Vec<String>, reply: Reply<Vec<Lookup>>) {
+        let db = self.shared.db.clone();
+        let phone = self.phone.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.query(ractor::RpcReplyPort::from(tx), move |session| async move {
+            session.lookup(&numbers).await
+        });
+        tokio::spawn(async move {
+            let result: Result<Vec<Lookup>, PhoneError> =
+                rx.await.unwrap_or(Err(PhoneError::Restarting));
+            if let Ok(found) = &result {
+                let learnt: Vec<Learnt> = found
+                    .iter()
+                    .filter(|l| l.exists)
+                    .map(|l| Learnt {
+                        jid: Some(l.jid.clone()),
+                        lid: l.lid.as_ref().map(ToString::to_string),
+                        on_whatsapp: Some(true),
+                        ..Learnt::default()
+                    })
+                    .collect();
+                if let Err(err) = contacts::upsert(&db, &phone, &learnt).await {
+                    tracing::warn!(%phone, error = %err, "cannot store looked-up contacts");
+                }
+            }
+            let _ = reply.send(result);
+        });
+    }
+}
+
+fn outgoing_row(
+    message: &OutgoingMessage,
+    message_id: String,
+    own: String,
+    timestamp: chrono::DateTime<chrono::Utc>,
+) -> NewMessage {
+    let (kind, body, mime, file_name, size) = match &message.content {
+        OutgoingContent::Text(text) => ("text".to_owned(), Some(text.clone()), None, None, None),
+        OutgoingContent::Media(media) => (
+            media.kind.as_str().to_owned(),
+            media.caption.clone(),
+            Some(media.mime.clone()),
+            media.file_name.clone(),
+            Some(i64::try_from(media.data.len()).unwrap_or(i64::MAX)),
+        ),
+        OutgoingContent::List(list) => {
+            ("list".to_owned(), Some(list.body.clone()), None, None, None)
+        }
+    };
+    NewMessage {
+        message_id,
+        direction: messages::OUT,
+        chat: message.to.to_string(),
+        sender: own,
+        kind,
+        body,
+        media_mime: mime,
+        media_file_name: file_name,
+        media_size: size,
+        quoted_id: message.quoted_id.clone(),
+        push_name: None,
+        status: Status::Sent,
+        timestamp,
+    }
+}
+
+fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMessage {
+    let (kind, body, mime, file_name, size) = match message.content {
+        InboundContent::Text(text) => ("text".to_owned(), Some(text), None, None, None),
+        InboundContent::Media {
+            kind,
+            mime,
+            file_name,
+            caption,
+            size,
+        } => (
+            kind.as_str().to_owned(),
+            caption,
+            Some(mime),
+            file_name,
+            size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        ),
+        InboundContent::Other { kind, text } => (kind, text, None, None, None),
+    };
+    NewMessage {
+        message_id: message.id,
+        direction: if message.from_me {
+            messages::OUT
+        } else {
+            messages::IN
+        },
+        chat,
+        sender,
+        kind,
+        body,
+        media_mime: mime,
+        media_file_name: file_name,
+        media_size: size,
+        quoted_id: message.quoted_id,
+        push_name: message.push_name,
+        status: if message.from_me {
+            Status::Sent
+        } else {
+            Status::Received
+        },
+        timestamp: message.timestamp,
+    }
+}

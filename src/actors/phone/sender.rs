@@ -1,0 +1,117 @@
+//! The phone's send queue: a task that hands queued messages to the engine one at a
+//! time, pacing them when pacing is on, and reports each result back to the phone actor,
+//! which stores it. Each phone has its own queue, so one phone's bulk send never delays
+//! another phone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::PhoneMsg;
+use crate::actors::{PhoneError, Reply};
+use crate::db::messages::Model as StoredMessage;
+use crate::engine::{EngineError, OutgoingMessage, Session};
+
+pub struct SendJob {
+    pub message: OutgoingMessage,
+    pub reply: Reply<StoredMessage>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    pub interval: Duration,
+    pub jitter: Duration,
+}
+
+pub struct SendQueue {
+    tx: mpsc::Sender<SendJob>,
+    pacing: Option<Pacing>,
+    /// The longest a caller may be kept waiting in the queue.
+    max_wait: Duration,
+}
+
+impl SendQueue {
+    pub fn start(
+        session: Arc<dyn Session>,
+        actor: ActorRef<PhoneMsg>,
+        pacing: Option<Pacing>,
+        capacity: usize,
+        max_wait: Duration,
+        send_timeout: Duration,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(capacity);
+        tokio::spawn(run(rx, session, actor, pacing, send_timeout));
+        Self {
+            tx,
+            pacing,
+            max_wait,
+        }
+    }
+
+    /// Queues a message, or refuses it when the queue is full or the wait would be too long.
+    pub fn push(&self, job: SendJob) {
+        let queued = self.tx.max_capacity() - self.tx.capacity();
+        if let Some(pacing) = self.pacing {
+            let wait = pacing
+                .interval
+                .saturating_mul(u32::try_from(queued + 1).unwrap_or(u32::MAX));
+            if wait > self.max_wait {
+                let _ = job.reply.send(Err(PhoneError::QueueFull(
+                    wait.saturating_sub(self.max_wait),
+                )));
+                return;
+            }
+        }
+        if let Err(err) = self.tx.try_send(job) {
+            let job = match err {
+                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
+                    job
+                }
+            };
+            let _ = job
+                .reply
+                .send(Err(PhoneError::QueueFull(Duration::from_secs(1))));
+        }
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<SendJob>,
+    session: Arc<dyn Session>,
+    actor: ActorRef<PhoneMsg>,
+    pacing: Option<Pacing>,
+    send_timeout: Duration,
+) {
+    let mut next_slot = Instant::now();
+    while let Some(job) = rx.recv().await {
+        if pacing.is_some() {
+            tokio::time::sleep_until(next_slot).await;
+        }
+        let result =
+            match tokio::time::timeout(send_timeout, session.send(job.message.clone())).await {
+                Ok(result) => result,
+                Err(_) => Err(EngineError::Timeout),
+            };
+        if let Some(pacing) = pacing {
+            let jitter = if pacing.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                pacing.jitter.mul_f64(rand::rng().random_range(0.0..1.0))
+            };
+            next_slot = Instant::now() + pacing.interval + jitter;
+        }
+        let sent = PhoneMsg::Sent {
+            message: job.message,
+            result,
+            reply: job.reply,
+        };
+        if actor.cast(sent).is_err() {
+            // The actor is gone; its successor starts a new queue.
+            return;
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! `/api/v1/user/contacts`: contacts learnt by every phone, merged across phones by
+//! number, or one phone's own.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use super::ApiTags;
+use super::error::ApiError;
+use super::pagination::{Pagination, page_params};
+use super::phones::path_phone;
+use crate::app::AppState;
+use crate::auth::scheme::Owner;
+use crate::db::contacts::{self, Model as ContactRow};
+
+pub struct ContactsApi;
+
+/// Largest page of merged contacts.
+const MAX_LIMIT: u64 = 500;
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ContactView {
+    jid: String,
+    /// The phone number's digits, when the JID carries one.
+    number: Option<String>,
+    lid: Option<String>,
+    /// The name this phone's owner saved.
+    name: Option<String>,
+    /// The name the contact chose.
+    push_name: Option<String>,
+    /// Whether the contact is known to have WhatsApp.
+    on_whatsapp: Option<bool>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ContactRow> for ContactView {
+    fn from(row: ContactRow) -> Self {
+        Self {
+            jid: row.jid,
+            number: row.number,
+            lid: row.lid,
+            name: row.name,
+            push_name: row.push_name,
+            on_whatsapp: row.on_whatsapp,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct KnownBy {
+    /// The gateway phone that knows this contact.
+    phone: String,
+    name: Option<String>,
+    push_name: Option<String>,
+}
+
+/// One person, merged across the phones that know them.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MergedContact {
+    jid: String,
+    number: Option<String>,
+    lid: Option<String>,
+    /// The first saved name any phone has.
+    name: Option<String>,
+    /// The newest push name any phone saw.
+    push_name: Option<String>,
+    /// The phones that know this contact.
+    phones: Vec<KnownBy>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ContactList {
+    data: Vec<ContactView>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MergedList {
+    data: Vec<MergedContact>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MergedPage {
+    data: Vec<MergedContact>,
+    pagination: Pagination,
+}
+
+#[OpenApi(prefix_path = "/user/contacts", tag = "ApiTags::Contacts")]
+impl ContactsApi {
+    /// All contacts
+    ///
+    /// Contacts of every phone, merged by number: each lists the phones that know it.
+    #[oai(path = "/", method = "get", operation_id = "listContacts")]
+    async fn all(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+    ) -> Result<Json<MergedList>, ApiError> {
+        let (rows, _) = contacts::merged_page(&state.db, 0, None).await?;
+        Ok(Json(MergedList { data: merge(rows) }))
+    }
+
+    /// Contacts, paginated
+    ///
+    /// The merged contacts of every phone, a page at a time.
+    #[oai(
+        path = "/pagination",
+        method = "get",
+        operation_id = "listContactsPaginated"
+    )]
+    async fn paginated(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        /// Page number, from 1.
+        page: Query<Option<u64>>,
+        /// Contacts per page (default 50, at most 500).
+        limit: Query<Option<u64>>,
+    ) -> Result<Json<MergedPage>, ApiError> {
+        let (page, limit) = page_params(page.0, limit.0, 50, MAX_LIMIT)?;
+        let offset = (page - 1).saturating_mul(limit);
+        let (rows, total) = contacts::merged_page(&state.db, offset, Some(limit)).await?;
+        Ok(Json(MergedPage {
+            data: merge(rows),
+            pagination: Pagination::new(page, limit, total),
+        }))
+    }
+
+    /// One phone's contacts
+    ///
+    /// The contacts a single phone learnt.
+    #[oai(path = "/:phone", method = "get", operation_id = "listPhoneContacts")]
+    async fn of_phone(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+    ) -> Result<Json<ContactList>, ApiError> {
+        let phone = path_phone(&phone)?;
+        state.phones.get(&phone)?;
+        let rows = contacts::of_phone(&state.db, &phone).await?;
+        Ok(Json(ContactList {
+            data: rows.into_iter().map(ContactView::from).collect(),
+        }))
+    }
+}
+
+/// Groups rows (ordered by key) into one entry per person.
+fn merge(rows: Vec<ContactRow>) -> Vec<MergedContact> {
+    let mut merged: BTreeMap<String, MergedContact> = BTreeMap::new();
+    let mut newest: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    for row in rows {
+        let entry = merged
+            .entry(row.contact_key.clone())
+            .or_insert_with(|| MergedContact {
+                jid: row.jid.clone(),
+                number: row.number.clone(),
+                lid: None,
+                name: None,
+                push_name: None,
+                phones: Vec::new(),
+            });
+        entry.lid = entry.lid.take().or(row.lid.clone());
+        entry.name = entry.name.take().or(row.name.clone());
+        let seen = newest
+            .entry(row.contact_key.clone())
+            .or_insert(row.updated_at);
+        if row.push_name.is_some() && (entry.push_name.is_none() || row.updated_at >= *seen) {
+            entry.push_name = row.push_name.clone();
+            *seen = row.updated_at;
+        }
+        entry.phones.push(KnownBy {
+            phone: row.phone,
+            name: row.name,
+            push_name: row.push_name,
+        });
+    }
+    merged.into_values().collect()
+}

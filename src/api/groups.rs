@@ -1,0 +1,204 @@
+//! `/api/v1/user/phones/{phone}/groups`: the phone's WhatsApp groups, served from the
+//! cache actor (entries live `cache.groups_ttl`, 4 minutes by default).
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use super::ApiTags;
+use super::error::ApiError;
+use super::phones::path_phone;
+use crate::actors::cache::{CacheKey, CacheMsg, CacheValue, Cached};
+use crate::actors::call;
+use crate::app::AppState;
+use crate::auth::scheme::Owner;
+use crate::domain::{GROUP_SERVER, Jid, PhoneNumber};
+use crate::engine::Group;
+
+pub struct GroupsApi;
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct GroupSummary {
+    /// The group's JID (`…@g.us`).
+    jid: String,
+    subject: String,
+    description: Option<String>,
+    owner: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+    /// Number of participants.
+    size: u64,
+}
+
+impl From<&Group> for GroupSummary {
+    fn from(g: &Group) -> Self {
+        Self {
+            jid: g.jid.to_string(),
+            subject: g.subject.clone(),
+            description: g.description.clone(),
+            owner: g.owner.as_ref().map(ToString::to_string),
+            created_at: g.created_at,
+            size: g.participants.len() as u64,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ParticipantView {
+    jid: String,
+    admin: bool,
+    super_admin: bool,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct GroupDetail {
+    jid: String,
+    subject: String,
+    description: Option<String>,
+    owner: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+    size: u64,
+    participants: Vec<ParticipantView>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct GroupList {
+    data: Vec<GroupSummary>,
+    /// True when served from the cache, false when fetched from WhatsApp for this request.
+    cached: bool,
+    /// When the data was fetched from WhatsApp.
+    cached_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct GroupResponse {
+    data: GroupDetail,
+    cached: bool,
+    cached_at: DateTime<Utc>,
+}
+
+#[OpenApi(tag = "ApiTags::Groups")]
+impl GroupsApi {
+    /// List groups
+    ///
+    /// The groups the phone is a member of. Cached for 4 minutes (`cache.groups_ttl`);
+    /// `refresh=true` fetches anew. Concurrent requests share one fetch.
+    #[oai(
+        path = "/user/phones/:phone/groups",
+        method = "get",
+        operation_id = "listGroups"
+    )]
+    async fn list(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+        /// Bypass the cache.
+        refresh: Query<Option<bool>>,
+    ) -> Result<Json<GroupList>, ApiError> {
+        let phone = path_phone(&phone)?;
+        let cached = cached(&state, CacheKey::Groups(phone), refresh.0.unwrap_or(false)).await?;
+        let data = match &cached.value {
+            CacheValue::Groups(groups) => groups.iter().map(GroupSummary::from).collect(),
+            CacheValue::Group(group) => vec![GroupSummary::from(group.as_ref())],
+        };
+        Ok(Json(GroupList {
+            data,
+            cached: cached.from_cache,
+            cached_at: cached.filled_at,
+        }))
+    }
+
+    /// Get a group
+    ///
+    /// One group's details and participants. Cached like the list.
+    #[oai(
+        path = "/user/phones/:phone/groups/:group_id",
+        method = "get",
+        operation_id = "getGroup"
+    )]
+    async fn get(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        phone: Path<String>,
+        /// The group's JID, with or without `@g.us`.
+        group_id: Path<String>,
+        /// Bypass the cache.
+        refresh: Query<Option<bool>>,
+    ) -> Result<Json<GroupResponse>, ApiError> {
+        let phone = path_phone(&phone)?;
+        let jid = group_jid(&group_id)?;
+        let cached = cached(
+            &state,
+            CacheKey::Group(phone, jid),
+            refresh.0.unwrap_or(false),
+        )
+        .await?;
+        let CacheValue::Group(group) = &cached.value else {
+            return Err(ApiError::not_found("group_not_found", "no such group"));
+        };
+        Ok(Json(GroupResponse {
+            data: GroupDetail {
+                jid: group.jid.to_string(),
+                subject: group.subject.clone(),
+                description: group.description.clone(),
+                owner: group.owner.as_ref().map(ToString::to_string),
+                created_at: group.created_at,
+                size: group.participants.len() as u64,
+                participants: group
+                    .participants
+                    .iter()
+                    .map(|p| ParticipantView {
+                        jid: p.jid.to_string(),
+                        admin: p.admin,
+                        super_admin: p.super_admin,
+                    })
+                    .collect(),
+            },
+            cached: cached.from_cache,
+            cached_at: cached.filled_at,
+        }))
+    }
+}
+
+async fn cached(state: &AppState, key: CacheKey, refresh: bool) -> Result<Cached, ApiError> {
+    let phone: &PhoneNumber = match &key {
+        CacheKey::Groups(p) | CacheKey::Group(p, _) => p,
+    };
+    state.phones.get(phone)?;
+    let cache = state.phones.cache()?;
+    // The cache waits on the phone, which has its own timeout; allow for both.
+    let timeout = state.config.phones.call_timeout * 2;
+    let result = call(&cache, timeout, |reply| CacheMsg::Get {
+        key,
+        refresh,
+        reply,
+    })
+    .await?;
+    Ok(result?)
+}
+
+fn group_jid(id: &str) -> Result<Jid, ApiError> {
+    let id = id.trim();
+    let full = if id.contains('@') {
+        id.to_owned()
+    } else {
+        format!("{id}@{GROUP_SERVER}")
+    };
+    full.parse::<Jid>()
+        .ok()
+        .filter(Jid::is_group)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_group_id",
+                format!("`{id}` is not a group id (…@g.us)"),
+            )
+        })
+}

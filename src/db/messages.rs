@@ -1,0 +1,246 @@
+//! Message history of every phone, both directions. Rows of one phone are numbered by
+//! `seq` without gaps (the phone's actor is their only writer), so a page of history is a
+//! range lookup on `(phone, seq)` however deep it is.
+
+use chrono::{DateTime, Utc};
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, Set};
+
+use crate::domain::PhoneNumber;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "messages")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub phone: String,
+    pub seq: i64,
+    pub message_id: String,
+    pub direction: String,
+    pub chat: String,
+    pub sender: String,
+    pub kind: String,
+    pub body: Option<String>,
+    pub media_mime: Option<String>,
+    pub media_file_name: Option<String>,
+    pub media_size: Option<i64>,
+    pub quoted_id: Option<String>,
+    pub push_name: Option<String>,
+    pub status: String,
+    pub timestamp: DateTimeUtc,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub const IN: &str = "in";
+pub const OUT: &str = "out";
+
+/// Delivery states of a message, in the order they can advance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Failed,
+    Received,
+    Sent,
+    Delivered,
+    Read,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Failed => "failed",
+            Status::Received => "received",
+            Status::Sent => "sent",
+            Status::Delivered => "delivered",
+            Status::Read => "read",
+        }
+    }
+
+    /// The states a receipt may move a message out of to reach `self`.
+    fn predecessors(self) -> &'static [&'static str] {
+        match self {
+            Status::Delivered => &["sent"],
+            Status::Read => &["sent", "delivered"],
+            _ => &[],
+        }
+    }
+}
+
+/// A message about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub message_id: String,
+    pub direction: &'static str,
+    pub chat: String,
+    pub sender: String,
+    pub kind: String,
+    pub body: Option<String>,
+    pub media_mime: Option<String>,
+    pub media_file_name: Option<String>,
+    pub media_size: Option<i64>,
+    pub quoted_id: Option<String>,
+    pub push_name: Option<String>,
+    pub status: Status,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// The highest `seq` stored for the phone (0 when it has none).
+pub async fn last_seq(db: &impl ConnectionTrait, phone: &PhoneNumber) -> Result<i64, DbErr> {
+    let last: Option<Option<i64>> = Entity::find()
+        .select_only()
+        .column_as(Column::Seq.max(), "last")
+        .filter(Column::Phone.eq(phone.as_str()))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(last.flatten().unwrap_or(0))
+}
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    phone: &PhoneNumber,
+    seq: i64,
+    message: NewMessage,
+) -> Result<Model, DbErr> {
+    let now = Utc::now();
+    ActiveModel {
+        phone: Set(phone.to_string()),
+        seq: Set(seq),
+        message_id: Set(message.message_id),
+        direction: Set(message.direction.to_owned()),
+        chat: Set(message.chat),
+        sender: Set(message.sender),
+        kind: Set(message.kind),
+        body: Set(message.body),
+        media_mime: Set(message.media_mime),
+        media_file_name: Set(message.media_file_name),
+        media_size: Set(message.media_size),
+        quoted_id: Set(message.quoted_id),
+        push_name: Set(message.push_name),
+        status: Set(message.status.as_str().to_owned()),
+        timestamp: Set(message.timestamp),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+/// Whether an inbound message with this identity is already stored (a redelivery).
+pub async fn is_stored(
+    db: &impl ConnectionTrait,
+    phone: &PhoneNumber,
+    chat: &str,
+    sender: &str,
+    message_id: &str,
+) -> Result<bool, DbErr> {
+    let found = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Phone.eq(phone.as_str()))
+        .filter(Column::Chat.eq(chat))
+        .filter(Column::Sender.eq(sender))
+        .filter(Column::MessageId.eq(message_id))
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Moves sent messages forward to `status` (never backwards); returns the rows changed.
+pub async fn advance_status(
+    db: &impl ConnectionTrait,
+    phone: &PhoneNumber,
+    ids: &[String],
+    status: Status,
+) -> Result<Vec<Model>, DbErr> {
+    let filter = || {
+        Entity::find()
+            .filter(Column::Phone.eq(phone.as_str()))
+            .filter(Column::Direction.eq(OUT))
+            .filter(Column::MessageId.is_in(ids.iter().map(String::as_str)))
+            .filter(Column::Status.is_in(status.predecessors().iter().copied()))
+    };
+    let rows = filter().all(db).await?;
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(Column::Id.is_in(rows.iter().map(|r| r.id)))
+        .exec(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|mut row| {
+            row.status = status.as_str().to_owned();
+            row
+        })
+        .collect())
+}
+
+/// One page of a phone's history, newest first, and the number of messages in total.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    phone: &PhoneNumber,
+    chat: Option<&str>,
+    page: u64,
+    limit: u64,
+) -> Result<(Vec<Model>, u64), DbErr> {
+    let skip = page.saturating_sub(1).saturating_mul(limit);
+    match chat {
+        None => {
+            // Gap-free numbering: the page is the seq range just below `last - skip`.
+            let last = last_seq(db, phone).await?;
+            let first = Entity::find()
+                .select_only()
+                .column_as(Column::Seq.min(), "first")
+                .filter(Column::Phone.eq(phone.as_str()))
+                .into_tuple::<Option<i64>>()
+                .one(db)
+                .await?
+                .flatten()
+                .unwrap_or(1);
+            let total = if last == 0 {
+                0
+            } else {
+                u64::try_from(last - first + 1).unwrap_or(0)
+            };
+            let top = last - i64::try_from(skip).unwrap_or(i64::MAX);
+            if top < first {
+                return Ok((Vec::new(), total));
+            }
+            let rows = Entity::find()
+                .filter(Column::Phone.eq(phone.as_str()))
+                .filter(Column::Seq.lte(top))
+                .order_by_desc(Column::Seq)
+                .limit(limit)
+                .all(db)
+                .await?;
+            Ok((rows, total))
+        }
+        Some(chat) => {
+            let query = || {
+                Entity::find()
+                    .filter(Column::Phone.eq(phone.as_str()))
+                    .filter(Column::Chat.eq(chat))
+            };
+            let total = query().count(db).await?;
+            let rows = query()
+                .order_by_desc(Column::Seq)
+                .offset(skip)
+                .limit(limit)
+                .all(db)
+                .await?;
+            Ok((rows, total))
+        }
+    }
+}

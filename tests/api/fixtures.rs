@@ -1,0 +1,118 @@
+//! Sample media (real magic bytes, so the server's sniffing sees what it would see in
+//! production) and a local HTTP server that serves them for `mediaLink` tests.
+
+use std::net::SocketAddr;
+
+use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::web::Path;
+use poem::{Response, Route, Server, handler};
+
+pub fn png() -> Vec<u8> {
+    let mut bytes = vec![
+        0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+    ];
+    bytes.extend_from_slice(&[0; 64]);
+    bytes
+}
+
+pub fn jpeg() -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0];
+    bytes.extend_from_slice(&[0; 64]);
+    bytes
+}
+
+pub fn mp4() -> Vec<u8> {
+    let mut bytes = vec![
+        0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm', 0, 0, 2, 0,
+    ];
+    bytes.extend_from_slice(b"isomiso2");
+    bytes.extend_from_slice(&[0; 64]);
+    bytes
+}
+
+pub fn ogg() -> Vec<u8> {
+    let mut bytes = b"OggS".to_vec();
+    bytes.extend_from_slice(&[0, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&[0; 64]);
+    bytes
+}
+
+pub fn pdf() -> Vec<u8> {
+    let mut bytes = b"%PDF-1.4\n".to_vec();
+    bytes.extend_from_slice(&[b'x'; 64]);
+    bytes
+}
+
+pub fn webp() -> Vec<u8> {
+    let mut bytes = b"RIFF".to_vec();
+    bytes.extend_from_slice(&[60, 0, 0, 0]);
+    bytes.extend_from_slice(b"WEBPVP8 ");
+    bytes.extend_from_slice(&[0; 64]);
+    bytes
+}
+
+/// Serves `/files/{name}` with the sample files, `/big` (2 MiB), anything else 404.
+pub struct FileServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl FileServer {
+    pub async fn start() -> Self {
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
+        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+        let app = Route::new().at("/files/:name", serve_file).at("/big", big);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(
+            Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = rx.await;
+                },
+                None,
+            ),
+        );
+        Self {
+            addr,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[handler]
+fn serve_file(Path(name): Path<String>) -> Response {
+    let (bytes, mime) = match name.as_str() {
+        "photo.png" => (png(), "image/png"),
+        "photo.jpg" => (jpeg(), "image/jpeg"),
+        "clip.mp4" => (mp4(), "video/mp4"),
+        "voice.ogg" => (ogg(), "audio/ogg"),
+        "report.pdf" => (pdf(), "application/pdf"),
+        "sticker.webp" => (webp(), "image/webp"),
+        "mislabelled.png" => (pdf(), "image/png"),
+        _ => return Response::builder().status(StatusCode::NOT_FOUND).finish(),
+    };
+    Response::builder().content_type(mime).body(bytes)
+}
+
+#[handler]
+fn big() -> Response {
+    Response::builder()
+        .content_type("image/png")
+        .body(vec![0u8; 2 * 1024 * 1024])
+}

@@ -1,0 +1,889 @@
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::fixtures::{self, FileServer};
+use crate::helpers::{TestApp, builder, send, spawn_app_with_password};
+
+const A: &str = "+12015550101";
+const B: &str = "+12015550102";
+const ALICE: &str = "+12015550150";
+const BOB: &str = "+12015550151";
+
+fn path(phone: &str, action: &str) -> String {
+    format!("/api/v1/user/phones/{phone}{action}")
+}
+
+/// A server with phone A paired and the virtual accounts Alice and Bob registered.
+async fn connected_app(app: TestApp) -> (TestApp, String) {
+    let token = app.token().await;
+    for (phone, name) in [(ALICE, "Alice"), (BOB, "Bob")] {
+        app.post(
+            "/api/v1/sandbox/accounts",
+            Some(&token),
+            json!({"phone": phone, "name": name}),
+        )
+        .await
+        .assert_status(201);
+    }
+    app.pair_phone(&token, A).await;
+    (app, token)
+}
+
+async fn ready() -> (TestApp, String) {
+    connected_app(spawn_app_with_password().await).await
+}
+
+async fn received(app: &TestApp, token: &str, account: &str) -> Vec<Value> {
+    let resp = app
+        .get(
+            &format!("/api/v1/sandbox/accounts/{account}/messages"),
+            Some(token),
+        )
+        .await;
+    resp.assert_status(200);
+    resp.body["data"].as_array().unwrap().clone()
+}
+
+async fn history(app: &TestApp, token: &str, query: &str) -> Value {
+    let resp = app
+        .get(&format!("{}{query}", path(A, "/messages")), Some(token))
+        .await;
+    resp.assert_status(200);
+    resp.body
+}
+
+async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str) {
+    for _ in 0..200 {
+        let page = history(app, token, "").await;
+        if page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == id && m["status"] == status)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("message {id} never became {status}");
+}
+
+#[tokio::test]
+async fn a_text_reaches_the_recipient_and_history_follows_its_receipts() {
+    let (app, token) = ready().await;
+    let resp = app
+        .post(
+            &path(A, "/message"),
+            Some(&token),
+            json!({"recipient": "12015550150", "message": "hello Alice"}),
+        )
+        .await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["status"], "sent");
+    assert_eq!(resp.body["recipient"], "12015550150@s.whatsapp.net");
+    assert_eq!(resp.body["type"], "text");
+    let id = resp.body["id"].as_str().unwrap().to_owned();
+
+    let inbox = received(&app, &token, ALICE).await;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0]["id"], id.as_str());
+    assert_eq!(inbox[0]["text"], "hello Alice");
+    assert_eq!(inbox[0]["from"], A);
+    assert_eq!(inbox[0]["linkPreview"], true);
+
+    let page = history(&app, &token, "").await;
+    let first = &page["data"][0];
+    assert_eq!(first["id"], id.as_str());
+    assert_eq!(first["direction"], "out");
+    assert_eq!(first["chat"], "12015550150@s.whatsapp.net");
+    assert_eq!(first["text"], "hello Alice");
+    wait_for_status(&app, &token, &id, "delivered").await;
+    wait_for_status(&app, &token, &id, "read").await;
+}
+
+#[tokio::test]
+async fn recipients_follow_the_seed_rules() {
+    let (app, token) = ready().await;
+    for body in [
+        json!({"recipient": "(201) 555-0150", "country": "US", "message": "by country"}),
+        json!({"recipient": "12015550150@s.whatsapp.net", "message": "by jid"}),
+        json!({"recipient": "ignored", "jid": "12015550150@s.whatsapp.net", "message": "jid wins"}),
+    ] {
+        let resp = app
+            .post(&path(A, "/message"), Some(&token), body.clone())
+            .await;
+        resp.assert_status(200);
+        assert_eq!(
+            resp.body["recipient"], "12015550150@s.whatsapp.net",
+            "{body}"
+        );
+    }
+    for (body, code) in [
+        (
+            json!({"recipient": "12345", "message": "x"}),
+            "invalid_recipient",
+        ),
+        (
+            json!({"recipient": "555-0150", "country": "US", "message": "x"}),
+            "invalid_recipient",
+        ),
+        (
+            json!({"recipient": "a@example.com", "message": "x"}),
+            "invalid_recipient",
+        ),
+        (json!({"message": "x"}), "recipient_required"),
+        (json!({"recipient": "12015550150"}), "message_required"),
+    ] {
+        app.post(&path(A, "/message"), Some(&token), body)
+            .await
+            .assert_error(400, code);
+    }
+    // Not on WhatsApp: WhatsApp refuses it, and history keeps the failed attempt.
+    app.post(
+        &path(A, "/message"),
+        Some(&token),
+        json!({"recipient": "12015550177", "message": "x"}),
+    )
+    .await
+    .assert_error(400, "rejected_by_whatsapp");
+    assert_eq!(
+        history(&app, &token, "").await["data"][0]["status"],
+        "failed"
+    );
+}
+
+#[tokio::test]
+async fn every_media_kind_can_be_sent_by_link() {
+    let (app, token) = ready().await;
+    let files = FileServer::start().await;
+    for (file, kind, mime) in [
+        ("photo.png", "image", "image/png"),
+        ("photo.jpg", "image", "image/jpeg"),
+        ("clip.mp4", "video", "video/mp4"),
+        ("voice.ogg", "audio", "audio/ogg"),
+        ("report.pdf", "document", "application/pdf"),
+    ] {
+        let resp = app
+            .post(
+                &path(A, "/message"),
+                Some(&token),
+                json!({"recipient": ALICE, "message": format!("here is {file}"), "mediaLink": files.url(&format!("/files/{file}"))}),
+            )
+            .await;
+        resp.assert_status(200);
+        assert_eq!(resp.body["type"], kind, "{file}");
+        let last = received(&app, &token, ALICE).await.pop().unwrap();
+        assert_eq!(last["type"], "media");
+        assert_eq!(last["media"]["kind"], kind, "{file}");
+        assert_eq!(last["media"]["mimeType"], mime, "{file}");
+        assert!(last["media"]["size"].as_u64().unwrap() > 60);
+        if kind == "audio" {
+            assert!(last["text"].is_null(), "audio has no caption");
+        } else {
+            assert_eq!(last["text"], format!("here is {file}"));
+        }
+        if kind == "document" {
+            assert_eq!(last["media"]["fileName"], "report.pdf");
+        }
+    }
+    let sticker = app
+        .post(
+            &path(A, "/message"),
+            Some(&token),
+            json!({"recipient": ALICE, "mediaLink": files.url("/files/sticker.webp"), "mediaType": "sticker"}),
+        )
+        .await;
+    sticker.assert_status(200);
+    assert_eq!(sticker.body["type"], "sticker");
+    let page = history(&app, &token, "?limit=3").await;
+    assert_eq!(page["data"][0]["type"], "sticker");
+    assert_eq!(page["data"][0]["media"]["mimeType"], "image/webp");
+}
+
+#[tokio::test]
+async fn media_can_be_uploaded_or_sent_as_base64() {
+    let (app, token) = ready().await;
+    let form = reqwest::multipart::Form::new()
+        .text("recipient", ALICE)
+        .text("message", "uploaded photo")
+        .text("fileName", "holiday.png")
+        .part(
+            "media",
+            reqwest::multipart::Part::bytes(fixtures::png())
+                .file_name("upload.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+    let resp = send(
+        app.client
+            .post(app.url(&path(A, "/message")))
+            .bearer_auth(&token)
+            .multipart(form),
+    )
+    .await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["type"], "image");
+    let last = received(&app, &token, ALICE).await.pop().unwrap();
+    assert_eq!(last["media"]["mimeType"], "image/png");
+    assert_eq!(last["media"]["fileName"], "holiday.png");
+    assert_eq!(last["text"], "uploaded photo");
+
+    let voice = base64::engine::general_purpose::STANDARD.encode(fixtures::ogg());
+    let resp = app
+        .post(
+            &path(A, "/message"),
+            Some(&token),
+            json!({"recipient": ALICE, "media": format!("data:audio/ogg;base64,{voice}"), "messageOptions": {"voiceNote": true}}),
+        )
+        .await;
+    resp.assert_status(200);
+    let last = received(&app, &token, ALICE).await.pop().unwrap();
+    assert_eq!(last["media"]["kind"], "audio");
+    assert_eq!(last["media"]["voiceNote"], true);
+
+    let doc = base64::engine::general_purpose::STANDARD.encode(fixtures::pdf());
+    let resp = app
+        .post(
+            &path(A, "/message"),
+            Some(&token),
+            json!({"recipient": ALICE, "media": doc, "fileName": "../../q3.pdf"}),
+        )
+        .await;
+    resp.assert_status(200);
+    let last = received(&app, &token, ALICE).await.pop().unwrap();
+    assert_eq!(
+        last["media"]["fileName"], "q3.pdf",
+        "directories are stripped"
+    );
+}
+
+#[tokio::test]
+async fn a_list_message_arrives_with_its_sections() {
+    let (app, token) = ready().await;
+    let list = json!({
+        "title": "Menu",
+        "body": "Pick a dish",
+        "footer": "Kitchen open till 10",
+        "buttonText": "See menu",
+        "sections": [
+            {"title": "Mains", "rows": [{"id": "m1", "title": "Pasta"}, {"id": "m2", "title": "Curry", "description": "spicy"}]},
+            {"title": "Drinks", "rows": [{"id": "d1", "title": "Tea"}]}
+        ]
+    });
+    let resp = app
+        .post(
+            &path(A, "/message"),
+            Some(&token),
+            json!({"recipient": ALICE, "list": list}),
+        )
+        .await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["type"], "list");
+    let last = received(&app, &token, ALICE).await.pop().unwrap();
+    assert_eq!(last["type"], "list");
+    assert_eq!(last["list"]["buttonText"], "See menu");
+    assert_eq!(
+        last["list"]["sections"][0]["rows"][1]["description"],
+        "spicy"
+    );
+    assert_eq!(last["list"]["sections"][1]["rows"][0]["id"], "d1");
+
+    let duplicate = json!({"title": "x", "body": "y", "buttonText": "z", "sections": [{"title": "s", "rows": [{"id": "a", "title": "1"}, {"id": "a", "title": "2"}]}]});
+    app.post(
+        &path(A, "/message"),
+        Some(&token),
+        json!({"recipient": ALICE, "list": duplicate}),
+    )
+    .await
+    .assert_error(400, "invalid_list");
+}
+
+#[tokio::test]
+async fn replies_quote_mention_and_can_skip_link_previews() {
+    let (app, token) = ready().await;
+    let first = app
+        .post(
+            &path(A, "/message"),
+            Some(&token),
+            json!({"recipient": ALICE, "message": "first"}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = app
+        .post(
+            &path(A, "/message"),
+            Some(&token),
+            json!({
+                "recipient": ALICE,
+                "message": "see https://example.com @12015550151",
+                "messageOptions": {"quotedMessageId": first, "mentions": ["12015550151"], "linkPreview": false}
+            }),
+        )
+        .await;
+    resp.assert_status(200);
+    let last = received(&app, &token, ALICE).await.pop().unwrap();
+    assert_eq!(last["quotedId"], first.as_str());
+    assert_eq!(last["mentions"], json!(["12015550151@s.whatsapp.net"]));
+    assert_eq!(last["linkPreview"], false);
+    assert_eq!(
+        history(&app, &token, "").await["data"][0]["quotedId"],
+        first.as_str()
+    );
+}
+
+#[tokio::test]
+async fn inbound_messages_land_in_history_and_contacts() {
+    let (app, token) = ready().await;
+    let resp = app
+        .post(
+            &format!("/api/v1/sandbox/phones/{A}/inbound"),
+            Some(&token),
+            json!({"from": ALICE, "message": "hi there"}),
+        )
+        .await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["delivered"], true);
+    let page = history(&app, &token, "").await;
+    let message = &page["data"][0];
+    assert_eq!(message["id"], resp.body["id"]);
+    assert_eq!(message["direction"], "in");
+    assert_eq!(message["status"], "received");
+    assert_eq!(message["sender"], "12015550150@s.whatsapp.net");
+    assert_eq!(message["pushName"], "Alice");
+    assert_eq!(message["text"], "hi there");
+
+    app.post(
+        &format!("/api/v1/sandbox/phones/{A}/inbound"),
+        Some(&token),
+        json!({"from": BOB, "message": "a photo", "media": {"kind": "image", "mimeType": "image/jpeg", "size": 1234}}),
+    )
+    .await
+    .assert_status(200);
+    let media = &history(&app, &token, "").await["data"][0];
+    assert_eq!(media["type"], "image");
+    assert_eq!(media["media"]["mimeType"], "image/jpeg");
+    assert_eq!(media["text"], "a photo");
+
+    let contacts = app
+        .get(&format!("/api/v1/user/contacts/{A}"), Some(&token))
+        .await;
+    contacts.assert_status(200);
+    let names: Vec<&str> = contacts.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pushName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alice", "Bob"]);
+    assert_eq!(contacts.body["data"][0]["number"], "12015550150");
+}
+
+#[tokio::test]
+async fn contacts_are_merged_across_phones() {
+    let (app, token) = ready().await;
+    app.pair_phone(&token, B).await;
+    for phone in [A, B] {
+        app.post(
+            &format!("/api/v1/sandbox/phones/{phone}/inbound"),
+            Some(&token),
+            json!({"from": ALICE, "message": "hi"}),
+        )
+        .await
+        .assert_status(200);
+    }
+    app.post(
+        &format!("/api/v1/sandbox/phones/{B}/inbound"),
+        Some(&token),
+        json!({"from": BOB, "message": "yo"}),
+    )
+    .await
+    .assert_status(200);
+    let all = app.get("/api/v1/user/contacts", Some(&token)).await;
+    all.assert_status(200);
+    let data = all.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{data:?}");
+    assert_eq!(data[0]["number"], "12015550150");
+    let phones: Vec<&str> = data[0]["phones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phone"].as_str().unwrap())
+        .collect();
+    assert_eq!(phones, [A, B]);
+    assert_eq!(data[1]["phones"].as_array().unwrap().len(), 1);
+
+    let page = app
+        .get(
+            "/api/v1/user/contacts/pagination?page=2&limit=1",
+            Some(&token),
+        )
+        .await;
+    page.assert_status(200);
+    assert_eq!(page.body["data"][0]["number"], "12015550151");
+    assert_eq!(
+        page.body["pagination"],
+        json!({"page": 2, "limit": 1, "total": 2, "totalPages": 2})
+    );
+    let past = app
+        .get(
+            "/api/v1/user/contacts/pagination?page=9&limit=1",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(past.body["data"], json!([]));
+    app.get("/api/v1/user/contacts/pagination?limit=0", Some(&token))
+        .await
+        .assert_error(400, "invalid_limit");
+    app.get("/api/v1/user/contacts/+12015550199", Some(&token))
+        .await
+        .assert_error(404, "phone_not_found");
+}
+
+#[tokio::test]
+async fn typing_shows_and_clears() {
+    let (app, token) = ready().await;
+    let on = app
+        .post(
+            &path(A, "/typing"),
+            Some(&token),
+            json!({"recipient": ALICE, "isTyping": true}),
+        )
+        .await;
+    on.assert_status(200);
+    assert_eq!(
+        on.body,
+        json!({"recipient": "12015550150@s.whatsapp.net", "state": "composing"})
+    );
+    let off = app
+        .post(
+            &path(A, "/typing"),
+            Some(&token),
+            json!({"recipient": ALICE, "isTyping": false}),
+        )
+        .await;
+    assert_eq!(off.body["state"], "paused");
+    app.post(&path(A, "/disconnect"), Some(&token), json!({}))
+        .await;
+    app.post(
+        &path(A, "/typing"),
+        Some(&token),
+        json!({"recipient": ALICE, "isTyping": true}),
+    )
+    .await
+    .assert_error(409, "phone_not_connected");
+}
+
+#[tokio::test]
+async fn has_whatsapp_answers_single_and_batch_and_caches() {
+    let (app, token) = ready().await;
+    let yes = app
+        .post(
+            &path(A, "/has-whatsapp"),
+            Some(&token),
+            json!({"recipient": ALICE}),
+        )
+        .await;
+    yes.assert_status(200);
+    assert_eq!(yes.body["exists"], true);
+    assert_eq!(yes.body["jid"], "12015550150@s.whatsapp.net");
+    assert!(yes.body["lid"].as_str().unwrap().ends_with("@lid"));
+    let no = app
+        .post(
+            &path(A, "/has-whatsapp"),
+            Some(&token),
+            json!({"recipient": "(201) 555-0177", "country": "US"}),
+        )
+        .await;
+    assert_eq!(no.body["exists"], false);
+    assert!(no.body["lid"].is_null());
+
+    let sandbox = app.state.sandbox.clone().unwrap();
+    let before = sandbox
+        .stats()
+        .lookups
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let batch = app
+        .post(
+            &path(A, "/has-whatsapp"),
+            Some(&token),
+            json!({"recipients": [ALICE, "12015550177", BOB]}),
+        )
+        .await;
+    batch.assert_status(200);
+    let results: Vec<bool> = batch.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["exists"].as_bool().unwrap())
+        .collect();
+    assert_eq!(results, [true, false, true]);
+    assert_eq!(batch.body["data"][2]["recipient"], BOB);
+    let after = sandbox
+        .stats()
+        .lookups
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(after - before, 1, "only Bob was not cached yet");
+    app.post(
+        &path(A, "/has-whatsapp"),
+        Some(&token),
+        json!({"recipients": [ALICE, BOB]}),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(
+        sandbox
+            .stats()
+            .lookups
+            .load(std::sync::atomic::Ordering::Relaxed),
+        after,
+        "all cached"
+    );
+
+    let too_many: Vec<String> = (0..51).map(|i| format!("120155501{i:02}")).collect();
+    app.post(
+        &path(A, "/has-whatsapp"),
+        Some(&token),
+        json!({"recipients": too_many}),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    app.post(
+        &path(A, "/has-whatsapp"),
+        Some(&token),
+        json!({"recipient": "1203630@g.us"}),
+    )
+    .await
+    .assert_error(400, "invalid_recipient");
+    app.post(&path(A, "/has-whatsapp"), Some(&token), json!({}))
+        .await
+        .assert_error(400, "invalid_recipient");
+}
+
+#[tokio::test]
+async fn groups_come_from_the_cache_until_refreshed_or_changed() {
+    let app = builder().with("sandbox.latency", "100ms").spawn().await;
+    app.set_first_password().await;
+    let (app, token) = connected_app(app).await;
+    let group = app
+        .post(
+            "/api/v1/sandbox/groups",
+            Some(&token),
+            json!({"subject": "Team", "members": [A, ALICE, BOB]}),
+        )
+        .await;
+    group.assert_status(201);
+    let group_jid = group.body["jid"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let sandbox = app.state.sandbox.clone().unwrap();
+    let queries = || {
+        sandbox
+            .stats()
+            .group_queries
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let start = queries();
+    // Concurrent misses share one fetch.
+    let url = path(A, "/groups");
+    let (r1, r2, r3) = tokio::join!(
+        app.get(&url, Some(&token)),
+        app.get(&url, Some(&token)),
+        app.get(&url, Some(&token))
+    );
+    for r in [&r1, &r2, &r3] {
+        r.assert_status(200);
+        assert_eq!(r.body["cached"], false);
+        assert_eq!(r.body["data"][0]["subject"], "Team");
+        assert_eq!(r.body["data"][0]["size"], 3);
+    }
+    assert_eq!(queries() - start, 1, "single flight");
+    let second = app.get(&url, Some(&token)).await;
+    assert_eq!(second.body["cached"], true);
+    assert_eq!(second.body["cachedAt"], r1.body["cachedAt"]);
+    assert_eq!(queries() - start, 1);
+    let refreshed = app.get(&format!("{url}?refresh=true"), Some(&token)).await;
+    assert_eq!(refreshed.body["cached"], false);
+    assert_eq!(queries() - start, 2);
+
+    let detail = app.get(&format!("{url}/{group_jid}"), Some(&token)).await;
+    detail.assert_status(200);
+    assert_eq!(
+        detail.body["data"]["participants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(detail.body["data"]["participants"][0]["admin"], true);
+    let bare_id = group_jid.trim_end_matches("@g.us");
+    let again = app.get(&format!("{url}/{bare_id}"), Some(&token)).await;
+    assert_eq!(again.body["cached"], true);
+
+    // A new group changes the phone's groups: the cache lets go.
+    app.post(
+        "/api/v1/sandbox/groups",
+        Some(&token),
+        json!({"subject": "Family", "members": [A, BOB]}),
+    )
+    .await
+    .assert_status(201);
+    let mut fresh = Value::Null;
+    for _ in 0..100 {
+        fresh = app.get(&url, Some(&token)).await.body;
+        if fresh["data"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fresh["data"].as_array().unwrap().len(), 2, "{fresh}");
+
+    app.get(&format!("{url}/120363999999999999@g.us"), Some(&token))
+        .await
+        .assert_error(404, "not_found");
+    app.get(&format!("{url}/not-a-group!"), Some(&token))
+        .await
+        .assert_error(400, "invalid_group_id");
+}
+
+#[tokio::test]
+async fn history_pages_are_stable_at_the_edges() {
+    let (app, token) = ready().await;
+    for i in 0..25 {
+        app.post(
+            &path(A, "/message"),
+            Some(&token),
+            json!({"recipient": if i % 5 == 0 { BOB } else { ALICE }, "message": format!("m{i}")}),
+        )
+        .await
+        .assert_status(200);
+    }
+    let first = history(&app, &token, "?page=1&limit=10").await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 10);
+    assert_eq!(first["data"][0]["text"], "m24");
+    assert_eq!(
+        first["pagination"],
+        json!({"page": 1, "limit": 10, "total": 25, "totalPages": 3})
+    );
+    let last = history(&app, &token, "?page=3&limit=10").await;
+    let texts: Vec<&str> = last["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["m4", "m3", "m2", "m1", "m0"]);
+    let past = history(&app, &token, "?page=4&limit=10").await;
+    assert_eq!(past["data"], json!([]));
+    assert_eq!(past["pagination"]["total"], 25);
+    let capped = history(&app, &token, "?limit=1000").await;
+    assert_eq!(capped["pagination"]["limit"], 100);
+    assert_eq!(capped["data"].as_array().unwrap().len(), 25);
+    let default = history(&app, &token, "").await;
+    assert_eq!(default["pagination"]["limit"], 20);
+
+    let bob = history(
+        &app,
+        &token,
+        &format!("?recipient={}&limit=2", BOB.trim_start_matches('+')),
+    )
+    .await;
+    assert_eq!(bob["pagination"]["total"], 5);
+    assert_eq!(bob["data"][0]["text"], "m20");
+    let bob_page3 = history(
+        &app,
+        &token,
+        "?jid=12015550151@s.whatsapp.net&limit=2&page=3",
+    )
+    .await;
+    assert_eq!(bob_page3["data"][0]["text"], "m0");
+
+    for (query, code) in [
+        ("?limit=0", "invalid_limit"),
+        ("?page=0", "invalid_page"),
+        ("?page=abc", "invalid_request"),
+        ("?recipient=123", "invalid_recipient"),
+    ] {
+        app.get(&format!("{}{query}", path(A, "/messages")), Some(&token))
+            .await
+            .assert_error(400, code);
+    }
+}
+
+#[tokio::test]
+async fn send_errors_are_clear_and_never_500() {
+    let app = builder()
+        .with("limits.allowed_media", json!(["image", "document"]))
+        .with("limits.max_media_bytes", 1024 * 1024)
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let (app, token) = connected_app(app).await;
+    let files = FileServer::start().await;
+    let send_link = |link: String| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.post(
+                &path(A, "/message"),
+                Some(&token),
+                json!({"recipient": ALICE, "mediaLink": link}),
+            )
+            .await
+        }
+    };
+    send_link(files.url("/files/clip.mp4"))
+        .await
+        .assert_error(415, "media_type_not_allowed");
+    send_link(files.url("/big"))
+        .await
+        .assert_error(413, "media_too_large");
+    send_link(files.url("/files/missing.png"))
+        .await
+        .assert_error(400, "media_unreachable");
+    send_link("http://127.0.0.1:9/nothing-listens-here.png".into())
+        .await
+        .assert_error(400, "media_unreachable");
+    send_link("http://169.254.169.254/latest/meta-data/".into())
+        .await
+        .assert_error(400, "invalid_media_link");
+    send_link("ftp://example.com/a.png".into())
+        .await
+        .assert_error(400, "invalid_media_link");
+    app.post(&path(A, "/message"), Some(&token), json!({"recipient": ALICE, "mediaLink": files.url("/files/report.pdf"), "mediaType": "image"}))
+        .await
+        .assert_error(415, "media_type_mismatch");
+    app.post(&path(A, "/message"), Some(&token), json!({"recipient": ALICE, "mediaLink": files.url("/files/mislabelled.png"), "mediaType": "image"}))
+        .await
+        .assert_error(415, "media_type_mismatch");
+    app.post(
+        &path(A, "/message"),
+        Some(&token),
+        json!({"recipient": ALICE, "media": "%%%not base64"}),
+    )
+    .await
+    .assert_error(400, "invalid_media");
+    app.post(
+        &path(A, "/message"),
+        Some(&token),
+        json!({"recipient": ALICE, "media": "aGk=", "mediaLink": files.url("/files/photo.png")}),
+    )
+    .await
+    .assert_error(400, "invalid_message");
+    app.post(
+        "/api/v1/user/phones/+12015550199/message",
+        Some(&token),
+        json!({"recipient": ALICE, "message": "x"}),
+    )
+    .await
+    .assert_error(404, "phone_not_found");
+    app.post(&path(A, "/disconnect"), Some(&token), json!({}))
+        .await
+        .assert_status(200);
+    app.post(
+        &path(A, "/message"),
+        Some(&token),
+        json!({"recipient": ALICE, "message": "x"}),
+    )
+    .await
+    .assert_error(409, "phone_not_connected");
+    // A mislabelled request body type is a 415 too.
+    let req = app
+        .client
+        .post(app.url(&path(A, "/message")))
+        .bearer_auth(&token)
+        .header("Content-Type", "text/plain")
+        .body("hi");
+    send(req)
+        .await
+        .assert_error(415, "unsupported_content_type");
+}
+
+#[tokio::test]
+async fn paced_sends_are_spaced_and_do_not_hold_up_other_phones() {
+    let app = builder()
+        .with("messaging.pacing", "on")
+        .with("messaging.send_interval", "150ms")
+        .with("messaging.send_jitter", "0s")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let (app, token) = connected_app(app).await;
+    app.pair_phone(&token, B).await;
+    let send_a = |i: usize| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.post(
+                &path(A, "/message"),
+                Some(&token),
+                json!({"recipient": ALICE, "message": format!("a{i}")}),
+            )
+            .await
+        }
+    };
+    let from_b = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        app.post(
+            &path(B, "/message"),
+            Some(&token),
+            json!({"recipient": BOB, "message": "b"}),
+        )
+        .await
+    };
+    let (a0, a1, a2, a3, b) = tokio::join!(send_a(0), send_a(1), send_a(2), send_a(3), from_b);
+    for r in [&a0, &a1, &a2, &a3, &b] {
+        r.assert_status(200);
+    }
+    let alice = received(&app, &token, ALICE).await;
+    let times: Vec<chrono::DateTime<chrono::Utc>> = alice
+        .iter()
+        .map(|m| m["receivedAt"].as_str().unwrap().parse().unwrap())
+        .collect();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= chrono::Duration::milliseconds(140),
+            "sends are spaced: {times:?}"
+        );
+    }
+    let bob: chrono::DateTime<chrono::Utc> = received(&app, &token, BOB).await[0]["receivedAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(bob < times[3], "B's send did not wait behind A's queue");
+}
+
+#[tokio::test]
+async fn a_paced_queue_refuses_what_it_cannot_send_in_time() {
+    let app = builder()
+        .with("messaging.pacing", "on")
+        .with("messaging.send_interval", "1s")
+        .with("messaging.send_jitter", "0s")
+        .with("http.request_timeout", "1500ms")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let (app, token) = connected_app(app).await;
+    let url = path(A, "/message");
+    let send = || {
+        app.post(
+            &url,
+            Some(&token),
+            json!({"recipient": ALICE, "message": "x"}),
+        )
+    };
+    let (r1, r2, r3) = tokio::join!(send(), send(), send());
+    let statuses = [r1.status.as_u16(), r2.status.as_u16(), r3.status.as_u16()];
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let refused = [&r1, &r2, &r3]
+        .into_iter()
+        .find(|r| r.status == 429)
+        .unwrap();
+    refused.assert_error(429, "too_many_requests");
+    assert!(refused.header("retry-after").is_some());
+}
