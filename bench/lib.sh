@@ -38,7 +38,7 @@ stop_server() {
   rm -rf "$server_dir"
 }
 
-json_post() { curl -fs -X POST "$base$1" -H 'Content-Type: application/json' -d "$2"; }
+json_post() { curl -fs -X POST "$base$1" -H 'Content-Type: application/json' -d "$2" "${@:3}"; }
 
 set_password_and_login() {
   json_post /api/v1/auth/change-password "{\"newPassword\":\"$password\"}" >/dev/null

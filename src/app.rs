@@ -51,12 +51,8 @@ pub struct App {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         install_crypto_provider();
-        let db = db::connect(&config)
-            .await
-            .context("cannot connect to the database")?;
-        db::migrate(&db)
-            .await
-            .context("cannot apply database migrations")?;
+        let db = db::connect(&config).await.context("cannot connect to the database")?;
+        db::migrate(&db).await.context("cannot apply database migrations")?;
         let auth = Auth::load(db.clone(), config.auth.clone())
             .await
             .context("cannot load the auth state")?;
@@ -68,14 +64,11 @@ impl App {
             EngineKind::Sandbox => {
                 let network = SandboxNetwork::load(config.data_dir.clone(), config.sandbox.clone())
                     .context("cannot load the sandbox network")?;
-                (
-                    Arc::new(SandboxEngine::new(Arc::clone(&network))),
-                    Some(network),
-                )
+                (Arc::new(SandboxEngine::new(Arc::clone(&network))), Some(network))
             }
-            EngineKind::Whatsapp => anyhow::bail!(
-                "the whatsapp engine is not available in this build yet; set engine = \"sandbox\""
-            ),
+            EngineKind::Whatsapp => {
+                anyhow::bail!("the whatsapp engine is not available in this build yet; set engine = \"sandbox\"")
+            }
         };
         let events = EventBus::new(1024);
         let directory = Directory::default();
@@ -107,12 +100,8 @@ impl App {
         let url_policy = UrlPolicy {
             allow_private: config.network.allow_private,
         };
-        let http = net::guarded_client(
-            url_policy,
-            config.network.connect_timeout,
-            config.network.fetch_timeout,
-        )
-        .context("cannot build the HTTP client")?;
+        let http = net::guarded_client(url_policy, config.network.connect_timeout, config.network.fetch_timeout)
+            .context("cannot build the HTTP client")?;
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await
@@ -151,10 +140,7 @@ impl App {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
     /// `http.shutdown_grace`) and stops the background tasks.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let grace = self.state.config.http.shutdown_grace;
         let endpoint = routes(self.state.clone());
         let result = Server::new_with_acceptor(self.acceptor)

@@ -143,9 +143,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         eprintln!(
             "    curl -X POST {base}/api/v1/auth/change-password -H 'Content-Type: application/json' \\\n      -d '{{\"newPassword\":\"<at least 8 characters>\"}}'"
         );
-        eprintln!(
-            "  From another machine, add \"setupCode\":\"{code}\" (valid until a password is set)."
-        );
+        eprintln!("  From another machine, add \"setupCode\":\"{code}\" (valid until a password is set).");
         eprintln!("  Or run: wagate password set");
     }
     eprintln!();
@@ -175,9 +173,7 @@ async fn shutdown_signal() {
 }
 
 async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
-    let conn = db::connect(config)
-        .await
-        .context("cannot connect to the database")?;
+    let conn = db::connect(config).await.context("cannot connect to the database")?;
     if let MigrateAction::Up = action {
         db::migrate(&conn).await.context("migration failed")?;
     }
@@ -190,10 +186,7 @@ async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
 async fn set_password(config: &Config) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!(
-            "New password (at least {} characters): ",
-            auth::password::MIN_LENGTH
-        );
+        eprint!("New password (at least {} characters): ", auth::password::MIN_LENGTH);
     }
     let mut input = String::new();
     if stdin.is_terminal() {
@@ -203,9 +196,7 @@ async fn set_password(config: &Config) -> anyhow::Result<()> {
     }
     let password = input.trim_end_matches(['\r', '\n']).to_owned();
     auth::validate_new_password(&password).map_err(|err| anyhow::anyhow!("{err}"))?;
-    let conn = db::connect(config)
-        .await
-        .context("cannot connect to the database")?;
+    let conn = db::connect(config).await.context("cannot connect to the database")?;
     db::migrate(&conn).await.context("migration failed")?;
     auth::store_password(&conn, password)
         .await

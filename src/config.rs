@@ -226,11 +226,7 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(
-            Env::prefixed("WAGATE_")
-                .split("__")
-                .ignore(&["TEST_DATABASE_URL"]),
-        );
+        figment = figment.merge(Env::prefixed("WAGATE_").split("__").ignore(&["TEST_DATABASE_URL"]));
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }
@@ -246,9 +242,7 @@ impl Config {
     }
 
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = figment
-            .extract()
-            .map_err(|err| ConfigError::Invalid(describe(err)))?;
+        let config: Config = figment.extract().map_err(|err| ConfigError::Invalid(describe(err)))?;
         config.validate()?;
         Ok(config)
     }

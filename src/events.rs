@@ -91,9 +91,10 @@ impl EventBus {
 
 /// The `data` of a message event: the message as history shows it.
 pub fn message_data(row: &crate::db::messages::Model) -> serde_json::Value {
-    let media = row.media_mime.as_ref().map(|mime| {
-        serde_json::json!({"mimeType": mime, "fileName": row.media_file_name, "size": row.media_size})
-    });
+    let media = row
+        .media_mime
+        .as_ref()
+        .map(|mime| serde_json::json!({"mimeType": mime, "fileName": row.media_file_name, "size": row.media_size}));
     serde_json::json!({
         "id": row.message_id,
         "direction": row.direction,

@@ -123,11 +123,7 @@ fn url_file_name(url: &Url) -> Option<String> {
     url.path_segments()?
         .next_back()
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
 }
 
 /// A safe file name: no directories, no control characters, at most 255 bytes.
@@ -168,14 +164,8 @@ mod tests {
 
     #[test]
     fn file_names_are_cleaned() {
-        assert_eq!(
-            clean_file_name("../../etc/passwd").as_deref(),
-            Some("passwd")
-        );
-        assert_eq!(
-            clean_file_name("C:\\x\\report.pdf").as_deref(),
-            Some("report.pdf")
-        );
+        assert_eq!(clean_file_name("../../etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(clean_file_name("C:\\x\\report.pdf").as_deref(), Some("report.pdf"));
         assert_eq!(clean_file_name("a\u{0}b.txt").as_deref(), Some("ab.txt"));
         assert_eq!(clean_file_name(".."), None);
     }

@@ -12,12 +12,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
 /// Names of cloud metadata services, refused before any lookup.
-const METADATA_HOSTS: &[&str] = &[
-    "metadata.google.internal",
-    "metadata.goog",
-    "metadata",
-    "instance-data",
-];
+const METADATA_HOSTS: &[&str] = &["metadata.google.internal", "metadata.goog", "metadata", "instance-data"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
@@ -67,10 +62,7 @@ impl UrlPolicy {
                     return Err(UrlError::Metadata(name));
                 }
                 if !self.allow_private && (name == "localhost" || name.ends_with(".localhost")) {
-                    return Err(UrlError::Forbidden(
-                        IpAddr::V4(Ipv4Addr::LOCALHOST),
-                        "loopback",
-                    ));
+                    return Err(UrlError::Forbidden(IpAddr::V4(Ipv4Addr::LOCALHOST), "loopback"));
                 }
                 Ok(())
             }
@@ -146,8 +138,7 @@ impl Resolve for GuardedResolver {
         let policy = self.policy;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -216,9 +207,7 @@ mod tests {
 
     #[test]
     fn refuses_metadata_link_local_and_odd_schemes() {
-        let open = UrlPolicy {
-            allow_private: true,
-        };
+        let open = UrlPolicy { allow_private: true };
         for bad in [
             "ftp://example.com/x",
             "file:///etc/passwd",
@@ -238,9 +227,7 @@ mod tests {
 
     #[test]
     fn private_networks_are_refused_when_configured() {
-        let closed = UrlPolicy {
-            allow_private: false,
-        };
+        let closed = UrlPolicy { allow_private: false };
         for bad in [
             "http://127.0.0.1/",
             "http://10.1.2.3/",

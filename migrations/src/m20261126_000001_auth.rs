@@ -14,12 +14,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Settings::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Settings::Key)
-                            .string_len(64)
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(Settings::Key).string_len(64).not_null().primary_key())
                     .col(ColumnDef::new(Settings::Value).text().not_null())
                     .col(
                         ColumnDef::new(Settings::UpdatedAt)
@@ -34,23 +29,14 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(ApiTokens::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(ApiTokens::Id)
-                            .string_len(36)
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(ApiTokens::Id).string_len(36).not_null().primary_key())
                     .col(ColumnDef::new(ApiTokens::Name).string_len(100).not_null())
                     .col(
                         ColumnDef::new(ApiTokens::CreatedAt)
                             .timestamp_with_time_zone()
                             .not_null(),
                     )
-                    .col(
-                        ColumnDef::new(ApiTokens::RevokedAt)
-                            .timestamp_with_time_zone()
-                            .null(),
-                    )
+                    .col(ColumnDef::new(ApiTokens::RevokedAt).timestamp_with_time_zone().null())
                     .to_owned(),
             )
             .await?;

@@ -1,6 +1,8 @@
 //! Message history (both directions) and contacts learnt from the network.
 //! `messages.seq` numbers each phone's messages 1, 2, 3… in the order the gateway stored
 //! them, without gaps, so that any page of history is an index range, not an OFFSET scan.
+//! Redelivered inbound messages are recognised through `(phone, message_id)` by the phone's
+//! actor, the only writer of its rows, so no wide unique index slows every insert.
 
 use sea_orm_migration::prelude::*;
 
@@ -24,22 +26,14 @@ impl MigrationTrait for Migration {
                     )
                     .col(ColumnDef::new(Messages::Phone).string_len(20).not_null())
                     .col(ColumnDef::new(Messages::Seq).big_integer().not_null())
-                    .col(
-                        ColumnDef::new(Messages::MessageId)
-                            .string_len(128)
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Messages::MessageId).string_len(128).not_null())
                     .col(ColumnDef::new(Messages::Direction).string_len(3).not_null())
                     .col(ColumnDef::new(Messages::Chat).string_len(100).not_null())
                     .col(ColumnDef::new(Messages::Sender).string_len(100).not_null())
                     .col(ColumnDef::new(Messages::Kind).string_len(16).not_null())
                     .col(ColumnDef::new(Messages::Body).text().null())
                     .col(ColumnDef::new(Messages::MediaMime).string_len(100).null())
-                    .col(
-                        ColumnDef::new(Messages::MediaFileName)
-                            .string_len(255)
-                            .null(),
-                    )
+                    .col(ColumnDef::new(Messages::MediaFileName).string_len(255).null())
                     .col(ColumnDef::new(Messages::MediaSize).big_integer().null())
                     .col(ColumnDef::new(Messages::QuotedId).string_len(128).null())
                     .col(ColumnDef::new(Messages::PushName).string_len(200).null())
@@ -69,25 +63,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, columns, unique) in [
-            (
-                "ux_messages_phone_seq",
-                vec![Messages::Phone, Messages::Seq],
-                true,
-            ),
+            ("ux_messages_phone_seq", vec![Messages::Phone, Messages::Seq], true),
             (
                 "ix_messages_phone_chat_seq",
                 vec![Messages::Phone, Messages::Chat, Messages::Seq],
                 false,
-            ),
-            (
-                "ux_messages_dedup",
-                vec![
-                    Messages::Phone,
-                    Messages::Chat,
-                    Messages::Sender,
-                    Messages::MessageId,
-                ],
-                true,
             ),
             (
                 "ix_messages_phone_message_id",
@@ -113,11 +93,7 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(ColumnDef::new(Contacts::Phone).string_len(20).not_null())
                     .col(ColumnDef::new(Contacts::Jid).string_len(100).not_null())
-                    .col(
-                        ColumnDef::new(Contacts::ContactKey)
-                            .string_len(100)
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Contacts::ContactKey).string_len(100).not_null())
                     .col(ColumnDef::new(Contacts::Number).string_len(20).null())
                     .col(ColumnDef::new(Contacts::Lid).string_len(100).null())
                     .col(ColumnDef::new(Contacts::Name).string_len(200).null())

@@ -59,10 +59,7 @@ pub enum CacheMsg {
         reply: Reply<Vec<Lookup>>,
     },
     /// A phone's groups changed (one group, or any when `None`).
-    Invalidate {
-        phone: PhoneNumber,
-        group: Option<Jid>,
-    },
+    Invalidate { phone: PhoneNumber, group: Option<Jid> },
     /// A fetch finished (internal).
     Filled {
         key: CacheKey,
@@ -70,10 +67,7 @@ pub enum CacheMsg {
         result: Result<CacheValue, PhoneError>,
     },
     /// Looked-up numbers to remember (internal).
-    Looked {
-        phone: PhoneNumber,
-        found: Vec<Lookup>,
-    },
+    Looked { phone: PhoneNumber, found: Vec<Lookup> },
 }
 
 pub struct CacheActor;
@@ -120,22 +114,14 @@ impl Actor for CacheActor {
         state: &mut CacheState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CacheMsg::Get {
-                key,
-                refresh,
-                reply,
-            } => state.get(&myself, key, refresh, reply),
+            CacheMsg::Get { key, refresh, reply } => state.get(&myself, key, refresh, reply),
             CacheMsg::Filled {
                 key,
                 generation,
                 result,
             } => state.filled(key, generation, result),
             CacheMsg::Invalidate { phone, group } => state.invalidate(&phone, group.as_ref()),
-            CacheMsg::Lookup {
-                phone,
-                numbers,
-                reply,
-            } => state.lookup(&myself, phone, numbers, reply),
+            CacheMsg::Lookup { phone, numbers, reply } => state.lookup(&myself, phone, numbers, reply),
             CacheMsg::Looked { phone, found } => {
                 let expires = Instant::now() + state.shared.config.cache.lookup_ttl;
                 for lookup in found {
@@ -150,13 +136,7 @@ impl Actor for CacheActor {
 }
 
 impl CacheState {
-    fn get(
-        &mut self,
-        myself: &ActorRef<CacheMsg>,
-        key: CacheKey,
-        refresh: bool,
-        reply: Reply<Cached>,
-    ) {
+    fn get(&mut self, myself: &ActorRef<CacheMsg>, key: CacheKey, refresh: bool, reply: Reply<Cached>) {
         if !refresh && let Some(entry) = self.entries.get(&key) {
             if entry.expires > Instant::now() {
                 let _ = reply.send(Ok(Cached {
@@ -228,8 +208,7 @@ impl CacheState {
         self.entries.remove(&CacheKey::Groups(phone.clone()));
         match group {
             Some(jid) => {
-                self.entries
-                    .remove(&CacheKey::Group(phone.clone(), jid.clone()));
+                self.entries.remove(&CacheKey::Group(phone.clone(), jid.clone()));
             }
             None => {
                 let stale: Vec<CacheKey> = self
@@ -269,10 +248,7 @@ impl CacheState {
             }
         }
         if missing.is_empty() {
-            let _ = reply.send(Ok(numbers
-                .iter()
-                .filter_map(|n| known.get(n).cloned())
-                .collect()));
+            let _ = reply.send(Ok(numbers.iter().filter_map(|n| known.get(n).cloned()).collect()));
             return;
         }
         let shared = Arc::clone(&self.shared);
@@ -290,10 +266,7 @@ impl CacheState {
                     found: found.clone(),
                 });
                 known.extend(found.into_iter().map(|l| (l.number.clone(), l)));
-                numbers
-                    .iter()
-                    .filter_map(|n| known.get(n).cloned())
-                    .collect()
+                numbers.iter().filter_map(|n| known.get(n).cloned()).collect()
             });
             let _ = reply.send(answer);
         });

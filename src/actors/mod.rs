@@ -141,8 +141,7 @@ impl Directory {
 
     /// Phones per status, every status present.
     pub fn counts(&self) -> BTreeMap<PhoneStatus, u64> {
-        let mut counts: BTreeMap<PhoneStatus, u64> =
-            PhoneStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut counts: BTreeMap<PhoneStatus, u64> = PhoneStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for entry in read(&self.0).values() {
             *counts.entry(entry.state.status).or_default() += 1;
         }
@@ -216,12 +215,7 @@ impl Shared {
     }
 
     /// Records a phone's new state: directory, database and a `phone.status` event.
-    pub async fn publish(
-        &self,
-        phone: &PhoneNumber,
-        state: SessionState,
-        pairing: Option<Pairing>,
-    ) {
+    pub async fn publish(&self, phone: &PhoneNumber, state: SessionState, pairing: Option<Pairing>) {
         let Some(mut entry) = self.directory.get(phone) else {
             return;
         };
@@ -286,10 +280,7 @@ impl Phones {
     }
 
     /// Loads every phone's last state into the directory (before the supervisor starts).
-    pub async fn load_directory(
-        db: &DatabaseConnection,
-        directory: &Directory,
-    ) -> Result<(), DbErr> {
+    pub async fn load_directory(db: &DatabaseConnection, directory: &Directory) -> Result<(), DbErr> {
         for row in phones::all(db).await? {
             if let Some(entry) = PhoneEntry::from_row(&row) {
                 directory.insert(entry);
@@ -329,11 +320,7 @@ impl Phones {
         self.shared.restarts.load(Ordering::Relaxed)
     }
 
-    pub async fn add(
-        &self,
-        phone: PhoneNumber,
-        country: Option<String>,
-    ) -> Result<PhoneEntry, PhoneError> {
+    pub async fn add(&self, phone: PhoneNumber, country: Option<String>) -> Result<PhoneEntry, PhoneError> {
         let _serialised = self.add_lock.lock().await;
         if self.shared.directory.get(&phone).is_some() {
             return Err(PhoneError::Exists(phone));
@@ -342,10 +329,8 @@ impl Phones {
         if phones::count(&self.shared.db).await? >= u64::from(limit) {
             return Err(PhoneError::QuotaExceeded(limit));
         }
-        let row =
-            phones::insert(&self.shared.db, &phone, country.or_else(|| phone.country())).await?;
-        let entry =
-            PhoneEntry::from_row(&row).ok_or_else(|| PhoneError::NotFound(phone.clone()))?;
+        let row = phones::insert(&self.shared.db, &phone, country.or_else(|| phone.country())).await?;
+        let entry = PhoneEntry::from_row(&row).ok_or_else(|| PhoneError::NotFound(phone.clone()))?;
         self.shared.directory.insert(entry.clone());
         self.start(&phone).await?;
         Ok(entry)
@@ -374,26 +359,16 @@ impl Phones {
         Ok(())
     }
 
-    pub async fn connect(
-        &self,
-        phone: &PhoneNumber,
-        mode: PairingMode,
-    ) -> Result<PhoneEntry, PhoneError> {
+    pub async fn connect(&self, phone: &PhoneNumber, mode: PairingMode) -> Result<PhoneEntry, PhoneError> {
         let actor = self.session_or_start(phone).await?;
         let wait = self.shared.config.phones.connect_wait;
-        self.call_for(&actor, wait + self.timeout(), |reply| PhoneMsg::Connect {
-            mode,
-            reply,
-        })
-        .await?
+        self.call_for(&actor, wait + self.timeout(), |reply| PhoneMsg::Connect { mode, reply })
+            .await?
     }
 
     pub async fn disconnect(&self, phone: &PhoneNumber) -> Result<PhoneEntry, PhoneError> {
         match self.shared.registry.get(phone) {
-            Some(actor) => {
-                self.call(&actor, |reply| PhoneMsg::Disconnect { reply })
-                    .await?
-            }
+            Some(actor) => self.call(&actor, |reply| PhoneMsg::Disconnect { reply }).await?,
             // A failed phone has no session: it is already offline.
             None => self.get(phone),
         }
@@ -401,8 +376,7 @@ impl Phones {
 
     pub async fn logout(&self, phone: &PhoneNumber) -> Result<PhoneEntry, PhoneError> {
         let actor = self.session_or_start(phone).await?;
-        self.call(&actor, |reply| PhoneMsg::Logout { reply })
-            .await?
+        self.call(&actor, |reply| PhoneMsg::Logout { reply }).await?
     }
 
     /// Sends a request to a phone's session and waits for its answer.
@@ -422,14 +396,10 @@ impl Phones {
         msg: impl FnOnce(Reply<T>) -> PhoneMsg,
     ) -> Result<T, PhoneError> {
         let entry = self.get(phone)?;
-        let actor = self
-            .shared
-            .registry
-            .get(phone)
-            .ok_or(match entry.state.status {
-                PhoneStatus::Failed => PhoneError::NotConnected,
-                _ => PhoneError::Restarting,
-            })?;
+        let actor = self.shared.registry.get(phone).ok_or(match entry.state.status {
+            PhoneStatus::Failed => PhoneError::NotConnected,
+            _ => PhoneError::Restarting,
+        })?;
         call(&actor, timeout, msg).await?
     }
 
@@ -443,10 +413,7 @@ impl Phones {
     }
 
     /// The phone's session; a failed phone (whose session was given up) is started anew.
-    async fn session_or_start(
-        &self,
-        phone: &PhoneNumber,
-    ) -> Result<ActorRef<PhoneMsg>, PhoneError> {
+    async fn session_or_start(&self, phone: &PhoneNumber) -> Result<ActorRef<PhoneMsg>, PhoneError> {
         let entry = self.get(phone)?;
         if let Some(actor) = self.shared.registry.get(phone) {
             return Ok(actor);
@@ -455,10 +422,7 @@ impl Phones {
             return Err(PhoneError::Restarting);
         }
         self.start(phone).await?;
-        self.shared
-            .registry
-            .get(phone)
-            .ok_or(PhoneError::Restarting)
+        self.shared.registry.get(phone).ok_or(PhoneError::Restarting)
     }
 
     async fn start(&self, phone: &PhoneNumber) -> Result<(), PhoneError> {

@@ -44,11 +44,7 @@ impl Actor for RootSupervisor {
     type State = RootState;
     type Arguments = RootArgs;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<RootMsg>,
-        args: RootArgs,
-    ) -> Result<RootState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<RootMsg>, args: RootArgs) -> Result<RootState, ActorProcessingErr> {
         let mut state = RootState {
             args,
             children: Vec::new(),
@@ -80,10 +76,7 @@ impl Actor for RootSupervisor {
         state: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(cell, err) = event
-            && let Some(index) = state
-                .children
-                .iter()
-                .position(|(id, _)| *id == cell.get_id())
+            && let Some(index) = state.children.iter().position(|(id, _)| *id == cell.get_id())
         {
             let (_, child) = state.children.remove(index);
             tracing::error!(error = %err, ?child, "a child actor failed; starting it again");
@@ -92,11 +85,7 @@ impl Actor for RootSupervisor {
         Ok(())
     }
 
-    async fn post_stop(
-        &self,
-        myself: ActorRef<RootMsg>,
-        _state: &mut RootState,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, myself: ActorRef<RootMsg>, _state: &mut RootState) -> Result<(), ActorProcessingErr> {
         myself
             .stop_children_and_wait(Some("shutdown".into()), Some(STOP_TIMEOUT))
             .await;
@@ -105,23 +94,17 @@ impl Actor for RootSupervisor {
 }
 
 impl RootState {
-    async fn start(
-        &mut self,
-        myself: &ActorRef<RootMsg>,
-        child: Child,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn start(&mut self, myself: &ActorRef<RootMsg>, child: Child) -> Result<(), ActorProcessingErr> {
         let shared = Arc::clone(&self.args.shared);
         let id = match child {
             Child::Phones => {
-                let (actor, _) =
-                    Actor::spawn_linked(None, PhoneSupervisor, shared, myself.get_cell()).await?;
+                let (actor, _) = Actor::spawn_linked(None, PhoneSupervisor, shared, myself.get_cell()).await?;
                 let id = actor.get_id();
                 publish(&self.args.phone_supervisor, actor);
                 id
             }
             Child::Cache => {
-                let (actor, _) =
-                    Actor::spawn_linked(None, CacheActor, shared, myself.get_cell()).await?;
+                let (actor, _) = Actor::spawn_linked(None, CacheActor, shared, myself.get_cell()).await?;
                 let id = actor.get_id();
                 publish(&self.args.shared.cache, actor);
                 id
@@ -133,9 +116,7 @@ impl RootState {
 }
 
 fn publish<M>(slot: &Slot<M>, actor: ActorRef<M>) {
-    *slot
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(actor);
+    *slot.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(actor);
 }
 
 /// Stops the whole tree, children first, waiting for sessions to close.

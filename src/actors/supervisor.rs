@@ -22,8 +22,8 @@ pub enum SupervisorMsg {
         phone: PhoneNumber,
         reply: Option<Reply<()>>,
     },
-    /// Restart a session after its backoff.
-    Restart { phone: PhoneNumber },
+    /// Restart a session: after its backoff (`delay` zero), or at start-up (staggered).
+    Restart { phone: PhoneNumber, delay: Duration },
     /// Stop the phone's session for good (the phone is being deleted).
     Stop {
         phone: PhoneNumber,
@@ -53,14 +53,22 @@ impl Actor for PhoneSupervisor {
         shared: Arc<Shared>,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         // Every known phone gets its session; those that were online resume, staggered.
+        let stagger = shared.config.phones.resume_stagger;
+        let mut resumed = 0u32;
         for phone in shared.directory.phones() {
-            if shared
-                .directory
-                .get(&phone)
-                .is_some_and(|e| e.state.status != PhoneStatus::Failed)
-            {
-                myself.cast(SupervisorMsg::Restart { phone })?;
+            let Some(entry) = shared.directory.get(&phone) else {
+                continue;
+            };
+            if entry.state.status == PhoneStatus::Failed {
+                continue;
             }
+            let delay = if entry.state.status.resumes() {
+                resumed += 1;
+                stagger.saturating_mul(resumed - 1)
+            } else {
+                Duration::ZERO
+            };
+            myself.cast(SupervisorMsg::Restart { phone, delay })?;
         }
         Ok(SupervisorState {
             shared,
@@ -101,12 +109,10 @@ impl Actor for PhoneSupervisor {
                     let _ = reply.send(result);
                 }
             }
-            SupervisorMsg::Restart { phone } => {
+            SupervisorMsg::Restart { phone, delay } => {
                 state.restarting.remove(&phone);
-                let wanted = state.shared.directory.get(&phone).is_some()
-                    && !state.stopping.contains_key(&phone);
+                let wanted = state.shared.directory.get(&phone).is_some() && !state.stopping.contains_key(&phone);
                 if wanted && state.shared.registry.get(&phone).is_none() {
-                    let delay = state.next_resume_delay();
                     let _ = state.spawn(&myself, phone, Some(delay)).await;
                 }
             }
@@ -179,12 +185,6 @@ impl SupervisorState {
         }
     }
 
-    /// Staggers resumed phones: each one `resume_stagger` after the previous.
-    fn next_resume_delay(&self) -> Duration {
-        let stagger = self.shared.config.phones.resume_stagger;
-        stagger.saturating_mul(u32::try_from(self.children.len()).unwrap_or(u32::MAX))
-    }
-
     fn finish_stop(&mut self, phone: &PhoneNumber) {
         self.failures.remove(phone);
         for reply in self.stopping.remove(phone).unwrap_or_default() {
@@ -192,12 +192,7 @@ impl SupervisorState {
         }
     }
 
-    async fn on_failure(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        phone: PhoneNumber,
-        reason: String,
-    ) {
+    async fn on_failure(&mut self, myself: &ActorRef<SupervisorMsg>, phone: PhoneNumber, reason: String) {
         let config = &self.shared.config.phones;
         let now = Instant::now();
         let history = self.failures.entry(phone.clone()).or_default();
@@ -224,11 +219,7 @@ impl SupervisorState {
             self.shared.publish(&phone, entry.state, None).await;
             return;
         }
-        let backoff = backoff(
-            config.restart_backoff_min,
-            config.restart_backoff_max,
-            failures,
-        );
+        let backoff = backoff(config.restart_backoff_min, config.restart_backoff_max, failures);
         tracing::warn!(%phone, failures, %reason, backoff_ms = backoff.as_millis() as u64, "the session failed; restarting");
         self.shared.restarts.fetch_add(1, Ordering::Relaxed);
         // Until the new session says otherwise, the phone is on its way back.
@@ -241,7 +232,10 @@ impl SupervisorState {
         ));
         self.shared.publish(&phone, entry.state, None).await;
         self.restarting.insert(phone.clone());
-        myself.send_after(backoff, move || SupervisorMsg::Restart { phone });
+        myself.send_after(backoff, move || SupervisorMsg::Restart {
+            phone,
+            delay: Duration::ZERO,
+        });
     }
 }
 

@@ -190,11 +190,7 @@ impl AuthApi {
     ///
     /// Checks the owner's password and returns a token that never expires, for scripts and
     /// integrations. The token is shown only once; it can be listed and revoked by id.
-    #[oai(
-        path = "/generate-token",
-        method = "post",
-        operation_id = "generateToken"
-    )]
+    #[oai(path = "/generate-token", method = "post", operation_id = "generateToken")]
     async fn generate_token(
         &self,
         state: Data<&AppState>,
@@ -207,10 +203,7 @@ impl AuthApi {
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| format!("token {}", Utc::now().format("%Y-%m-%d %H:%M")));
-        let (issued, row) = state
-            .auth
-            .generate_token(client_ip(req), body.password, &name)
-            .await?;
+        let (issued, row) = state.auth.generate_token(client_ip(req), body.password, &name).await?;
         Ok(Json(GeneratedToken {
             token: issued.token,
             expires_in: None,
@@ -226,11 +219,7 @@ impl AuthApi {
     /// until revoked). While no password is set, `oldPassword` may be blank: the first
     /// password can be set from the server's own machine (loopback) or with the setup code
     /// printed at start-up.
-    #[oai(
-        path = "/change-password",
-        method = "post",
-        operation_id = "changePassword"
-    )]
+    #[oai(path = "/change-password", method = "post", operation_id = "changePassword")]
     async fn change_password(
         &self,
         state: Data<&AppState>,
@@ -240,12 +229,7 @@ impl AuthApi {
         let body = body.0;
         state
             .auth
-            .change_password(
-                client_ip(req),
-                body.old_password,
-                body.new_password,
-                body.setup_code,
-            )
+            .change_password(client_ip(req), body.old_password, body.new_password, body.setup_code)
             .await?;
         Ok(SessionEnded::Ok(
             Confirmation::new("password updated; every session has ended, log in again"),
@@ -278,11 +262,7 @@ impl AuthApi {
     /// Ends the caller's session token and clears the session cookie. A permanent token is
     /// not revoked by this; use `DELETE /api/v1/auth/tokens/{id}`.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
-    async fn logout(
-        &self,
-        state: Data<&AppState>,
-        req: &Request,
-    ) -> Result<SessionEnded, ApiError> {
+    async fn logout(&self, state: Data<&AppState>, req: &Request) -> Result<SessionEnded, ApiError> {
         if let Some(claims) = presented_token(req).and_then(|t| state.auth.authenticate(&t).ok()) {
             state.auth.logout(&claims).await?;
         }
@@ -297,11 +277,7 @@ impl AuthApi {
     /// The permanent tokens that have not been revoked. The tokens themselves are never
     /// shown again, only their ids and labels.
     #[oai(path = "/tokens", method = "get", operation_id = "listTokens")]
-    async fn list_tokens(
-        &self,
-        _owner: Owner,
-        state: Data<&AppState>,
-    ) -> Result<Json<TokenList>, ApiError> {
+    async fn list_tokens(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<TokenList>, ApiError> {
         let rows = state.auth.list_tokens().await?;
         Ok(Json(TokenList {
             data: rows.into_iter().map(TokenView::from).collect(),
@@ -361,9 +337,7 @@ impl From<AuthError> for ApiError {
                  (blank oldPassword) from the server's machine or with the setup code printed \
                  at start-up, or run `wagate password set` on the server",
             ),
-            AuthError::InvalidPassword => {
-                ApiError::unauthorized("invalid_password", "the password is wrong")
-            }
+            AuthError::InvalidPassword => ApiError::unauthorized("invalid_password", "the password is wrong"),
             AuthError::Throttled(wait) => ApiError::too_many_requests(
                 wait.as_secs() + 1,
                 "too many failed password attempts from this address; wait and try again",
@@ -401,9 +375,7 @@ impl From<AuthError> for ApiError {
                 "invalid_token",
                 "the token is invalid, expired or revoked; log in again",
             ),
-            AuthError::TokenNotFound => {
-                ApiError::not_found("token_not_found", "no active token has that id")
-            }
+            AuthError::TokenNotFound => ApiError::not_found("token_not_found", "no active token has that id"),
             AuthError::Db(err) => ApiError::from(err),
             AuthError::Password(err) => ApiError::internal(&err),
             AuthError::Encode(err) => ApiError::internal(&err),

@@ -101,11 +101,7 @@ impl ContactsApi {
     ///
     /// Contacts of every phone, merged by number: each lists the phones that know it.
     #[oai(path = "/", method = "get", operation_id = "listContacts")]
-    async fn all(
-        &self,
-        _owner: Owner,
-        state: Data<&AppState>,
-    ) -> Result<Json<MergedList>, ApiError> {
+    async fn all(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<MergedList>, ApiError> {
         let (rows, _) = contacts::merged_page(&state.db, 0, None).await?;
         Ok(Json(MergedList { data: merge(rows) }))
     }
@@ -113,11 +109,7 @@ impl ContactsApi {
     /// Contacts, paginated
     ///
     /// The merged contacts of every phone, a page at a time.
-    #[oai(
-        path = "/pagination",
-        method = "get",
-        operation_id = "listContactsPaginated"
-    )]
+    #[oai(path = "/pagination", method = "get", operation_id = "listContactsPaginated")]
     async fn paginated(
         &self,
         _owner: Owner,
@@ -160,21 +152,17 @@ fn merge(rows: Vec<ContactRow>) -> Vec<MergedContact> {
     let mut merged: BTreeMap<String, MergedContact> = BTreeMap::new();
     let mut newest: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
     for row in rows {
-        let entry = merged
-            .entry(row.contact_key.clone())
-            .or_insert_with(|| MergedContact {
-                jid: row.jid.clone(),
-                number: row.number.clone(),
-                lid: None,
-                name: None,
-                push_name: None,
-                phones: Vec::new(),
-            });
+        let entry = merged.entry(row.contact_key.clone()).or_insert_with(|| MergedContact {
+            jid: row.jid.clone(),
+            number: row.number.clone(),
+            lid: None,
+            name: None,
+            push_name: None,
+            phones: Vec::new(),
+        });
         entry.lid = entry.lid.take().or(row.lid.clone());
         entry.name = entry.name.take().or(row.name.clone());
-        let seen = newest
-            .entry(row.contact_key.clone())
-            .or_insert(row.updated_at);
+        let seen = newest.entry(row.contact_key.clone()).or_insert(row.updated_at);
         if row.push_name.is_some() && (entry.push_name.is_none() || row.updated_at >= *seen) {
             entry.push_name = row.push_name.clone();
             *seen = row.updated_at;

@@ -212,10 +212,7 @@ fn render_poem_error(err: poem::Error) -> Response {
     }
     let status = err.status();
     let (code, message) = match status {
-        StatusCode::NOT_FOUND => (
-            "not_found",
-            "no such route; see /docs for the API".to_owned(),
-        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such route; see /docs for the API".to_owned()),
         StatusCode::METHOD_NOT_ALLOWED => (
             "method_not_allowed",
             "this route does not accept that HTTP method; see /docs".to_owned(),

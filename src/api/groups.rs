@@ -89,11 +89,7 @@ impl GroupsApi {
     ///
     /// The groups the phone is a member of. Cached for 4 minutes (`cache.groups_ttl`);
     /// `refresh=true` fetches anew. Concurrent requests share one fetch.
-    #[oai(
-        path = "/user/phones/:phone/groups",
-        method = "get",
-        operation_id = "listGroups"
-    )]
+    #[oai(path = "/user/phones/:phone/groups", method = "get", operation_id = "listGroups")]
     async fn list(
         &self,
         _owner: Owner,
@@ -135,12 +131,7 @@ impl GroupsApi {
     ) -> Result<Json<GroupResponse>, ApiError> {
         let phone = path_phone(&phone)?;
         let jid = group_jid(&group_id)?;
-        let cached = cached(
-            &state,
-            CacheKey::Group(phone, jid),
-            refresh.0.unwrap_or(false),
-        )
-        .await?;
+        let cached = cached(&state, CacheKey::Group(phone, jid), refresh.0.unwrap_or(false)).await?;
         let CacheValue::Group(group) = &cached.value else {
             return Err(ApiError::not_found("group_not_found", "no such group"));
         };
@@ -176,12 +167,7 @@ async fn cached(state: &AppState, key: CacheKey, refresh: bool) -> Result<Cached
     let cache = state.phones.cache()?;
     // The cache waits on the phone, which has its own timeout; allow for both.
     let timeout = state.config.phones.call_timeout * 2;
-    let result = call(&cache, timeout, |reply| CacheMsg::Get {
-        key,
-        refresh,
-        reply,
-    })
-    .await?;
+    let result = call(&cache, timeout, |reply| CacheMsg::Get { key, refresh, reply }).await?;
     Ok(result?)
 }
 
@@ -195,10 +181,5 @@ fn group_jid(id: &str) -> Result<Jid, ApiError> {
     full.parse::<Jid>()
         .ok()
         .filter(Jid::is_group)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_group_id",
-                format!("`{id}` is not a group id (…@g.us)"),
-            )
-        })
+        .ok_or_else(|| ApiError::bad_request("invalid_group_id", format!("`{id}` is not a group id (…@g.us)")))
 }

@@ -109,11 +109,7 @@ impl HealthApi {
     /// CPU and memory of the machine and of the server process, uptime, phones by state and
     /// session restarts. CPU and memory are refreshed every `health.refresh_interval`.
     #[oai(path = "/resources", method = "get", operation_id = "healthResources")]
-    async fn resources(
-        &self,
-        _owner: Owner,
-        state: Data<&AppState>,
-    ) -> Result<Json<ResourcesView>, ApiError> {
+    async fn resources(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<ResourcesView>, ApiError> {
         let s = state.monitor.snapshot();
         let counts = state.phones.counts();
         let count = |status: PhoneStatus| counts.get(&status).copied().unwrap_or(0);

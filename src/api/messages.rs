@@ -20,9 +20,7 @@ use crate::auth::scheme::Owner;
 use crate::config::MediaKind;
 use crate::db::messages::{self, Model as StoredMessage};
 use crate::domain::{Jid, RecipientError, recipient};
-use crate::engine::{
-    ListMessage, ListRow, ListSection, Lookup, Media, OutgoingContent, OutgoingMessage,
-};
+use crate::engine::{ListMessage, ListRow, ListSection, Lookup, Media, OutgoingContent, OutgoingMessage};
 use crate::media::{self, MediaError, MediaFile};
 
 pub struct MessagesApi;
@@ -326,11 +324,7 @@ impl MessagesApi {
     /// message, optionally replying to a message and mentioning people. Answers once
     /// WhatsApp accepted the message. Recipient rules: with `@` a JID; without `@` but with
     /// `country` a validated phone number; otherwise 7–15 digits with country code.
-    #[oai(
-        path = "/user/phones/:phone/message",
-        method = "post",
-        operation_id = "sendMessage"
-    )]
+    #[oai(path = "/user/phones/:phone/message", method = "post", operation_id = "sendMessage")]
     async fn send(
         &self,
         _owner: Owner,
@@ -362,11 +356,7 @@ impl MessagesApi {
     /// Show typing
     ///
     /// Shows "typing…" to the recipient (`isTyping: true`) or clears it.
-    #[oai(
-        path = "/user/phones/:phone/typing",
-        method = "post",
-        operation_id = "sendTyping"
-    )]
+    #[oai(path = "/user/phones/:phone/typing", method = "post", operation_id = "sendTyping")]
     async fn typing(
         &self,
         _owner: Owner,
@@ -376,11 +366,7 @@ impl MessagesApi {
     ) -> Result<Json<TypingView>, ApiError> {
         let phone = path_phone(&phone)?;
         let body = body.0;
-        let chat = resolve(
-            body.recipient.as_deref(),
-            body.country.as_deref(),
-            body.jid.as_deref(),
-        )?;
+        let chat = resolve(body.recipient.as_deref(), body.country.as_deref(), body.jid.as_deref())?;
         let typing = body.is_typing;
         state
             .phones
@@ -418,10 +404,7 @@ impl MessagesApi {
             (Some(one), None) => (vec![one], false),
             (None, Some(many)) if !many.is_empty() => (many, true),
             (None, Some(_)) => {
-                return Err(ApiError::bad_request(
-                    "invalid_recipient",
-                    "`recipients` is empty",
-                ));
+                return Err(ApiError::bad_request("invalid_recipient", "`recipients` is empty"));
             }
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request(
@@ -445,25 +428,21 @@ impl MessagesApi {
         let mut numbers = Vec::with_capacity(asked.len());
         for item in &asked {
             let jid = resolve(Some(item), body.country.as_deref(), None)?;
-            let digits = jid.phone_digits().ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_recipient",
-                    format!("`{item}` is not a phone number"),
-                )
-            })?;
+            let digits = jid
+                .phone_digits()
+                .ok_or_else(|| ApiError::bad_request("invalid_recipient", format!("`{item}` is not a phone number")))?;
             numbers.push(digits.to_owned());
         }
         state.phones.get(&phone)?;
         let cache = state.phones.cache()?;
-        let found: Vec<Lookup> =
-            crate::actors::call(&cache, state.config.phones.call_timeout, |reply| {
-                crate::actors::cache::CacheMsg::Lookup {
-                    phone: phone.clone(),
-                    numbers: numbers.clone(),
-                    reply,
-                }
-            })
-            .await??;
+        let found: Vec<Lookup> = crate::actors::call(&cache, state.config.phones.call_timeout, |reply| {
+            crate::actors::cache::CacheMsg::Lookup {
+                phone: phone.clone(),
+                numbers: numbers.clone(),
+                reply,
+            }
+        })
+        .await??;
         let mut checks: Vec<NumberCheck> = asked
             .into_iter()
             .zip(numbers)
@@ -471,8 +450,7 @@ impl MessagesApi {
                 let lookup = found.iter().find(|l| l.number == number);
                 NumberCheck {
                     recipient,
-                    jid: lookup
-                        .map_or_else(|| Jid::user(&number).to_string(), |l| l.jid.to_string()),
+                    jid: lookup.map_or_else(|| Jid::user(&number).to_string(), |l| l.jid.to_string()),
                     exists: lookup.is_some_and(|l| l.exists),
                     lid: lookup.and_then(|l| l.lid.as_ref().map(ToString::to_string)),
                     is_business: lookup.and_then(|l| l.is_business),
@@ -490,11 +468,7 @@ impl MessagesApi {
     ///
     /// Every message the phone sent and received, newest first, with delivery status kept
     /// up to date from receipts. Filter by chat with `recipient` (and `country`) or `jid`.
-    #[oai(
-        path = "/user/phones/:phone/messages",
-        method = "get",
-        operation_id = "listMessages"
-    )]
+    #[oai(path = "/user/phones/:phone/messages", method = "get", operation_id = "listMessages")]
     #[allow(clippy::too_many_arguments)]
     async fn history(
         &self,
@@ -513,21 +487,9 @@ impl MessagesApi {
     ) -> Result<Json<MessagePage>, ApiError> {
         let phone = path_phone(&phone)?;
         state.phones.get(&phone)?;
-        let (page, limit) = page_params(
-            page.0,
-            limit.0,
-            20,
-            state.config.messaging.history_max_limit,
-        )?;
+        let (page, limit) = page_params(page.0, limit.0, 20, state.config.messaging.history_max_limit)?;
         let chat = if recipient.0.is_some() || jid.0.is_some() {
-            Some(
-                resolve(
-                    recipient.0.as_deref(),
-                    country.0.as_deref(),
-                    jid.0.as_deref(),
-                )?
-                .to_string(),
-            )
+            Some(resolve(recipient.0.as_deref(), country.0.as_deref(), jid.0.as_deref())?.to_string())
         } else {
             None
         };
@@ -539,11 +501,7 @@ impl MessagesApi {
     }
 }
 
-fn resolve(
-    recipient: Option<&str>,
-    country: Option<&str>,
-    jid: Option<&str>,
-) -> Result<Jid, ApiError> {
+fn resolve(recipient: Option<&str>, country: Option<&str>, jid: Option<&str>) -> Result<Jid, ApiError> {
     recipient::resolve(recipient, country, jid).map_err(|err| {
         let code = if matches!(err, RecipientError::Missing) {
             "recipient_required"
@@ -555,12 +513,7 @@ fn resolve(
 }
 
 fn json_input(req: SendMessageRequest) -> Result<SendInput, ApiError> {
-    let media = match req
-        .media
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-    {
+    let media = match req.media.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
         Some(encoded) => Some(decode_base64_media(encoded)?),
         None => None,
     };
@@ -579,12 +532,7 @@ fn json_input(req: SendMessageRequest) -> Result<SendInput, ApiError> {
 }
 
 async fn form_input(form: SendMessageForm) -> Result<SendInput, ApiError> {
-    let media_type = match form
-        .media_type
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
+    let media_type = match form.media_type.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(kind) => Some(parse_media_kind(kind)?),
         None => None,
     };
@@ -593,10 +541,7 @@ async fn form_input(form: SendMessageForm) -> Result<SendInput, ApiError> {
             let declared_mime = upload.content_type().map(|m| m.to_ascii_lowercase());
             let file_name = upload.file_name().map(str::to_owned);
             let data = upload.into_vec().await.map_err(|err| {
-                ApiError::bad_request(
-                    "invalid_media",
-                    format!("the upload could not be read: {err}"),
-                )
+                ApiError::bad_request("invalid_media", format!("the upload could not be read: {err}"))
             })?;
             Some(MediaFile {
                 data: Bytes::from(data),
@@ -635,10 +580,7 @@ fn parse_media_kind(kind: &str) -> Result<MediaKind, ApiError> {
 }
 
 fn decode_base64_media(encoded: &str) -> Result<MediaFile, ApiError> {
-    let (declared_mime, data) = match encoded
-        .strip_prefix("data:")
-        .and_then(|rest| rest.split_once(','))
-    {
+    let (declared_mime, data) = match encoded.strip_prefix("data:").and_then(|rest| rest.split_once(',')) {
         Some((meta, data)) => (
             meta.strip_suffix(";base64")
                 .map(|m| m.trim().to_ascii_lowercase())
@@ -649,12 +591,7 @@ fn decode_base64_media(encoded: &str) -> Result<MediaFile, ApiError> {
     };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
-        .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_media",
-                "`media` is not valid base64 (or a base64 data: URL)",
-            )
-        })?;
+        .map_err(|_| ApiError::bad_request("invalid_media", "`media` is not valid base64 (or a base64 data: URL)"))?;
     Ok(MediaFile {
         data: Bytes::from(bytes),
         declared_mime,
@@ -671,10 +608,7 @@ async fn build_message(state: &AppState, input: SendInput) -> Result<OutgoingMes
     )?;
     let text = input.message.filter(|m| !m.trim().is_empty());
     let options = input.options;
-    let link = input
-        .media_link
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty());
+    let link = input.media_link.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty());
     if input.media.is_some() && link.is_some() {
         return Err(ApiError::bad_request(
             "invalid_message",
@@ -705,12 +639,9 @@ async fn build_message(state: &AppState, input: SendInput) -> Result<OutgoingMes
             options.voice_note.unwrap_or(false),
         )?
     } else {
-        OutgoingContent::Text(text.ok_or_else(|| {
-            ApiError::bad_request(
-                "message_required",
-                "`message` is required for a text message",
-            )
-        })?)
+        OutgoingContent::Text(
+            text.ok_or_else(|| ApiError::bad_request("message_required", "`message` is required for a text message"))?,
+        )
     };
     let mentions = options
         .mentions
@@ -735,9 +666,7 @@ async fn fetch_media(state: &AppState, link: &str) -> Result<MediaFile, ApiError
     media::fetch(&state.http, state.url_policy, link, max)
         .await
         .map_err(|err| match err {
-            MediaError::TooLarge(_) => {
-                ApiError::payload_too_large("media_too_large", err.to_string())
-            }
+            MediaError::TooLarge(_) => ApiError::payload_too_large("media_too_large", err.to_string()),
             MediaError::Url(_) => ApiError::bad_request("invalid_media_link", err.to_string()),
             _ => ApiError::bad_request("media_unreachable", err.to_string()),
         })
@@ -766,10 +695,7 @@ fn media_content(
     if !state.config.limits.allowed_media.contains(&kind) {
         return Err(ApiError::unsupported_media_type(
             "media_type_not_allowed",
-            format!(
-                "{} messages are not allowed here (limits.allowed_media)",
-                kind.as_str()
-            ),
+            format!("{} messages are not allowed here (limits.allowed_media)", kind.as_str()),
         ));
     }
     let fits = match kind {
@@ -782,10 +708,7 @@ fn media_content(
     if !fits {
         return Err(ApiError::unsupported_media_type(
             "media_type_mismatch",
-            format!(
-                "the file is {mime}, which cannot be sent as {}",
-                kind.as_str()
-            ),
+            format!("the file is {mime}, which cannot be sent as {}", kind.as_str()),
         ));
     }
     if voice_note && kind != MediaKind::Audio {
@@ -794,9 +717,7 @@ fn media_content(
             "`voiceNote` applies to audio only",
         ));
     }
-    let file_name = file_name
-        .or(file.file_name)
-        .and_then(|n| media::clean_file_name(&n));
+    let file_name = file_name.or(file.file_name).and_then(|n| media::clean_file_name(&n));
     Ok(OutgoingContent::Media(Media {
         kind,
         data: file.data,
@@ -832,12 +753,7 @@ fn list_content(list: ListRequest, text: Option<String>) -> Result<OutgoingConte
         .body
         .filter(|b| !b.trim().is_empty())
         .or(text)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_list",
-                "a list message needs `list.body` or `message`",
-            )
-        })?;
+        .ok_or_else(|| ApiError::bad_request("invalid_list", "a list message needs `list.body` or `message`"))?;
     Ok(OutgoingContent::List(ListMessage {
         title: list.title,
         body,

@@ -43,17 +43,12 @@ pub struct BodyLimits {
 
 /// Refuses bodies over the route's limit with 413: at once when `Content-Length` says so,
 /// and while reading when the body is chunked.
-pub async fn limit_body<E: Endpoint>(
-    next: E,
-    mut req: Request,
-    limits: BodyLimits,
-) -> poem::Result<Response> {
-    let limit =
-        if req.method() == poem::http::Method::POST && req.uri().path().ends_with("/message") {
-            limits.message
-        } else {
-            limits.default
-        };
+pub async fn limit_body<E: Endpoint>(next: E, mut req: Request, limits: BodyLimits) -> poem::Result<Response> {
+    let limit = if req.method() == poem::http::Method::POST && req.uri().path().ends_with("/message") {
+        limits.message
+    } else {
+        limits.default
+    };
     let too_large = || {
         Rejection(ApiError::payload_too_large(
             "payload_too_large",
@@ -97,11 +92,7 @@ pub async fn limit_body<E: Endpoint>(
 }
 
 /// Answers 503 when a request takes longer than `timeout`.
-pub async fn time_out<E: Endpoint>(
-    next: E,
-    req: Request,
-    timeout: Duration,
-) -> poem::Result<Response> {
+pub async fn time_out<E: Endpoint>(next: E, req: Request, timeout: Duration) -> poem::Result<Response> {
     match tokio::time::timeout(timeout, next.call(req)).await {
         Ok(resp) => resp.map(IntoResponse::into_response),
         Err(_) => Err(Rejection(ApiError::unavailable(

@@ -45,8 +45,7 @@ impl<'a, T: ParseFromJSON + Type + Default> ApiExtractor<'a> for OptionalJson<T>
         if length == 0 && headers.get(poem::http::header::TRANSFER_ENCODING).is_none() {
             return Ok(Self(T::default()));
         }
-        let Json(value) =
-            <Json<Option<T>> as ApiExtractor>::from_request(request, body, param_opts).await?;
+        let Json(value) = <Json<Option<T>> as ApiExtractor>::from_request(request, body, param_opts).await?;
         Ok(Self(value.unwrap_or_default()))
     }
 }

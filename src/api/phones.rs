@@ -122,9 +122,7 @@ impl From<PhoneEntry> for PhoneView {
                 }),
                 None,
             ),
-            Some(Pairing::Code { code, expires_at }) => {
-                (None, Some(PairingCodeView { code, expires_at }))
-            }
+            Some(Pairing::Code { code, expires_at }) => (None, Some(PairingCodeView { code, expires_at })),
             None => (None, None),
         };
         Self {
@@ -196,18 +194,9 @@ impl PhonesApi {
     ///
     /// Every phone with its current connection state.
     #[oai(path = "/phones", method = "get", operation_id = "listPhones")]
-    async fn list(
-        &self,
-        _owner: Owner,
-        state: Data<&AppState>,
-    ) -> Result<Json<PhoneList>, ApiError> {
+    async fn list(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<PhoneList>, ApiError> {
         Ok(Json(PhoneList {
-            data: state
-                .phones
-                .list()
-                .into_iter()
-                .map(PhoneView::from)
-                .collect(),
+            data: state.phones.list().into_iter().map(PhoneView::from).collect(),
         }))
     }
 
@@ -246,11 +235,7 @@ impl PhonesApi {
     /// Delete a phone
     ///
     /// Logs the device out of WhatsApp, stops its session and deletes its keys and data.
-    #[oai(
-        path = "/phones/:phone",
-        method = "delete",
-        operation_id = "deletePhone"
-    )]
+    #[oai(path = "/phones/:phone", method = "delete", operation_id = "deletePhone")]
     async fn delete(
         &self,
         _owner: Owner,
@@ -269,11 +254,7 @@ impl PhonesApi {
     /// on the phone. Idempotent: on a connected phone it returns its state, on a pairing
     /// phone the current code. QR codes rotate; `GET /phones/{phone}` or the WebSocket
     /// stream shows the newest.
-    #[oai(
-        path = "/phones/:phone/connect",
-        method = "post",
-        operation_id = "connectPhone"
-    )]
+    #[oai(path = "/phones/:phone/connect", method = "post", operation_id = "connectPhone")]
     async fn connect(
         &self,
         _owner: Owner,
@@ -313,11 +294,7 @@ impl PhonesApi {
     ///
     /// Unlinks the device from the WhatsApp account and deletes its keys; the next connect
     /// pairs anew. The phone stays in the list.
-    #[oai(
-        path = "/phones/:phone/logout",
-        method = "post",
-        operation_id = "logoutPhone"
-    )]
+    #[oai(path = "/phones/:phone/logout", method = "post", operation_id = "logoutPhone")]
     async fn logout(
         &self,
         _owner: Owner,
@@ -332,30 +309,21 @@ impl PhonesApi {
     ///
     /// Phones used and allowed, and the media kinds that may be sent.
     #[oai(path = "/quota", method = "get", operation_id = "getQuota")]
-    async fn quota(
-        &self,
-        _owner: Owner,
-        state: Data<&AppState>,
-    ) -> Result<Json<QuotaView>, ApiError> {
+    async fn quota(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<QuotaView>, ApiError> {
         let limits = &state.config.limits;
         Ok(Json(QuotaView {
             phones: PhoneQuota {
                 used: state.phones.list().len() as u64,
                 limit: limits.max_phones,
             },
-            allowed_media: limits
-                .allowed_media
-                .iter()
-                .map(|k| k.as_str().to_owned())
-                .collect(),
+            allowed_media: limits.allowed_media.iter().map(|k| k.as_str().to_owned()).collect(),
         }))
     }
 }
 
 /// The `{phone}` of a path: `+12015550123`, `12015550123` or `%2B12015550123`.
 pub fn path_phone(segment: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse_path(segment)
-        .map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))
+    PhoneNumber::parse_path(segment).map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))
 }
 
 fn qr_svg(code: &str) -> String {
@@ -372,10 +340,7 @@ fn qr_png_data_url(code: &str) -> String {
     let Ok(qr) = QrCode::new(code.as_bytes()) else {
         return String::new();
     };
-    let image = qr
-        .render::<image::Luma<u8>>()
-        .min_dimensions(256, 256)
-        .build();
+    let image = qr.render::<image::Luma<u8>>().min_dimensions(256, 256).build();
     let mut png = std::io::Cursor::new(Vec::new());
     if image.write_to(&mut png, image::ImageFormat::Png).is_err() {
         return String::new();
@@ -393,41 +358,33 @@ impl From<PhoneError> for ApiError {
                 "phone_not_found",
                 format!("no phone {phone} has been added; add it with POST /api/v1/user/phones"),
             ),
-            PhoneError::Exists(phone) => ApiError::conflict(
-                "phone_exists",
-                format!("the phone {phone} has already been added"),
-            ),
+            PhoneError::Exists(phone) => {
+                ApiError::conflict("phone_exists", format!("the phone {phone} has already been added"))
+            }
             PhoneError::QuotaExceeded(limit) => ApiError::forbidden(
                 "quota_exceeded",
-                format!(
-                    "the phone quota ({limit}) is used up; delete a phone or raise limits.max_phones"
-                ),
+                format!("the phone quota ({limit}) is used up; delete a phone or raise limits.max_phones"),
             ),
             PhoneError::Restarting => ApiError::unavailable(
                 "phone_restarting",
                 "the phone's session is restarting; retry in a moment",
             ),
-            PhoneError::Timeout => ApiError::unavailable(
-                "phone_timeout",
-                "the phone's session did not answer in time; retry",
-            ),
-            PhoneError::NotConnected | PhoneError::Engine(EngineError::NotConnected) => {
-                ApiError::conflict(
-                    "phone_not_connected",
-                    "the phone is not connected to WhatsApp; connect it first",
-                )
+            PhoneError::Timeout => {
+                ApiError::unavailable("phone_timeout", "the phone's session did not answer in time; retry")
             }
-            PhoneError::Engine(EngineError::Timeout) => ApiError::unavailable(
-                "whatsapp_timeout",
-                "WhatsApp did not answer in time; retry later",
+            PhoneError::NotConnected | PhoneError::Engine(EngineError::NotConnected) => ApiError::conflict(
+                "phone_not_connected",
+                "the phone is not connected to WhatsApp; connect it first",
             ),
+            PhoneError::Engine(EngineError::Timeout) => {
+                ApiError::unavailable("whatsapp_timeout", "WhatsApp did not answer in time; retry later")
+            }
             PhoneError::Engine(EngineError::NotFound(what)) => {
                 ApiError::not_found("not_found", format!("{what} was not found"))
             }
-            PhoneError::Engine(EngineError::Rejected(why)) => ApiError::bad_request(
-                "rejected_by_whatsapp",
-                format!("WhatsApp refused the request: {why}"),
-            ),
+            PhoneError::Engine(EngineError::Rejected(why)) => {
+                ApiError::bad_request("rejected_by_whatsapp", format!("WhatsApp refused the request: {why}"))
+            }
             PhoneError::Engine(err @ (EngineError::Protocol(_) | EngineError::Storage(_))) => {
                 tracing::warn!(error = %err, "engine error");
                 ApiError::unavailable(

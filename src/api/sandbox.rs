@@ -281,11 +281,7 @@ impl SandboxApi {
     ///
     /// Creates a WhatsApp account on the sandbox network. Numbers that are neither virtual
     /// accounts nor linked gateway phones are "not on WhatsApp".
-    #[oai(
-        path = "/accounts",
-        method = "post",
-        operation_id = "sandboxCreateAccount"
-    )]
+    #[oai(path = "/accounts", method = "post", operation_id = "sandboxCreateAccount")]
     async fn create_account(
         &self,
         _owner: Owner,
@@ -331,11 +327,7 @@ impl SandboxApi {
     ///
     /// The phone's owner scans the current QR code (or enters the pairing code): pairing
     /// completes and the phone connects. 409 when the phone is not pairing.
-    #[oai(
-        path = "/phones/:phone/scan",
-        method = "post",
-        operation_id = "sandboxScan"
-    )]
+    #[oai(path = "/phones/:phone/scan", method = "post", operation_id = "sandboxScan")]
     async fn scan(
         &self,
         _owner: Owner,
@@ -352,11 +344,7 @@ impl SandboxApi {
     ///
     /// A virtual account sends a message to this gateway phone. Answers once the gateway
     /// stored it; while the phone is offline the message waits, as on WhatsApp.
-    #[oai(
-        path = "/phones/:phone/inbound",
-        method = "post",
-        operation_id = "sandboxInbound"
-    )]
+    #[oai(path = "/phones/:phone/inbound", method = "post", operation_id = "sandboxInbound")]
     async fn inbound(
         &self,
         _owner: Owner,
@@ -392,11 +380,7 @@ impl SandboxApi {
     ///
     /// `disconnect` drops the network (the session must reconnect by itself), `crash` fails
     /// the session (its supervisor must restart it), `logout` unlinks the device on the phone.
-    #[oai(
-        path = "/phones/:phone/faults",
-        method = "post",
-        operation_id = "sandboxFault"
-    )]
+    #[oai(path = "/phones/:phone/faults", method = "post", operation_id = "sandboxFault")]
     async fn fault(
         &self,
         _owner: Owner,
@@ -454,8 +438,7 @@ fn sandbox(state: &AppState) -> Result<Arc<SandboxNetwork>, ApiError> {
 }
 
 fn body_phone(input: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(input, None)
-        .map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))
+    PhoneNumber::parse(input, None).map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))
 }
 
 /// A `{phone}` that must be one of the gateway's phones.
@@ -474,9 +457,7 @@ fn sandbox_error(err: SandboxError) -> ApiError {
         SandboxError::NotPairing(_) => ApiError::conflict("not_pairing", message),
         SandboxError::NotConnected(_) => ApiError::conflict("phone_not_connected", message),
         SandboxError::NotLinked(_) => ApiError::conflict("phone_not_linked", message),
-        SandboxError::EmptyGroup | SandboxError::UnknownMember(_) => {
-            ApiError::bad_request("invalid_members", message)
-        }
+        SandboxError::EmptyGroup | SandboxError::UnknownMember(_) => ApiError::bad_request("invalid_members", message),
         SandboxError::NotStored => ApiError::unavailable("not_stored", message),
         SandboxError::Storage(_) => ApiError::internal(&err),
     }

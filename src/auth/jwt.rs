@@ -92,18 +92,14 @@ mod tests {
     #[test]
     fn round_trip() {
         let jwt = Jwt::new(b"secret");
-        let token = jwt
-            .encode(&claims(Some(Utc::now().timestamp() + 60)))
-            .unwrap();
+        let token = jwt.encode(&claims(Some(Utc::now().timestamp() + 60))).unwrap();
         assert_eq!(jwt.decode(&token).unwrap().jti, "id");
     }
 
     #[test]
     fn rejects_expired_foreign_and_unsigned_tokens() {
         let jwt = Jwt::new(b"secret");
-        let expired = jwt
-            .encode(&claims(Some(Utc::now().timestamp() - 60)))
-            .unwrap();
+        let expired = jwt.encode(&claims(Some(Utc::now().timestamp() - 60))).unwrap();
         assert!(jwt.decode(&expired).is_none());
 
         let foreign = Jwt::new(b"other").encode(&claims(None)).unwrap();

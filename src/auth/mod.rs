@@ -91,8 +91,7 @@ impl Auth {
     /// Loads (or on first start creates) the signing secret and the revocation state.
     pub async fn load(db: DatabaseConnection, config: AuthConfig) -> Result<Self, DbErr> {
         let secret = settings::put_if_absent(&db, Key::JwtSecret, &random_hex(32)).await?;
-        let secret = hex::decode(&secret)
-            .map_err(|_| DbErr::Custom("stored JWT secret is not hex".into()))?;
+        let secret = hex::decode(&secret).map_err(|_| DbErr::Custom("stored JWT secret is not hex".into()))?;
         let epoch = match settings::get(&db, Key::SessionEpoch).await? {
             Some(value) => value
                 .parse()
@@ -322,10 +321,7 @@ pub fn validate_new_password(password: &str) -> Result<(), AuthError> {
 
 /// Hashes and stores the password and moves the session epoch on, in one transaction.
 /// Returns the new epoch.
-pub async fn store_password(
-    db: &DatabaseConnection,
-    new_password: String,
-) -> Result<i64, AuthError> {
+pub async fn store_password(db: &DatabaseConnection, new_password: String) -> Result<i64, AuthError> {
     let hash = password::hash(new_password).await?;
     let txn = db.begin().await?;
     let epoch = settings::get(&txn, Key::SessionEpoch)
@@ -355,11 +351,7 @@ fn new_setup_code() -> String {
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

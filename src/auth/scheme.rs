@@ -103,8 +103,6 @@ impl<'a> ApiExtractor<'a> for Owner {
             None if !state.auth.password_set() => Err(super::AuthError::PasswordNotSet),
             None => Err(super::AuthError::MissingCredentials),
         };
-        claims
-            .map(Owner)
-            .map_err(|err| Rejection(ApiError::from(err)).into())
+        claims.map(Owner).map_err(|err| Rejection(ApiError::from(err)).into())
     }
 }

@@ -36,9 +36,7 @@ impl LoginThrottle {
                 failures.remove(&ip);
                 Ok(())
             }
-            Some(w) if w.count >= self.max_failures => {
-                Err(self.window.saturating_sub(now.duration_since(w.started)))
-            }
+            Some(w) if w.count >= self.max_failures => Err(self.window.saturating_sub(now.duration_since(w.started))),
             _ => Ok(()),
         }
     }
@@ -51,15 +49,9 @@ impl LoginThrottle {
             let window = self.window;
             failures.retain(|_, w| now.duration_since(w.started) < window);
         }
-        let entry = failures.entry(ip).or_insert(Window {
-            started: now,
-            count: 0,
-        });
+        let entry = failures.entry(ip).or_insert(Window { started: now, count: 0 });
         if now.duration_since(entry.started) >= self.window {
-            *entry = Window {
-                started: now,
-                count: 0,
-            };
+            *entry = Window { started: now, count: 0 };
         }
         entry.count += 1;
     }
@@ -70,9 +62,7 @@ impl LoginThrottle {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Window>> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -42,11 +42,7 @@ pub struct Learnt {
 }
 
 /// Inserts or updates contacts; only the fields that were learnt are overwritten.
-pub async fn upsert(
-    db: &impl ConnectionTrait,
-    phone: &PhoneNumber,
-    learnt: &[Learnt],
-) -> Result<(), DbErr> {
+pub async fn upsert(db: &impl ConnectionTrait, phone: &PhoneNumber, learnt: &[Learnt]) -> Result<(), DbErr> {
     let now = Utc::now();
     for item in learnt {
         let Some(jid) = &item.jid else { continue };

@@ -161,30 +161,15 @@ pub async fn advance_status(
     ids: &[String],
     status: Status,
 ) -> Result<Vec<Model>, DbErr> {
-    let filter = || {
-        Entity::find()
-            .filter(Column::Phone.eq(phone.as_str()))
-            .filter(Column::Direction.eq(OUT))
-            .filter(Column::MessageId.is_in(ids.iter().map(String::as_str)))
-            .filter(Column::Status.is_in(status.predecessors().iter().copied()))
-    };
-    let rows = filter().all(db).await?;
-    if rows.is_empty() {
-        return Ok(rows);
-    }
     Entity::update_many()
         .col_expr(Column::Status, Expr::value(status.as_str()))
         .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(Column::Id.is_in(rows.iter().map(|r| r.id)))
-        .exec(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|mut row| {
-            row.status = status.as_str().to_owned();
-            row
-        })
-        .collect())
+        .filter(Column::Phone.eq(phone.as_str()))
+        .filter(Column::Direction.eq(OUT))
+        .filter(Column::MessageId.is_in(ids.iter().map(String::as_str)))
+        .filter(Column::Status.is_in(status.predecessors().iter().copied()))
+        .exec_with_returning(db)
+        .await
 }
 
 /// One page of a phone's history, newest first, and the number of messages in total.

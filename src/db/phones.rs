@@ -57,11 +57,7 @@ impl Model {
     }
 }
 
-pub async fn insert(
-    db: &impl ConnectionTrait,
-    phone: &PhoneNumber,
-    country: Option<String>,
-) -> Result<Model, DbErr> {
+pub async fn insert(db: &impl ConnectionTrait, phone: &PhoneNumber, country: Option<String>) -> Result<Model, DbErr> {
     let now = Utc::now();
     ActiveModel {
         phone: Set(phone.to_string()),
@@ -91,11 +87,7 @@ pub async fn count(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     Entity::find().count(db).await
 }
 
-pub async fn save_state(
-    db: &impl ConnectionTrait,
-    phone: &PhoneNumber,
-    state: &SessionState,
-) -> Result<(), DbErr> {
+pub async fn save_state(db: &impl ConnectionTrait, phone: &PhoneNumber, state: &SessionState) -> Result<(), DbErr> {
     Entity::update_many()
         .col_expr(Column::Status, Expr::value(state.status.as_str()))
         .col_expr(Column::Jid, Expr::value(state.jid.clone()))

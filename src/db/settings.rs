@@ -42,10 +42,7 @@ impl Key {
 }
 
 pub async fn get(db: &impl ConnectionTrait, key: Key) -> Result<Option<String>, DbErr> {
-    Ok(Entity::find_by_id(key.as_str())
-        .one(db)
-        .await?
-        .map(|row| row.value))
+    Ok(Entity::find_by_id(key.as_str()).one(db).await?.map(|row| row.value))
 }
 
 pub async fn put(db: &impl ConnectionTrait, key: Key, value: &str) -> Result<(), DbErr> {
@@ -67,20 +64,13 @@ pub async fn put(db: &impl ConnectionTrait, key: Key, value: &str) -> Result<(),
 
 /// Inserts the value only when the key is absent; returns the value that is stored now.
 /// Two servers starting on one database agree on a single JWT secret this way.
-pub async fn put_if_absent(
-    db: &impl ConnectionTrait,
-    key: Key,
-    value: &str,
-) -> Result<String, DbErr> {
+pub async fn put_if_absent(db: &impl ConnectionTrait, key: Key, value: &str) -> Result<String, DbErr> {
     let row = ActiveModel {
         key: Set(key.as_str().to_owned()),
         value: Set(value.to_owned()),
         updated_at: Set(Utc::now()),
     };
-    Entity::insert(row)
-        .on_conflict_do_nothing()
-        .exec(db)
-        .await?;
+    Entity::insert(row).on_conflict_do_nothing().exec(db).await?;
     get(db, key)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("setting {}", key.as_str())))

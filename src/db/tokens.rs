@@ -41,11 +41,7 @@ pub mod revoked_session {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub async fn insert_api_token(
-    db: &impl ConnectionTrait,
-    id: &str,
-    name: &str,
-) -> Result<api_token::Model, DbErr> {
+pub async fn insert_api_token(db: &impl ConnectionTrait, id: &str, name: &str) -> Result<api_token::Model, DbErr> {
     api_token::ActiveModel {
         id: Set(id.to_owned()),
         name: Set(name.to_owned()),
@@ -76,11 +72,7 @@ pub async fn revoke_api_token(db: &impl ConnectionTrait, id: &str) -> Result<boo
     Ok(result.rows_affected > 0)
 }
 
-pub async fn revoke_session(
-    db: &impl ConnectionTrait,
-    jti: &str,
-    expires_at: DateTime<Utc>,
-) -> Result<(), DbErr> {
+pub async fn revoke_session(db: &impl ConnectionTrait, jti: &str, expires_at: DateTime<Utc>) -> Result<(), DbErr> {
     revoked_session::Entity::insert(revoked_session::ActiveModel {
         jti: Set(jti.to_owned()),
         expires_at: Set(expires_at),
@@ -92,9 +84,7 @@ pub async fn revoke_session(
 }
 
 /// Revoked sessions that have not expired yet; expired ones are deleted on the way.
-pub async fn live_revoked_sessions(
-    db: &impl ConnectionTrait,
-) -> Result<Vec<revoked_session::Model>, DbErr> {
+pub async fn live_revoked_sessions(db: &impl ConnectionTrait) -> Result<Vec<revoked_session::Model>, DbErr> {
     let now = Utc::now();
     revoked_session::Entity::delete_many()
         .filter(revoked_session::Column::ExpiresAt.lt(now))

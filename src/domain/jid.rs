@@ -9,13 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const USER_SERVER: &str = "s.whatsapp.net";
 pub const GROUP_SERVER: &str = "g.us";
 pub const LID_SERVER: &str = "lid";
-const KNOWN_SERVERS: &[&str] = &[
-    USER_SERVER,
-    GROUP_SERVER,
-    LID_SERVER,
-    "broadcast",
-    "newsletter",
-];
+const KNOWN_SERVERS: &[&str] = &[USER_SERVER, GROUP_SERVER, LID_SERVER, "broadcast", "newsletter"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -25,9 +19,7 @@ pub struct Jid {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not a WhatsApp JID; expected user@server, e.g. 12015550123@s.whatsapp.net or 1203630…@g.us"
-)]
+#[error("`{0}` is not a WhatsApp JID; expected user@server, e.g. 12015550123@s.whatsapp.net or 1203630…@g.us")]
 pub struct JidError(pub String);
 
 impl Jid {
@@ -71,11 +63,7 @@ impl FromStr for Jid {
         let err = || JidError(s.to_owned());
         let (user, server) = s.trim().split_once('@').ok_or_else(err)?;
         // `c.us` is the old name of the user server, still used by some clients.
-        let server = if server == "c.us" {
-            USER_SERVER
-        } else {
-            server
-        };
+        let server = if server == "c.us" { USER_SERVER } else { server };
         if user.is_empty() || user.len() > 64 || !KNOWN_SERVERS.contains(&server) {
             return Err(err());
         }

@@ -40,14 +40,11 @@ impl PhoneNumber {
         } else {
             input.to_owned()
         };
-        let number = phonenumber::parse(region, &candidate)
-            .map_err(|_| PhoneError::Unparsable(input.to_owned()))?;
+        let number = phonenumber::parse(region, &candidate).map_err(|_| PhoneError::Unparsable(input.to_owned()))?;
         if !number.is_valid() {
             return Err(PhoneError::Invalid(input.to_owned()));
         }
-        Ok(Self(
-            number.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
     }
 
     /// Parses the `{phone}` of a URL path: `+12015550123`, `12015550123` or `%2B12015550123`.
@@ -109,12 +106,7 @@ mod tests {
 
     #[test]
     fn normalises_to_e164() {
-        for input in [
-            "+12015550123",
-            "12015550123",
-            "+1 201-555-0123",
-            "%2B12015550123",
-        ] {
+        for input in ["+12015550123", "12015550123", "+1 201-555-0123", "%2B12015550123"] {
             assert_eq!(
                 PhoneNumber::parse_path(input).unwrap().as_str(),
                 "+12015550123",

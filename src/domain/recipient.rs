@@ -20,11 +20,7 @@ pub enum RecipientError {
 }
 
 /// Resolves where a message goes.
-pub fn resolve(
-    recipient: Option<&str>,
-    country: Option<&str>,
-    jid: Option<&str>,
-) -> Result<Jid, RecipientError> {
+pub fn resolve(recipient: Option<&str>, country: Option<&str>, jid: Option<&str>) -> Result<Jid, RecipientError> {
     if let Some(jid) = jid.map(str::trim).filter(|j| !j.is_empty()) {
         return Ok(jid.parse()?);
     }
@@ -97,10 +93,7 @@ mod tests {
             resolve(Some("x@example.com"), None, None),
             Err(RecipientError::Jid(_))
         ));
-        assert!(matches!(
-            resolve(None, None, None),
-            Err(RecipientError::Missing)
-        ));
+        assert!(matches!(resolve(None, None, None), Err(RecipientError::Missing)));
         assert!(matches!(
             resolve(Some("  "), None, Some("")),
             Err(RecipientError::Missing)

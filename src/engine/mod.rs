@@ -257,11 +257,7 @@ pub enum EngineError {
 pub trait Engine: Send + Sync + 'static {
     /// A session for the phone, with its stored link if it has one. It does not connect.
     /// Opening a phone again replaces its previous session.
-    async fn open(
-        &self,
-        phone: &PhoneNumber,
-        events: EventSink,
-    ) -> Result<Arc<dyn Session>, EngineError>;
+    async fn open(&self, phone: &PhoneNumber, events: EventSink) -> Result<Arc<dyn Session>, EngineError>;
 
     /// Deletes everything stored for the phone (its keys): the next connect pairs anew.
     async fn forget(&self, phone: &PhoneNumber) -> Result<(), EngineError>;

@@ -15,9 +15,7 @@ const RESOURCES: &str = "/api/v1/health/resources";
 #[tokio::test]
 async fn protected_routes_answer_403_password_not_set_until_a_password_exists() {
     let app = spawn_app().await;
-    app.get(RESOURCES, None)
-        .await
-        .assert_error(403, "password_not_set");
+    app.get(RESOURCES, None).await.assert_error(403, "password_not_set");
     app.get(TOKENS, Some("whatever"))
         .await
         .assert_error(403, "password_not_set");
@@ -36,23 +34,16 @@ async fn protected_routes_answer_403_password_not_set_until_a_password_exists() 
 #[tokio::test]
 async fn first_password_is_set_from_loopback_with_blank_old_password() {
     let app = spawn_app().await;
-    app.post(
-        CHANGE,
-        None,
-        json!({"oldPassword": "", "newPassword": PASSWORD}),
-    )
-    .await
-    .assert_status(200);
+    app.post(CHANGE, None, json!({"oldPassword": "", "newPassword": PASSWORD}))
+        .await
+        .assert_status(200);
     let token = app.token().await;
     app.get(RESOURCES, Some(&token)).await.assert_status(200);
 }
 
 #[tokio::test]
 async fn first_password_from_remote_needs_the_one_time_setup_code() {
-    let app = builder()
-        .with("auth.allow_loopback_setup", false)
-        .spawn()
-        .await;
+    let app = builder().with("auth.allow_loopback_setup", false).spawn().await;
     let code = app
         .state
         .auth
@@ -68,13 +59,9 @@ async fn first_password_from_remote_needs_the_one_time_setup_code() {
     )
     .await
     .assert_error(403, "setup_code_required");
-    app.post(
-        CHANGE,
-        None,
-        json!({"newPassword": PASSWORD, "setupCode": code}),
-    )
-    .await
-    .assert_status(200);
+    app.post(CHANGE, None, json!({"newPassword": PASSWORD, "setupCode": code}))
+        .await
+        .assert_status(200);
     assert!(app.state.auth.setup_code().is_none(), "the code is spent");
     // Once a password exists, the setup code no longer replaces the old password.
     app.post(
@@ -114,20 +101,11 @@ async fn login_returns_the_token_and_an_httponly_strict_cookie() {
     assert_eq!(resp.body["tokenType"], "Bearer");
     assert_eq!(resp.body["expiresIn"], 24 * 3600);
     let cookie = resp.header("set-cookie").unwrap();
-    assert!(
-        cookie.starts_with(&format!("wagate_session={token}")),
-        "{cookie}"
-    );
+    assert!(cookie.starts_with(&format!("wagate_session={token}")), "{cookie}");
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=86400"] {
-        assert!(
-            cookie.contains(attribute),
-            "{attribute} missing from {cookie}"
-        );
+        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
     }
-    assert!(
-        !cookie.contains("Secure"),
-        "not Secure unless configured: {cookie}"
-    );
+    assert!(!cookie.contains("Secure"), "not Secure unless configured: {cookie}");
 }
 
 #[tokio::test]
@@ -148,9 +126,7 @@ async fn bearer_header_and_cookie_both_authenticate() {
         .get(app.url(RESOURCES))
         .header("Cookie", format!("theme=dark; wagate_session={token}"));
     send(by_cookie).await.assert_status(200);
-    app.get(RESOURCES, None)
-        .await
-        .assert_error(401, "unauthorized");
+    app.get(RESOURCES, None).await.assert_error(401, "unauthorized");
 }
 
 #[tokio::test]
@@ -171,13 +147,9 @@ async fn repeated_wrong_passwords_are_throttled_with_retry_after() {
     let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
     assert!(retry > 3000 && retry <= 3601, "Retry-After {retry}");
     // Password checks elsewhere share the limit.
-    app.post(
-        "/api/v1/auth/generate-token",
-        None,
-        json!({"password": PASSWORD}),
-    )
-    .await
-    .assert_error(429, "too_many_requests");
+    app.post("/api/v1/auth/generate-token", None, json!({"password": PASSWORD}))
+        .await
+        .assert_error(429, "too_many_requests");
 }
 
 #[tokio::test]
@@ -195,10 +167,7 @@ async fn a_correct_password_clears_earlier_failures() {
 }
 
 async fn signing_key(app: &crate::helpers::TestApp) -> Jwt {
-    let secret = settings::get(&app.state.db, Key::JwtSecret)
-        .await
-        .unwrap()
-        .unwrap();
+    let secret = settings::get(&app.state.db, Key::JwtSecret).await.unwrap().unwrap();
     Jwt::new(&hex::decode(secret).unwrap())
 }
 
@@ -222,8 +191,7 @@ async fn tampered_unsigned_expired_and_foreign_tokens_are_rejected() {
 
     // Tampered: same signature, payload changed to a later expiry.
     let parts: Vec<&str> = good.split('.').collect();
-    let mut payload: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let mut payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     payload["exp"] = json!(payload["exp"].as_i64().unwrap() + 3600);
     let tampered = format!(
         "{}.{}.{}",
@@ -252,9 +220,7 @@ async fn tampered_unsigned_expired_and_foreign_tokens_are_rejected() {
     app.get(RESOURCES, Some(&fresh)).await.assert_status(200);
 
     // Signed by another secret.
-    let foreign = Jwt::new(b"some other server")
-        .encode(&session_claims(3600, 1))
-        .unwrap();
+    let foreign = Jwt::new(b"some other server").encode(&session_claims(3600, 1)).unwrap();
     app.get(RESOURCES, Some(&foreign))
         .await
         .assert_error(401, "invalid_token");
@@ -300,9 +266,7 @@ async fn logout_revokes_that_session_and_clears_the_cookie() {
 #[tokio::test]
 async fn logout_without_credentials_still_clears_the_cookie() {
     let app = spawn_app_with_password().await;
-    let resp = app
-        .request(Method::POST, "/api/v1/auth/logout", None, None)
-        .await;
+    let resp = app.request(Method::POST, "/api/v1/auth/logout", None, None).await;
     resp.assert_status(200);
     assert!(resp.header("set-cookie").unwrap().contains("Max-Age=0"));
 }
@@ -312,11 +276,7 @@ async fn change_password_ends_every_session_but_keeps_permanent_tokens() {
     let app = spawn_app_with_password().await;
     let session = app.token().await;
     let permanent = app
-        .post(
-            "/api/v1/auth/generate-token",
-            None,
-            json!({"password": PASSWORD}),
-        )
+        .post("/api/v1/auth/generate-token", None, json!({"password": PASSWORD}))
         .await
         .body["token"]
         .as_str()
@@ -346,9 +306,7 @@ async fn change_password_ends_every_session_but_keeps_permanent_tokens() {
     app.get(RESOURCES, Some(&session))
         .await
         .assert_error(401, "invalid_token");
-    app.get(RESOURCES, Some(&permanent))
-        .await
-        .assert_status(200);
+    app.get(RESOURCES, Some(&permanent)).await.assert_status(200);
     app.login().await.assert_error(401, "invalid_password");
     app.post(LOGIN, None, json!({"password": "a brand new password"}))
         .await
@@ -359,9 +317,7 @@ async fn change_password_ends_every_session_but_keeps_permanent_tokens() {
     app.get(RESOURCES, Some(&session))
         .await
         .assert_error(401, "invalid_token");
-    app.get(RESOURCES, Some(&permanent))
-        .await
-        .assert_status(200);
+    app.get(RESOURCES, Some(&permanent)).await.assert_status(200);
 }
 
 #[tokio::test]
@@ -376,11 +332,7 @@ async fn generated_tokens_are_permanent_listed_and_revocable() {
         .await;
     resp.assert_status(200);
     assert!(resp.body.get("expiresIn").is_some(), "expiresIn is present");
-    assert!(
-        resp.body["expiresIn"].is_null(),
-        "expiresIn is null: {}",
-        resp.body
-    );
+    assert!(resp.body["expiresIn"].is_null(), "expiresIn is null: {}", resp.body);
     let token = resp.body["token"].as_str().unwrap().to_owned();
     let id = resp.body["id"].as_str().unwrap().to_owned();
     assert_eq!(resp.body["name"], "crm");
@@ -390,10 +342,7 @@ async fn generated_tokens_are_permanent_listed_and_revocable() {
     let entries = list.body["data"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["id"], id.as_str());
-    assert!(
-        entries[0].get("token").is_none(),
-        "the token is never shown again"
-    );
+    assert!(entries[0].get("token").is_none(), "the token is never shown again");
 
     app.post(
         "/api/v1/auth/generate-token",
@@ -428,10 +377,7 @@ async fn verify_reports_validity_of_the_query_token_or_the_callers_own() {
     let token = app.token().await;
     let verify = |q: String, t: Option<String>| {
         let app = &app;
-        async move {
-            app.get(&format!("/api/v1/auth/verify{q}"), t.as_deref())
-                .await
-        }
+        async move { app.get(&format!("/api/v1/auth/verify{q}"), t.as_deref()).await }
     };
     let resp = verify(format!("?token={token}"), None).await;
     resp.assert_status(200);
@@ -444,10 +390,7 @@ async fn verify_reports_validity_of_the_query_token_or_the_callers_own() {
         verify(String::new(), Some(token.clone())).await.body["data"]["valid"],
         true
     );
-    assert_eq!(
-        verify(String::new(), None).await.body["data"]["valid"],
-        false
-    );
+    assert_eq!(verify(String::new(), None).await.body["data"]["valid"], false);
     app.request(Method::POST, "/api/v1/auth/logout", Some(&token), None)
         .await;
     assert_eq!(

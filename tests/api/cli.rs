@@ -18,21 +18,14 @@ fn openapi_prints_the_spec() {
     let dir = tempfile::tempdir().unwrap();
     let out = wagate(&["openapi"], dir.path()).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        wagate::api::spec_json()
-    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), wagate::api::spec_json());
 }
 
 #[test]
 fn migrate_up_then_status_lists_applied_migrations() {
     let dir = tempfile::tempdir().unwrap();
     let status = wagate(&["migrate", "status"], dir.path()).output().unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let text = String::from_utf8(status.stdout).unwrap();
     assert!(text.contains("pending  m20261126_000001_auth"), "{text}");
 
@@ -65,11 +58,7 @@ fn password_set_reads_stdin_and_refuses_short_passwords() {
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("too short"));
     let ok = set("a long enough password");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 }
 
 #[tokio::test]
@@ -90,14 +79,8 @@ async fn a_password_set_by_the_cli_works_for_login() {
 
     let config = wagate::config::Config::from_figment(
         wagate::config::Config::base()
-            .merge(figment::providers::Serialized::default(
-                "listen",
-                "127.0.0.1:0",
-            ))
-            .merge(figment::providers::Serialized::default(
-                "data_dir",
-                dir.path(),
-            )),
+            .merge(figment::providers::Serialized::default("listen", "127.0.0.1:0"))
+            .merge(figment::providers::Serialized::default("data_dir", dir.path())),
     )
     .unwrap();
     let app = wagate::app::App::build(config).await.unwrap();

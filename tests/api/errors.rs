@@ -20,12 +20,7 @@ async fn a_missing_field_is_a_400_json_error() {
     let app = spawn_app_with_password().await;
     let resp = app.post(LOGIN, None, serde_json::json!({})).await;
     resp.assert_error(400, "invalid_request");
-    assert!(
-        resp.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("LoginRequest")
-    );
+    assert!(resp.body["error"]["message"].as_str().unwrap().contains("LoginRequest"));
 }
 
 #[tokio::test]
@@ -36,9 +31,7 @@ async fn a_wrong_content_type_is_a_415_json_error() {
         .post(app.url(LOGIN))
         .header("Content-Type", "text/plain")
         .body("password");
-    send(req)
-        .await
-        .assert_error(415, "unsupported_content_type");
+    send(req).await.assert_error(415, "unsupported_content_type");
 }
 
 #[tokio::test]
@@ -47,9 +40,7 @@ async fn unknown_api_routes_are_404_json_errors() {
     app.get("/api/v1/does-not-exist", None)
         .await
         .assert_error(404, "not_found");
-    app.get("/api/v2/health", None)
-        .await
-        .assert_error(404, "not_found");
+    app.get("/api/v2/health", None).await.assert_error(404, "not_found");
 }
 
 #[tokio::test]
@@ -58,9 +49,7 @@ async fn a_wrong_method_is_a_405_json_error() {
     app.request(Method::DELETE, "/api/v1/health", None, None)
         .await
         .assert_error(405, "method_not_allowed");
-    app.get(LOGIN, None)
-        .await
-        .assert_error(405, "method_not_allowed");
+    app.get(LOGIN, None).await.assert_error(405, "method_not_allowed");
 }
 
 #[tokio::test]

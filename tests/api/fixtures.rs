@@ -60,26 +60,18 @@ pub struct FileServer {
 
 impl FileServer {
     pub async fn start() -> Self {
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
+        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
         let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
         let app = Route::new().at("/files/:name", serve_file).at("/big", big);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(
-            Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
-                app,
-                async move {
-                    let _ = rx.await;
-                },
-                None,
-            ),
-        );
-        Self {
-            addr,
-            stop: Some(tx),
-        }
+        tokio::spawn(Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            app,
+            async move {
+                let _ = rx.await;
+            },
+            None,
+        ));
+        Self { addr, stop: Some(tx) }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -9,10 +9,7 @@ async fn health_is_public_and_reports_ok_with_an_rfc3339_timestamp() {
     let timestamp = resp.body["timestamp"].as_str().unwrap();
     let parsed = chrono::DateTime::parse_from_rfc3339(timestamp).expect("RFC 3339");
     let age = chrono::Utc::now().signed_duration_since(parsed);
-    assert!(
-        age.num_seconds().abs() < 60,
-        "timestamp is now: {timestamp}"
-    );
+    assert!(age.num_seconds().abs() < 60, "timestamp is now: {timestamp}");
     assert_eq!(resp.body.as_object().unwrap().len(), 2, "{}", resp.body);
 }
 
@@ -38,9 +35,6 @@ async fn resources_need_authentication_and_report_cpu_memory_and_uptime() {
     assert!(body["cpu"]["cores"].as_u64().unwrap() >= 1);
     assert!(body["memory"]["totalBytes"].as_u64().unwrap() > 0);
     assert!(body["process"]["rssBytes"].as_u64().unwrap() > 0);
-    assert_eq!(
-        body["process"]["pid"].as_u64().unwrap(),
-        u64::from(std::process::id())
-    );
+    assert_eq!(body["process"]["pid"].as_u64().unwrap(), u64::from(std::process::id()));
     assert!(body["uptimeSeconds"].is_u64());
 }

@@ -39,12 +39,7 @@ pub struct Response {
 impl Response {
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.body
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
         self
     }
 
@@ -53,9 +48,7 @@ impl Response {
         self.assert_status(status);
         assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
         assert!(
-            self.body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
+            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
             "error without message: {}",
             self.body
         );
@@ -105,10 +98,7 @@ impl Builder {
             }
             _ => (String::new(), None),
         };
-        let owned = Owned {
-            _dir: dir,
-            pg_database,
-        };
+        let owned = Owned { _dir: dir, pg_database };
         let mut app = start(&data_dir, &database_url, &self.settings).await;
         app.owned = Some(owned);
         app
@@ -128,11 +118,7 @@ fn init_logs() {
     });
 }
 
-async fn start(
-    data_dir: &std::path::Path,
-    database_url: &str,
-    settings: &[(String, Value)],
-) -> TestApp {
+async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(String, Value)]) -> TestApp {
     let mut figment = Config::base()
         .merge(Serialized::default("listen", "127.0.0.1:0"))
         .merge(Serialized::default("data_dir", data_dir))
@@ -195,20 +181,11 @@ impl TestApp {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("server task")
-                .expect("server stops cleanly");
+            server.await.expect("server task").expect("server stops cleanly");
         }
     }
 
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Response {
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
         let mut req = self.client.request(method, self.url(path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -241,9 +218,7 @@ impl TestApp {
     }
 
     pub async fn phone(&self, token: &str, phone: &str) -> Value {
-        let resp = self
-            .get(&format!("/api/v1/user/phones/{phone}"), Some(token))
-            .await;
+        let resp = self.get(&format!("/api/v1/user/phones/{phone}"), Some(token)).await;
         resp.assert_status(200);
         resp.body
     }
@@ -266,39 +241,25 @@ impl TestApp {
 
     /// Adds (if needed), connects, scans the QR code and waits until connected.
     pub async fn pair_phone(&self, token: &str, phone: &str) -> Value {
-        let existing = self
-            .get(&format!("/api/v1/user/phones/{phone}"), Some(token))
-            .await;
+        let existing = self.get(&format!("/api/v1/user/phones/{phone}"), Some(token)).await;
         if existing.status == StatusCode::NOT_FOUND {
             self.add_phone(token, phone).await;
         }
         let connect = self
-            .post(
-                &format!("/api/v1/user/phones/{phone}/connect"),
-                Some(token),
-                json!({}),
-            )
+            .post(&format!("/api/v1/user/phones/{phone}/connect"), Some(token), json!({}))
             .await;
         connect.assert_status(200);
         assert_eq!(connect.body["status"], "pairing", "{}", connect.body);
-        self.post(
-            &format!("/api/v1/sandbox/phones/{phone}/scan"),
-            Some(token),
-            json!({}),
-        )
-        .await
-        .assert_status(200);
+        self.post(&format!("/api/v1/sandbox/phones/{phone}/scan"), Some(token), json!({}))
+            .await
+            .assert_status(200);
         self.wait_for_status(token, phone, "connected").await
     }
 
     pub async fn set_first_password(&self) {
-        self.post(
-            "/api/v1/auth/change-password",
-            None,
-            json!({"newPassword": PASSWORD}),
-        )
-        .await
-        .assert_status(200);
+        self.post("/api/v1/auth/change-password", None, json!({"newPassword": PASSWORD}))
+            .await
+            .assert_status(200);
     }
 
     pub async fn login(&self) -> Response {
@@ -324,11 +285,7 @@ pub async fn send(req: reqwest::RequestBuilder) -> Response {
     } else {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
-    Response {
-        status,
-        headers,
-        body,
-    }
+    Response { status, headers, body }
 }
 
 impl Drop for TestApp {
@@ -343,10 +300,7 @@ impl Drop for TestApp {
         {
             // The test's runtime is going away; drop the database from a thread of our own.
             let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     rt.block_on(drop_pg_database(&admin_url, &name));
                 }
             })

@@ -37,19 +37,14 @@ async fn ready() -> (TestApp, String) {
 
 async fn received(app: &TestApp, token: &str, account: &str) -> Vec<Value> {
     let resp = app
-        .get(
-            &format!("/api/v1/sandbox/accounts/{account}/messages"),
-            Some(token),
-        )
+        .get(&format!("/api/v1/sandbox/accounts/{account}/messages"), Some(token))
         .await;
     resp.assert_status(200);
     resp.body["data"].as_array().unwrap().clone()
 }
 
 async fn history(app: &TestApp, token: &str, query: &str) -> Value {
-    let resp = app
-        .get(&format!("{}{query}", path(A, "/messages")), Some(token))
-        .await;
+    let resp = app.get(&format!("{}{query}", path(A, "/messages")), Some(token)).await;
     resp.assert_status(200);
     resp.body
 }
@@ -111,20 +106,12 @@ async fn recipients_follow_the_seed_rules() {
         json!({"recipient": "12015550150@s.whatsapp.net", "message": "by jid"}),
         json!({"recipient": "ignored", "jid": "12015550150@s.whatsapp.net", "message": "jid wins"}),
     ] {
-        let resp = app
-            .post(&path(A, "/message"), Some(&token), body.clone())
-            .await;
+        let resp = app.post(&path(A, "/message"), Some(&token), body.clone()).await;
         resp.assert_status(200);
-        assert_eq!(
-            resp.body["recipient"], "12015550150@s.whatsapp.net",
-            "{body}"
-        );
+        assert_eq!(resp.body["recipient"], "12015550150@s.whatsapp.net", "{body}");
     }
     for (body, code) in [
-        (
-            json!({"recipient": "12345", "message": "x"}),
-            "invalid_recipient",
-        ),
+        (json!({"recipient": "12345", "message": "x"}), "invalid_recipient"),
         (
             json!({"recipient": "555-0150", "country": "US", "message": "x"}),
             "invalid_recipient",
@@ -148,10 +135,7 @@ async fn recipients_follow_the_seed_rules() {
     )
     .await
     .assert_error(400, "rejected_by_whatsapp");
-    assert_eq!(
-        history(&app, &token, "").await["data"][0]["status"],
-        "failed"
-    );
+    assert_eq!(history(&app, &token, "").await["data"][0]["status"], "failed");
 }
 
 #[tokio::test]
@@ -253,10 +237,7 @@ async fn media_can_be_uploaded_or_sent_as_base64() {
         .await;
     resp.assert_status(200);
     let last = received(&app, &token, ALICE).await.pop().unwrap();
-    assert_eq!(
-        last["media"]["fileName"], "q3.pdf",
-        "directories are stripped"
-    );
+    assert_eq!(last["media"]["fileName"], "q3.pdf", "directories are stripped");
 }
 
 #[tokio::test]
@@ -284,10 +265,7 @@ async fn a_list_message_arrives_with_its_sections() {
     let last = received(&app, &token, ALICE).await.pop().unwrap();
     assert_eq!(last["type"], "list");
     assert_eq!(last["list"]["buttonText"], "See menu");
-    assert_eq!(
-        last["list"]["sections"][0]["rows"][1]["description"],
-        "spicy"
-    );
+    assert_eq!(last["list"]["sections"][0]["rows"][1]["description"], "spicy");
     assert_eq!(last["list"]["sections"][1]["rows"][0]["id"], "d1");
 
     let duplicate = json!({"title": "x", "body": "y", "buttonText": "z", "sections": [{"title": "s", "rows": [{"id": "a", "title": "1"}, {"id": "a", "title": "2"}]}]});
@@ -330,10 +308,7 @@ async fn replies_quote_mention_and_can_skip_link_previews() {
     assert_eq!(last["quotedId"], first.as_str());
     assert_eq!(last["mentions"], json!(["12015550151@s.whatsapp.net"]));
     assert_eq!(last["linkPreview"], false);
-    assert_eq!(
-        history(&app, &token, "").await["data"][0]["quotedId"],
-        first.as_str()
-    );
+    assert_eq!(history(&app, &token, "").await["data"][0]["quotedId"], first.as_str());
 }
 
 #[tokio::test]
@@ -369,9 +344,7 @@ async fn inbound_messages_land_in_history_and_contacts() {
     assert_eq!(media["media"]["mimeType"], "image/jpeg");
     assert_eq!(media["text"], "a photo");
 
-    let contacts = app
-        .get(&format!("/api/v1/user/contacts/{A}"), Some(&token))
-        .await;
+    let contacts = app.get(&format!("/api/v1/user/contacts/{A}"), Some(&token)).await;
     contacts.assert_status(200);
     let names: Vec<&str> = contacts.body["data"]
         .as_array()
@@ -418,10 +391,7 @@ async fn contacts_are_merged_across_phones() {
     assert_eq!(data[1]["phones"].as_array().unwrap().len(), 1);
 
     let page = app
-        .get(
-            "/api/v1/user/contacts/pagination?page=2&limit=1",
-            Some(&token),
-        )
+        .get("/api/v1/user/contacts/pagination?page=2&limit=1", Some(&token))
         .await;
     page.assert_status(200);
     assert_eq!(page.body["data"][0]["number"], "12015550151");
@@ -430,10 +400,7 @@ async fn contacts_are_merged_across_phones() {
         json!({"page": 2, "limit": 1, "total": 2, "totalPages": 2})
     );
     let past = app
-        .get(
-            "/api/v1/user/contacts/pagination?page=9&limit=1",
-            Some(&token),
-        )
+        .get("/api/v1/user/contacts/pagination?page=9&limit=1", Some(&token))
         .await;
     assert_eq!(past.body["data"], json!([]));
     app.get("/api/v1/user/contacts/pagination?limit=0", Some(&token))
@@ -467,8 +434,7 @@ async fn typing_shows_and_clears() {
         )
         .await;
     assert_eq!(off.body["state"], "paused");
-    app.post(&path(A, "/disconnect"), Some(&token), json!({}))
-        .await;
+    app.post(&path(A, "/disconnect"), Some(&token), json!({})).await;
     app.post(
         &path(A, "/typing"),
         Some(&token),
@@ -482,11 +448,7 @@ async fn typing_shows_and_clears() {
 async fn has_whatsapp_answers_single_and_batch_and_caches() {
     let (app, token) = ready().await;
     let yes = app
-        .post(
-            &path(A, "/has-whatsapp"),
-            Some(&token),
-            json!({"recipient": ALICE}),
-        )
+        .post(&path(A, "/has-whatsapp"), Some(&token), json!({"recipient": ALICE}))
         .await;
     yes.assert_status(200);
     assert_eq!(yes.body["exists"], true);
@@ -503,10 +465,7 @@ async fn has_whatsapp_answers_single_and_batch_and_caches() {
     assert!(no.body["lid"].is_null());
 
     let sandbox = app.state.sandbox.clone().unwrap();
-    let before = sandbox
-        .stats()
-        .lookups
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let before = sandbox.stats().lookups.load(std::sync::atomic::Ordering::Relaxed);
     let batch = app
         .post(
             &path(A, "/has-whatsapp"),
@@ -523,10 +482,7 @@ async fn has_whatsapp_answers_single_and_batch_and_caches() {
         .collect();
     assert_eq!(results, [true, false, true]);
     assert_eq!(batch.body["data"][2]["recipient"], BOB);
-    let after = sandbox
-        .stats()
-        .lookups
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let after = sandbox.stats().lookups.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(after - before, 1, "only Bob was not cached yet");
     app.post(
         &path(A, "/has-whatsapp"),
@@ -536,22 +492,15 @@ async fn has_whatsapp_answers_single_and_batch_and_caches() {
     .await
     .assert_status(200);
     assert_eq!(
-        sandbox
-            .stats()
-            .lookups
-            .load(std::sync::atomic::Ordering::Relaxed),
+        sandbox.stats().lookups.load(std::sync::atomic::Ordering::Relaxed),
         after,
         "all cached"
     );
 
     let too_many: Vec<String> = (0..51).map(|i| format!("120155501{i:02}")).collect();
-    app.post(
-        &path(A, "/has-whatsapp"),
-        Some(&token),
-        json!({"recipients": too_many}),
-    )
-    .await
-    .assert_error(400, "invalid_request");
+    app.post(&path(A, "/has-whatsapp"), Some(&token), json!({"recipients": too_many}))
+        .await
+        .assert_error(400, "invalid_request");
     app.post(
         &path(A, "/has-whatsapp"),
         Some(&token),
@@ -581,12 +530,7 @@ async fn groups_come_from_the_cache_until_refreshed_or_changed() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let sandbox = app.state.sandbox.clone().unwrap();
-    let queries = || {
-        sandbox
-            .stats()
-            .group_queries
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let queries = || sandbox.stats().group_queries.load(std::sync::atomic::Ordering::Relaxed);
     let start = queries();
     // Concurrent misses share one fetch.
     let url = path(A, "/groups");
@@ -612,13 +556,7 @@ async fn groups_come_from_the_cache_until_refreshed_or_changed() {
 
     let detail = app.get(&format!("{url}/{group_jid}"), Some(&token)).await;
     detail.assert_status(200);
-    assert_eq!(
-        detail.body["data"]["participants"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(detail.body["data"]["participants"].as_array().unwrap().len(), 3);
     assert_eq!(detail.body["data"]["participants"][0]["admin"], true);
     let bare_id = group_jid.trim_end_matches("@g.us");
     let again = app.get(&format!("{url}/{bare_id}"), Some(&token)).await;
@@ -694,12 +632,7 @@ async fn history_pages_are_stable_at_the_edges() {
     .await;
     assert_eq!(bob["pagination"]["total"], 5);
     assert_eq!(bob["data"][0]["text"], "m20");
-    let bob_page3 = history(
-        &app,
-        &token,
-        "?jid=12015550151@s.whatsapp.net&limit=2&page=3",
-    )
-    .await;
+    let bob_page3 = history(&app, &token, "?jid=12015550151@s.whatsapp.net&limit=2&page=3").await;
     assert_eq!(bob_page3["data"][0]["text"], "m0");
 
     for (query, code) in [
@@ -739,9 +672,7 @@ async fn send_errors_are_clear_and_never_500() {
     send_link(files.url("/files/clip.mp4"))
         .await
         .assert_error(415, "media_type_not_allowed");
-    send_link(files.url("/big"))
-        .await
-        .assert_error(413, "media_too_large");
+    send_link(files.url("/big")).await.assert_error(413, "media_too_large");
     send_link(files.url("/files/missing.png"))
         .await
         .assert_error(400, "media_unreachable");
@@ -754,12 +685,20 @@ async fn send_errors_are_clear_and_never_500() {
     send_link("ftp://example.com/a.png".into())
         .await
         .assert_error(400, "invalid_media_link");
-    app.post(&path(A, "/message"), Some(&token), json!({"recipient": ALICE, "mediaLink": files.url("/files/report.pdf"), "mediaType": "image"}))
-        .await
-        .assert_error(415, "media_type_mismatch");
-    app.post(&path(A, "/message"), Some(&token), json!({"recipient": ALICE, "mediaLink": files.url("/files/mislabelled.png"), "mediaType": "image"}))
-        .await
-        .assert_error(415, "media_type_mismatch");
+    app.post(
+        &path(A, "/message"),
+        Some(&token),
+        json!({"recipient": ALICE, "mediaLink": files.url("/files/report.pdf"), "mediaType": "image"}),
+    )
+    .await
+    .assert_error(415, "media_type_mismatch");
+    app.post(
+        &path(A, "/message"),
+        Some(&token),
+        json!({"recipient": ALICE, "mediaLink": files.url("/files/mislabelled.png"), "mediaType": "image"}),
+    )
+    .await
+    .assert_error(415, "media_type_mismatch");
     app.post(
         &path(A, "/message"),
         Some(&token),
@@ -798,9 +737,7 @@ async fn send_errors_are_clear_and_never_500() {
         .bearer_auth(&token)
         .header("Content-Type", "text/plain")
         .body("hi");
-    send(req)
-        .await
-        .assert_error(415, "unsupported_content_type");
+    send(req).await.assert_error(415, "unsupported_content_type");
 }
 
 #[tokio::test]
@@ -870,20 +807,11 @@ async fn a_paced_queue_refuses_what_it_cannot_send_in_time() {
     app.set_first_password().await;
     let (app, token) = connected_app(app).await;
     let url = path(A, "/message");
-    let send = || {
-        app.post(
-            &url,
-            Some(&token),
-            json!({"recipient": ALICE, "message": "x"}),
-        )
-    };
+    let send = || app.post(&url, Some(&token), json!({"recipient": ALICE, "message": "x"}));
     let (r1, r2, r3) = tokio::join!(send(), send(), send());
     let statuses = [r1.status.as_u16(), r2.status.as_u16(), r3.status.as_u16()];
     assert!(statuses.contains(&429), "{statuses:?}");
-    let refused = [&r1, &r2, &r3]
-        .into_iter()
-        .find(|r| r.status == 429)
-        .unwrap();
+    let refused = [&r1, &r2, &r3].into_iter().find(|r| r.status == 429).unwrap();
     refused.assert_error(429, "too_many_requests");
     assert!(refused.header("retry-after").is_some());
 }

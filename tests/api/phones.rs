@@ -18,32 +18,21 @@ async fn add_connect_shows_a_qr_code_and_scanning_connects() {
     assert_eq!(added["status"], "disconnected");
     assert_eq!(added["country"], "US");
 
-    let resp = app
-        .post(&path(A, "/connect"), Some(&token), json!({}))
-        .await;
+    let resp = app.post(&path(A, "/connect"), Some(&token), json!({})).await;
     resp.assert_status(200);
     let view = resp.body;
     assert_eq!(view["status"], "pairing");
     let qr = &view["qr"];
     assert!(qr["code"].as_str().unwrap().starts_with("2@"), "{qr}");
-    assert!(
-        qr["pngDataUrl"]
-            .as_str()
-            .unwrap()
-            .starts_with("data:image/png;base64,")
-    );
+    assert!(qr["pngDataUrl"].as_str().unwrap().starts_with("data:image/png;base64,"));
     assert!(qr["svg"].as_str().unwrap().contains("<svg"));
     assert!(qr["expiresAt"].is_string());
     assert_eq!(qr["count"], 1);
     assert!(view["pairingCode"].is_null());
 
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/scan"),
-        Some(&token),
-        json!({}),
-    )
-    .await
-    .assert_status(200);
+    app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))
+        .await
+        .assert_status(200);
     let view = app.wait_for_status(&token, A, "connected").await;
     assert_eq!(view["jid"], "12015550101@s.whatsapp.net");
     assert!(view["lid"].as_str().unwrap().ends_with("@lid"));
@@ -58,10 +47,7 @@ async fn connect_is_idempotent() {
     let app = spawn_app_with_password().await;
     let token = app.token().await;
     app.add_phone(&token, A).await;
-    let first = app
-        .post(&path(A, "/connect"), Some(&token), json!({}))
-        .await
-        .body;
+    let first = app.post(&path(A, "/connect"), Some(&token), json!({})).await.body;
     // No body at all is accepted too.
     let second = app
         .request(Method::POST, &path(A, "/connect"), Some(&token), None)
@@ -73,16 +59,10 @@ async fn connect_is_idempotent() {
         "the same QR while it is valid"
     );
 
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/scan"),
-        Some(&token),
-        json!({}),
-    )
-    .await;
-    app.wait_for_status(&token, A, "connected").await;
-    let again = app
-        .post(&path(A, "/connect"), Some(&token), json!({}))
+    app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))
         .await;
+    app.wait_for_status(&token, A, "connected").await;
+    let again = app.post(&path(A, "/connect"), Some(&token), json!({})).await;
     again.assert_status(200);
     assert_eq!(again.body["status"], "connected");
     assert!(again.body["qr"].is_null());
@@ -94,11 +74,7 @@ async fn pairing_code_mode_returns_a_code_to_type() {
     let token = app.token().await;
     app.add_phone(&token, A).await;
     let view = app
-        .post(
-            &path(A, "/connect"),
-            Some(&token),
-            json!({"pairingCodeMode": true}),
-        )
+        .post(&path(A, "/connect"), Some(&token), json!({"pairingCodeMode": true}))
         .await
         .body;
     assert_eq!(view["status"], "pairing");
@@ -106,13 +82,9 @@ async fn pairing_code_mode_returns_a_code_to_type() {
     let code = view["pairingCode"]["code"].as_str().unwrap();
     assert_eq!(code.len(), 9, "XXXX-XXXX: {code}");
     assert_eq!(&code[4..5], "-");
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/scan"),
-        Some(&token),
-        json!({}),
-    )
-    .await
-    .assert_status(200);
+    app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))
+        .await
+        .assert_status(200);
     app.wait_for_status(&token, A, "connected").await;
 }
 
@@ -126,10 +98,7 @@ async fn qr_codes_rotate_and_pairing_gives_up_when_they_run_out() {
     app.set_first_password().await;
     let token = app.token().await;
     app.add_phone(&token, A).await;
-    let first = app
-        .post(&path(A, "/connect"), Some(&token), json!({}))
-        .await
-        .body;
+    let first = app.post(&path(A, "/connect"), Some(&token), json!({})).await.body;
     let first_code = first["qr"]["code"].as_str().unwrap().to_owned();
     let mut rotated = None;
     for _ in 0..100 {
@@ -144,20 +113,13 @@ async fn qr_codes_rotate_and_pairing_gives_up_when_they_run_out() {
     assert_ne!(rotated["qr"]["code"], first_code.as_str());
     let gave_up = app.wait_for_status(&token, A, "disconnected").await;
     assert!(
-        gave_up["lastError"]
-            .as_str()
-            .unwrap()
-            .contains("not scanned"),
+        gave_up["lastError"].as_str().unwrap().contains("not scanned"),
         "{gave_up}"
     );
     assert!(gave_up["qr"].is_null());
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/scan"),
-        Some(&token),
-        json!({}),
-    )
-    .await
-    .assert_error(409, "not_pairing");
+    app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))
+        .await
+        .assert_error(409, "not_pairing");
 }
 
 #[tokio::test]
@@ -165,18 +127,14 @@ async fn disconnect_keeps_the_link_so_connect_needs_no_qr() {
     let app = spawn_app_with_password().await;
     let token = app.token().await;
     app.pair_phone(&token, A).await;
-    let resp = app
-        .post(&path(A, "/disconnect"), Some(&token), json!({}))
-        .await;
+    let resp = app.post(&path(A, "/disconnect"), Some(&token), json!({})).await;
     resp.assert_status(200);
     assert_eq!(resp.body["status"], "disconnected");
     // Idempotent.
     app.post(&path(A, "/disconnect"), Some(&token), json!({}))
         .await
         .assert_status(200);
-    let resp = app
-        .post(&path(A, "/connect"), Some(&token), json!({}))
-        .await;
+    let resp = app.post(&path(A, "/connect"), Some(&token), json!({})).await;
     resp.assert_status(200);
     assert!(resp.body["qr"].is_null(), "{}", resp.body);
     assert_ne!(resp.body["status"], "pairing");
@@ -192,9 +150,7 @@ async fn logout_unlinks_so_connect_needs_a_new_qr() {
     resp.assert_status(200);
     assert_eq!(resp.body["status"], "logged_out");
     assert!(resp.body["jid"].is_null());
-    let resp = app
-        .post(&path(A, "/connect"), Some(&token), json!({}))
-        .await;
+    let resp = app.post(&path(A, "/connect"), Some(&token), json!({})).await;
     assert_eq!(resp.body["status"], "pairing");
     assert!(resp.body["qr"]["code"].is_string());
 }
@@ -236,10 +192,7 @@ async fn a_crashed_session_is_restarted_while_another_phone_keeps_answering() {
 
 #[tokio::test]
 async fn a_dropped_connection_reconnects_by_itself() {
-    let app = builder()
-        .with("sandbox.reconnect_delay", "300ms")
-        .spawn()
-        .await;
+    let app = builder().with("sandbox.reconnect_delay", "300ms").spawn().await;
     app.set_first_password().await;
     let token = app.token().await;
     app.pair_phone(&token, A).await;
@@ -285,16 +238,11 @@ async fn repeated_crashes_mark_the_phone_failed_until_it_is_connected_again() {
     .assert_status(200);
     let failed = app.wait_for_status(&token, A, "failed").await;
     assert!(
-        failed["lastError"]
-            .as_str()
-            .unwrap()
-            .contains("failed 3 times"),
+        failed["lastError"].as_str().unwrap().contains("failed 3 times"),
         "{failed}"
     );
     // A person connects it again: no new pairing, since the link is intact.
-    let resp = app
-        .post(&path(A, "/connect"), Some(&token), json!({}))
-        .await;
+    let resp = app.post(&path(A, "/connect"), Some(&token), json!({})).await;
     resp.assert_status(200);
     assert!(resp.body["qr"].is_null());
     app.wait_for_status(&token, A, "connected").await;
@@ -317,9 +265,7 @@ async fn a_restart_resumes_connected_phones_without_a_qr() {
     let b = app.phone(&token, B).await;
     assert_eq!(b["status"], "disconnected", "a disconnected phone stays so");
     // And it still connects without pairing.
-    let resp = app
-        .post(&path(B, "/connect"), Some(&token), json!({}))
-        .await;
+    let resp = app.post(&path(B, "/connect"), Some(&token), json!({})).await;
     assert!(resp.body["qr"].is_null());
     app.wait_for_status(&token, B, "connected").await;
 }
@@ -331,13 +277,9 @@ async fn the_quota_limits_phones_and_is_reported() {
     let token = app.token().await;
     app.add_phone(&token, A).await;
     app.add_phone(&token, B).await;
-    app.post(
-        "/api/v1/user/phones",
-        Some(&token),
-        json!({"phone": "+12015550103"}),
-    )
-    .await
-    .assert_error(403, "quota_exceeded");
+    app.post("/api/v1/user/phones", Some(&token), json!({"phone": "+12015550103"}))
+        .await
+        .assert_error(403, "quota_exceeded");
     let quota = app.get("/api/v1/user/quota", Some(&token)).await;
     quota.assert_status(200);
     assert_eq!(quota.body["phones"], json!({"used": 2, "limit": 2}));
@@ -373,17 +315,11 @@ async fn invalid_duplicate_and_unknown_phones_get_clear_errors() {
     national.assert_status(201);
     assert_eq!(national.body["phone"], A);
     assert_eq!(national.body["country"], "US");
-    app.post(
-        "/api/v1/user/phones",
-        Some(&token),
-        json!({"phone": "12015550101"}),
-    )
-    .await
-    .assert_error(409, "phone_exists");
+    app.post("/api/v1/user/phones", Some(&token), json!({"phone": "12015550101"}))
+        .await
+        .assert_error(409, "phone_exists");
     for form in ["+12015550101", "12015550101", "%2B12015550101"] {
-        let resp = app
-            .get(&format!("/api/v1/user/phones/{form}"), Some(&token))
-            .await;
+        let resp = app.get(&format!("/api/v1/user/phones/{form}"), Some(&token)).await;
         resp.assert_status(200);
         assert_eq!(resp.body["phone"], A);
     }
@@ -408,9 +344,7 @@ async fn delete_logs_out_and_removes_the_phone_and_its_keys() {
     app.pair_phone(&token, A).await;
     let key_file = app.data_dir.join("sandbox/devices/12015550101.json");
     assert!(key_file.exists(), "the link is stored while linked");
-    app.delete(&path(A, ""), Some(&token))
-        .await
-        .assert_status(200);
+    app.delete(&path(A, ""), Some(&token)).await.assert_status(200);
     assert!(!key_file.exists(), "the link is deleted with the phone");
     app.get(&path(A, ""), Some(&token))
         .await
@@ -422,9 +356,7 @@ async fn delete_logs_out_and_removes_the_phone_and_its_keys() {
         .assert_error(404, "phone_not_found");
     // Added again, it must pair anew.
     app.add_phone(&token, A).await;
-    let resp = app
-        .post(&path(A, "/connect"), Some(&token), json!({}))
-        .await;
+    let resp = app.post(&path(A, "/connect"), Some(&token), json!({})).await;
     assert_eq!(resp.body["status"], "pairing");
 
     let app = app.restart().await;
@@ -451,36 +383,21 @@ async fn unlinking_on_the_phone_logs_the_phone_out() {
     .await
     .assert_status(200);
     let view = app.wait_for_status(&token, A, "logged_out").await;
-    assert!(
-        view["lastError"].as_str().unwrap().contains("unlinked"),
-        "{view}"
-    );
-    assert!(
-        !app.data_dir
-            .join("sandbox/devices/12015550101.json")
-            .exists()
-    );
+    assert!(view["lastError"].as_str().unwrap().contains("unlinked"), "{view}");
+    assert!(!app.data_dir.join("sandbox/devices/12015550101.json").exists());
 }
 
 #[tokio::test]
 async fn sandbox_controls_check_their_input() {
     let app = spawn_app_with_password().await;
     let token = app.token().await;
-    app.post(
-        "/api/v1/sandbox/phones/+12015550199/scan",
-        Some(&token),
-        json!({}),
-    )
-    .await
-    .assert_error(404, "phone_not_found");
+    app.post("/api/v1/sandbox/phones/+12015550199/scan", Some(&token), json!({}))
+        .await
+        .assert_error(404, "phone_not_found");
     app.add_phone(&token, A).await;
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/scan"),
-        Some(&token),
-        json!({}),
-    )
-    .await
-    .assert_error(409, "not_pairing");
+    app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))
+        .await
+        .assert_error(409, "not_pairing");
     app.post(
         &format!("/api/v1/sandbox/phones/{A}/faults"),
         Some(&token),
@@ -504,10 +421,7 @@ async fn sandbox_controls_check_their_input() {
     )
     .await
     .assert_error(409, "account_exists");
-    app.get(
-        "/api/v1/sandbox/accounts/+12015550151/messages",
-        Some(&token),
-    )
-    .await
-    .assert_error(404, "account_not_found");
+    app.get("/api/v1/sandbox/accounts/+12015550151/messages", Some(&token))
+        .await
+        .assert_error(404, "account_not_found");
 }

@@ -42,19 +42,10 @@ fn every_operation_is_documented_for_sdk_generators() {
                 .as_str()
                 .unwrap_or_else(|| panic!("{method} {path}: operationId"));
             assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
-            assert!(
-                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
-                "{id}: summary"
-            );
-            assert!(
-                op["tags"].as_array().is_some_and(|t| !t.is_empty()),
-                "{id}: tags"
-            );
+            assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{id}: summary");
+            assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{id}: tags");
             let responses = op["responses"].as_object().unwrap();
-            assert!(
-                responses.keys().any(|k| k.starts_with('2')),
-                "{id}: a success response"
-            );
+            assert!(responses.keys().any(|k| k.starts_with('2')), "{id}: a success response");
             let secured = op
                 .get("security")
                 .and_then(Value::as_array)
@@ -66,10 +57,7 @@ fn every_operation_is_documented_for_sdk_generators() {
         }
     }
     for scheme in ["bearerAuth", "cookieAuth"] {
-        assert!(
-            spec["components"]["securitySchemes"][scheme].is_object(),
-            "{scheme}"
-        );
+        assert!(spec["components"]["securitySchemes"][scheme].is_object(), "{scheme}");
     }
 }
 

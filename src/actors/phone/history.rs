@@ -4,23 +4,26 @@
 
 use sea_orm::{DbErr, TransactionTrait};
 
-use super::PhoneState;
+use std::time::Duration;
+
+use ractor::ActorRef;
+
+use super::{PhoneMsg, PhoneState};
 use crate::actors::{PhoneError, Reply};
 use crate::db::contacts::{self, Learnt};
 use crate::db::messages::{self, Model as StoredMessage, NewMessage, Status};
 use crate::engine::{
-    Ack, ContactInfo, DeliveryStatus, EngineError, InboundContent, InboundMessage, Lookup,
-    OutgoingContent, OutgoingMessage, Receipt, SentMessage,
+    Ack, ContactInfo, DeliveryStatus, EngineError, InboundContent, InboundMessage, Lookup, OutgoingContent,
+    OutgoingMessage, Receipt, SentMessage,
 };
 use crate::events::{self, EventKind, GatewayEvent};
 
+/// How long receipts are gathered before they are written together.
+pub const RECEIPT_BATCH: Duration = Duration::from_millis(25);
+
 impl PhoneState {
     /// Stores a message under the next `seq`; the counter only moves on success.
-    async fn store(
-        &mut self,
-        db: &impl sea_orm::ConnectionTrait,
-        message: NewMessage,
-    ) -> Result<StoredMessage, DbErr> {
+    async fn store(&mut self, db: &impl sea_orm::ConnectionTrait, message: NewMessage) -> Result<StoredMessage, DbErr> {
         let row = messages::insert(db, &self.phone, self.next_seq, message).await?;
         self.next_seq += 1;
         Ok(row)
@@ -49,18 +52,10 @@ impl PhoneState {
         let (message_id, timestamp, status) = match &result {
             Ok(sent) => (sent.id.clone(), sent.timestamp, Status::Sent),
             // Refused by WhatsApp: kept in history as failed, so the attempt is visible.
-            Err(EngineError::Rejected(_)) => (
-                crate::engine::new_message_id(),
-                chrono::Utc::now(),
-                Status::Failed,
-            ),
+            Err(EngineError::Rejected(_)) => (crate::engine::new_message_id(), chrono::Utc::now(), Status::Failed),
             Err(err) => return Err(err.clone().into()),
         };
-        let own = self
-            .state
-            .jid
-            .clone()
-            .unwrap_or_else(|| self.phone.jid().to_string());
+        let own = self.state.jid.clone().unwrap_or_else(|| self.phone.jid().to_string());
         let mut new = outgoing_row(&message, message_id, own, timestamp);
         new.status = status;
         let db = self.shared.db.clone();
@@ -97,12 +92,7 @@ impl PhoneState {
             }
         }
         let learnt = Learnt {
-            jid: Some(
-                message
-                    .sender_pn
-                    .clone()
-                    .unwrap_or_else(|| message.sender.clone()),
-            ),
+            jid: Some(message.sender_pn.clone().unwrap_or_else(|| message.sender.clone())),
             lid: (message.sender.server() == crate::domain::LID_SERVER).then(|| sender.clone()),
             push_name: message.push_name.clone(),
             on_whatsapp: Some(true),
@@ -126,11 +116,7 @@ impl PhoneState {
         }
     }
 
-    async fn store_inbound(
-        &mut self,
-        new: NewMessage,
-        learnt: Learnt,
-    ) -> Result<StoredMessage, DbErr> {
+    async fn store_inbound(&mut self, new: NewMessage, learnt: Learnt) -> Result<StoredMessage, DbErr> {
         let txn = self.shared.db.begin().await?;
         let row = messages::insert(&txn, &self.phone, self.next_seq, new).await?;
         if !row.sender.ends_with(crate::domain::GROUP_SERVER) && row.direction == messages::IN {
@@ -141,21 +127,33 @@ impl PhoneState {
         Ok(row)
     }
 
-    pub(super) async fn record_receipt(&mut self, receipt: Receipt) {
-        let status = match receipt.status {
-            DeliveryStatus::Delivered => Status::Delivered,
-            DeliveryStatus::Read => Status::Read,
-        };
-        match messages::advance_status(&self.shared.db, &self.phone, &receipt.message_ids, status)
-            .await
-        {
-            Ok(rows) => {
-                for row in &rows {
-                    self.emit(EventKind::MessageStatus, row);
+    /// Gathers a receipt; receipts are written together a moment later, so a busy phone
+    /// makes one status update per batch instead of one per message.
+    pub(super) fn queue_receipt(&mut self, myself: &ActorRef<PhoneMsg>, receipt: Receipt) {
+        if self.receipts.is_empty() {
+            myself.send_after(RECEIPT_BATCH, || PhoneMsg::FlushReceipts);
+        }
+        self.receipts.push(receipt);
+    }
+
+    pub(super) async fn flush_receipts(&mut self) {
+        let receipts = std::mem::take(&mut self.receipts);
+        // Delivered before read, so a batch holding both moves a message all the way.
+        for (wanted, status) in [(DeliveryStatus::Delivered, Status::Delivered), (DeliveryStatus::Read, Status::Read)] {
+            let ids: Vec<String> = receipts
+                .iter()
+                .filter(|r| r.status == wanted)
+                .flat_map(|r| r.message_ids.iter().cloned())
+                .collect();
+            for chunk in ids.chunks(500) {
+                match messages::advance_status(&self.shared.db, &self.phone, chunk, status).await {
+                    Ok(rows) => {
+                        for row in &rows {
+                            self.emit(EventKind::MessageStatus, row);
+                        }
+                    }
+                    Err(err) => tracing::warn!(phone = %self.phone, error = %err, "cannot record receipts"),
                 }
-            }
-            Err(err) => {
-                tracing::warn!(phone = %self.phone, error = %err, "cannot record a receipt")
             }
         }
     }
@@ -185,8 +183,7 @@ impl PhoneState {
             session.lookup(&numbers).await
         });
         tokio::spawn(async move {
-            let result: Result<Vec<Lookup>, PhoneError> =
-                rx.await.unwrap_or(Err(PhoneError::Restarting));
+            let result: Result<Vec<Lookup>, PhoneError> = rx.await.unwrap_or(Err(PhoneError::Restarting));
             if let Ok(found) = &result {
                 let learnt: Vec<Learnt> = found
                     .iter()
@@ -222,9 +219,7 @@ fn outgoing_row(
             media.file_name.clone(),
             Some(i64::try_from(media.data.len()).unwrap_or(i64::MAX)),
         ),
-        OutgoingContent::List(list) => {
-            ("list".to_owned(), Some(list.body.clone()), None, None, None)
-        }
+        OutgoingContent::List(list) => ("list".to_owned(), Some(list.body.clone()), None, None, None),
     };
     NewMessage {
         message_id,
@@ -263,11 +258,7 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
     };
     NewMessage {
         message_id: message.id,
-        direction: if message.from_me {
-            messages::OUT
-        } else {
-            messages::IN
-        },
+        direction: if message.from_me { messages::OUT } else { messages::IN },
         chat,
         sender,
         kind,

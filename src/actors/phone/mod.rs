@@ -23,8 +23,7 @@ use crate::db::messages::{self, Model as StoredMessage};
 use crate::db::phones::SessionState;
 use crate::domain::{Jid, PhoneNumber, PhoneStatus};
 use crate::engine::{
-    EngineError, EngineEvent, EventSink, Group, Lookup, OutgoingMessage, PairingMode, SentMessage,
-    Session,
+    EngineError, EngineEvent, EventSink, Group, Lookup, OutgoingMessage, PairingMode, Receipt, SentMessage, Session,
 };
 use sender::{Pacing, SendJob, SendQueue};
 
@@ -57,11 +56,7 @@ pub enum PhoneMsg {
         reply: Reply<StoredMessage>,
     },
     /// Show or clear "typing…" in a chat.
-    Typing {
-        chat: Jid,
-        typing: bool,
-        reply: Reply<()>,
-    },
+    Typing { chat: Jid, typing: bool, reply: Reply<()> },
     /// Which numbers are on WhatsApp.
     Lookup {
         numbers: Vec<String>,
@@ -71,6 +66,8 @@ pub enum PhoneMsg {
     Groups { reply: Reply<Vec<Group>> },
     /// One group's details.
     Group { jid: Jid, reply: Reply<Group> },
+    /// Write the receipts gathered since the last flush (internal).
+    FlushReceipts,
 }
 
 pub struct PhoneSession;
@@ -92,6 +89,8 @@ pub struct PhoneState {
     queue: SendQueue,
     /// The `seq` the next stored message gets.
     next_seq: i64,
+    /// Receipts waiting to be written together ([`history::RECEIPT_BATCH`]).
+    receipts: Vec<Receipt>,
 }
 
 impl Actor for PhoneSession {
@@ -99,11 +98,7 @@ impl Actor for PhoneSession {
     type State = PhoneState;
     type Arguments = PhoneArgs;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<PhoneMsg>,
-        args: PhoneArgs,
-    ) -> Result<PhoneState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<PhoneMsg>, args: PhoneArgs) -> Result<PhoneState, ActorProcessingErr> {
         let PhoneArgs {
             phone,
             shared,
@@ -142,6 +137,7 @@ impl Actor for PhoneSession {
             waiters: Vec::new(),
             queue,
             next_seq,
+            receipts: Vec::new(),
         };
         // Say only what is true now: nothing is connected yet in a fresh actor.
         let was = this.state.status;
@@ -157,10 +153,7 @@ impl Actor for PhoneSession {
             (_, _, _)
                 if matches!(
                     was,
-                    PhoneStatus::Pairing
-                        | PhoneStatus::Connecting
-                        | PhoneStatus::Reconnecting
-                        | PhoneStatus::Connected
+                    PhoneStatus::Pairing | PhoneStatus::Connecting | PhoneStatus::Reconnecting | PhoneStatus::Connected
                 ) =>
             {
                 Some((PhoneStatus::Disconnected, this.state.last_error.clone()))
@@ -178,13 +171,10 @@ impl Actor for PhoneSession {
         Ok(this)
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<PhoneMsg>,
-        this: &mut PhoneState,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _myself: ActorRef<PhoneMsg>, this: &mut PhoneState) -> Result<(), ActorProcessingErr> {
         // The stored status is left as it is, so a restart resumes what was online.
         this.session.close().await;
+        this.flush_receipts().await;
         Ok(())
     }
 
@@ -216,7 +206,7 @@ impl Actor for PhoneSession {
                 this.answer_waiters();
                 let _ = reply.send(result.map(|()| this.entry()).map_err(PhoneError::from));
             }
-            PhoneMsg::Engine(event) => return this.on_engine_event(event).await,
+            PhoneMsg::Engine(event) => return this.on_engine_event(&myself, event).await,
             PhoneMsg::ConnectWaitOver => this.answer_waiters(),
             PhoneMsg::Resume if this.state.status == PhoneStatus::Connecting => {
                 if let Err(err) = this.session.connect(PairingMode::Qr).await {
@@ -235,31 +225,22 @@ impl Actor for PhoneSession {
                     let _ = reply.send(Err(PhoneError::NotConnected));
                 }
             }
-            PhoneMsg::Sent {
-                message,
-                result,
-                reply,
-            } => {
+            PhoneMsg::Sent { message, result, reply } => {
                 let _ = reply.send(this.record_sent(message, result).await);
             }
-            PhoneMsg::Typing {
-                chat,
-                typing,
-                reply,
-            } => {
-                this.query(reply, move |session| async move {
-                    session.set_typing(&chat, typing).await
-                });
+            PhoneMsg::Typing { chat, typing, reply } => {
+                this.query(
+                    reply,
+                    move |session| async move { session.set_typing(&chat, typing).await },
+                );
             }
             PhoneMsg::Lookup { numbers, reply } => this.lookup(numbers, reply),
             PhoneMsg::Groups { reply } => {
                 this.query(reply, |session| async move { session.groups().await });
             }
+            PhoneMsg::FlushReceipts => this.flush_receipts().await,
             PhoneMsg::Group { jid, reply } => {
-                this.query(
-                    reply,
-                    move |session| async move { session.group(&jid).await },
-                );
+                this.query(reply, move |session| async move { session.group(&jid).await });
             }
         }
         Ok(())
@@ -268,17 +249,13 @@ impl Actor for PhoneSession {
 
 impl PhoneState {
     fn entry(&self) -> PhoneEntry {
-        let mut entry = self
-            .shared
-            .directory
-            .get(&self.phone)
-            .unwrap_or_else(|| PhoneEntry {
-                phone: self.phone.clone(),
-                country: None,
-                created_at: Utc::now(),
-                state: self.state.clone(),
-                pairing: None,
-            });
+        let mut entry = self.shared.directory.get(&self.phone).unwrap_or_else(|| PhoneEntry {
+            phone: self.phone.clone(),
+            country: None,
+            created_at: Utc::now(),
+            state: self.state.clone(),
+            pairing: None,
+        });
         entry.state = self.state.clone();
         entry.pairing = self.pairing.clone();
         entry
@@ -309,18 +286,11 @@ impl PhoneState {
         self.pairing = None;
     }
 
-    async fn connect(
-        &mut self,
-        myself: &ActorRef<PhoneMsg>,
-        mode: PairingMode,
-        reply: Reply<PhoneEntry>,
-    ) {
+    async fn connect(&mut self, myself: &ActorRef<PhoneMsg>, mode: PairingMode, reply: Reply<PhoneEntry>) {
         let status = self.state.status;
         let pairing_matches = matches!(
             (&self.pairing, mode),
-            (Some(Pairing::Qr { .. }), PairingMode::Qr)
-                | (Some(Pairing::Code { .. }), PairingMode::Code)
-                | (None, _)
+            (Some(Pairing::Qr { .. }), PairingMode::Qr) | (Some(Pairing::Code { .. }), PairingMode::Code) | (None, _)
         );
         match status {
             PhoneStatus::Connected => {
@@ -382,12 +352,10 @@ impl PhoneState {
     }
 
     fn wait_for_news(&self, myself: &ActorRef<PhoneMsg>) {
-        myself.send_after(self.shared.config.phones.connect_wait, || {
-            PhoneMsg::ConnectWaitOver
-        });
+        myself.send_after(self.shared.config.phones.connect_wait, || PhoneMsg::ConnectWaitOver);
     }
 
-    async fn on_engine_event(&mut self, event: EngineEvent) -> Result<(), ActorProcessingErr> {
+    async fn on_engine_event(&mut self, myself: &ActorRef<PhoneMsg>, event: EngineEvent) -> Result<(), ActorProcessingErr> {
         match event {
             EngineEvent::QrCode { code, valid_for } => {
                 let count = match &self.pairing {
@@ -452,11 +420,9 @@ impl PhoneState {
                 return Err(reason.into());
             }
             EngineEvent::Message(message, ack) => self.record_inbound(*message, ack).await,
-            EngineEvent::Receipt(receipt) => self.record_receipt(receipt).await,
+            EngineEvent::Receipt(receipt) => self.queue_receipt(myself, receipt),
             EngineEvent::Contacts(contacts) => self.record_contacts(contacts).await,
-            EngineEvent::GroupsChanged { group } => {
-                self.shared.invalidate_groups(&self.phone, group)
-            }
+            EngineEvent::GroupsChanged { group } => self.shared.invalidate_groups(&self.phone, group),
         }
         Ok(())
     }

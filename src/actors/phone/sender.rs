@@ -45,11 +45,7 @@ impl SendQueue {
     ) -> Self {
         let (tx, rx) = mpsc::channel(capacity);
         tokio::spawn(run(rx, session, actor, pacing, send_timeout));
-        Self {
-            tx,
-            pacing,
-            max_wait,
-        }
+        Self { tx, pacing, max_wait }
     }
 
     /// Queues a message, or refuses it when the queue is full or the wait would be too long.
@@ -60,21 +56,17 @@ impl SendQueue {
                 .interval
                 .saturating_mul(u32::try_from(queued + 1).unwrap_or(u32::MAX));
             if wait > self.max_wait {
-                let _ = job.reply.send(Err(PhoneError::QueueFull(
-                    wait.saturating_sub(self.max_wait),
-                )));
+                let _ = job
+                    .reply
+                    .send(Err(PhoneError::QueueFull(wait.saturating_sub(self.max_wait))));
                 return;
             }
         }
         if let Err(err) = self.tx.try_send(job) {
             let job = match err {
-                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
-                    job
-                }
+                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => job,
             };
-            let _ = job
-                .reply
-                .send(Err(PhoneError::QueueFull(Duration::from_secs(1))));
+            let _ = job.reply.send(Err(PhoneError::QueueFull(Duration::from_secs(1))));
         }
     }
 }
@@ -91,11 +83,10 @@ async fn run(
         if pacing.is_some() {
             tokio::time::sleep_until(next_slot).await;
         }
-        let result =
-            match tokio::time::timeout(send_timeout, session.send(job.message.clone())).await {
-                Ok(result) => result,
-                Err(_) => Err(EngineError::Timeout),
-            };
+        let result = match tokio::time::timeout(send_timeout, session.send(job.message.clone())).await {
+            Ok(result) => result,
+            Err(_) => Err(EngineError::Timeout),
+        };
         if let Some(pacing) = pacing {
             let jitter = if pacing.jitter.is_zero() {
                 Duration::ZERO

@@ -7,7 +7,7 @@
 mod session;
 mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
@@ -18,8 +18,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Engine, EngineError, EventSink, Group, InboundContent, InboundMessage, Jid, OutgoingContent,
-    OutgoingMessage, Participant, PhoneNumber, Session,
+    Engine, EngineError, EventSink, Group, InboundContent, InboundMessage, Jid, OutgoingContent, OutgoingMessage,
+    Participant, PhoneNumber, Session,
 };
 use crate::config::SandboxConfig;
 use session::{SandboxSession, SessionInner};
@@ -29,9 +29,7 @@ const INBOX_LIMIT: usize = 10_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SandboxError {
-    #[error(
-        "no virtual account has the number {0}; register it with POST /api/v1/sandbox/accounts"
-    )]
+    #[error("no virtual account has the number {0}; register it with POST /api/v1/sandbox/accounts")]
     UnknownAccount(String),
     #[error("{0} is already registered")]
     AccountExists(String),
@@ -108,7 +106,7 @@ pub struct SandboxNetwork {
     config: SandboxConfig,
     store: store::Store,
     world: Mutex<World>,
-    inboxes: Mutex<HashMap<PhoneNumber, Vec<Received>>>,
+    inboxes: Mutex<HashMap<PhoneNumber, VecDeque<Received>>>,
     /// The live session of each gateway phone.
     sessions: Mutex<HashMap<PhoneNumber, Weak<SessionInner>>>,
     /// Messages for gateway phones that were offline, oldest first.
@@ -178,14 +176,13 @@ impl SandboxNetwork {
         if self.account(phone).is_none() {
             return Err(SandboxError::UnknownAccount(phone.to_string()));
         }
-        Ok(lock(&self.inboxes).get(phone).cloned().unwrap_or_default())
+        Ok(lock(&self.inboxes)
+            .get(phone)
+            .map(|inbox| inbox.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
-    pub fn create_group(
-        &self,
-        subject: String,
-        members: Vec<PhoneNumber>,
-    ) -> Result<GroupRecord, SandboxError> {
+    pub fn create_group(&self, subject: String, members: Vec<PhoneNumber>) -> Result<GroupRecord, SandboxError> {
         if members.is_empty() {
             return Err(SandboxError::EmptyGroup);
         }
@@ -261,11 +258,7 @@ impl SandboxNetwork {
         self.deliver(to, message).await
     }
 
-    async fn deliver(
-        &self,
-        to: &PhoneNumber,
-        message: InboundMessage,
-    ) -> Result<Injected, SandboxError> {
+    async fn deliver(&self, to: &PhoneNumber, message: InboundMessage) -> Result<Injected, SandboxError> {
         let id = message.id.clone();
         match self.session(to).filter(|s| s.is_online()) {
             Some(session) => {
@@ -277,19 +270,13 @@ impl SandboxNetwork {
             }
             None => {
                 self.queue(to, message);
-                Ok(Injected {
-                    id,
-                    delivered: false,
-                })
+                Ok(Injected { id, delivered: false })
             }
         }
     }
 
     fn queue(&self, to: &PhoneNumber, message: InboundMessage) {
-        lock(&self.pending)
-            .entry(to.clone())
-            .or_default()
-            .push(message);
+        lock(&self.pending).entry(to.clone()).or_default().push(message);
     }
 
     fn take_pending(&self, phone: &PhoneNumber) -> Vec<InboundMessage> {
@@ -298,8 +285,7 @@ impl SandboxNetwork {
 
     /// On WhatsApp: a virtual account, or a gateway phone that has been linked.
     pub fn is_on_whatsapp(&self, phone: &PhoneNumber) -> bool {
-        lock(&self.world).accounts.contains_key(phone)
-            || self.store.load_link(phone).ok().flatten().is_some()
+        lock(&self.world).accounts.contains_key(phone) || self.store.load_link(phone).ok().flatten().is_some()
     }
 
     fn session(&self, phone: &PhoneNumber) -> Option<Arc<SessionInner>> {
@@ -307,12 +293,7 @@ impl SandboxNetwork {
     }
 
     /// Carries a message sent by a gateway phone to its recipients.
-    async fn route(
-        &self,
-        from: &SessionInner,
-        message: &OutgoingMessage,
-        id: &str,
-    ) -> Result<(), EngineError> {
+    async fn route(&self, from: &SessionInner, message: &OutgoingMessage, id: &str) -> Result<(), EngineError> {
         let recipients: Vec<(PhoneNumber, Option<Jid>)> = if message.to.is_group() {
             let world = lock(&self.world);
             let group = world
@@ -320,9 +301,7 @@ impl SandboxNetwork {
                 .get(&message.to)
                 .ok_or_else(|| EngineError::NotFound(format!("group {}", message.to)))?;
             if !group.members.contains(from.phone()) {
-                return Err(EngineError::Rejected(
-                    "this phone is not a member of the group".into(),
-                ));
+                return Err(EngineError::Rejected("this phone is not a member of the group".into()));
             }
             group
                 .members
@@ -331,16 +310,14 @@ impl SandboxNetwork {
                 .map(|m| (m.clone(), Some(group.jid.clone())))
                 .collect()
         } else {
-            let digits = message.to.phone_digits().ok_or_else(|| {
-                EngineError::Rejected(format!("cannot deliver to {}", message.to))
-            })?;
+            let digits = message
+                .to
+                .phone_digits()
+                .ok_or_else(|| EngineError::Rejected(format!("cannot deliver to {}", message.to)))?;
             let phone = PhoneNumber::parse(digits, None)
                 .map_err(|_| EngineError::Rejected(format!("{} is not on WhatsApp", message.to)))?;
             if !self.is_on_whatsapp(&phone) {
-                return Err(EngineError::Rejected(format!(
-                    "{} is not on WhatsApp",
-                    message.to
-                )));
+                return Err(EngineError::Rejected(format!("{} is not on WhatsApp", message.to)));
             }
             vec![(phone, None)]
         };
@@ -349,9 +326,9 @@ impl SandboxNetwork {
                 let mut inboxes = lock(&self.inboxes);
                 let inbox = inboxes.entry(recipient).or_default();
                 if inbox.len() >= INBOX_LIMIT {
-                    inbox.remove(0);
+                    inbox.pop_front();
                 }
-                inbox.push(Received {
+                inbox.push_back(Received {
                     id: id.to_owned(),
                     from: from.phone().clone(),
                     group,
@@ -426,11 +403,7 @@ impl SandboxEngine {
 
 #[async_trait]
 impl Engine for SandboxEngine {
-    async fn open(
-        &self,
-        phone: &PhoneNumber,
-        events: EventSink,
-    ) -> Result<Arc<dyn Session>, EngineError> {
+    async fn open(&self, phone: &PhoneNumber, events: EventSink) -> Result<Arc<dyn Session>, EngineError> {
         let link = self
             .network
             .store

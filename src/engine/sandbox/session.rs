@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use super::store::Link;
 use super::{SandboxError, SandboxNetwork, lock, message_id, random_code};
 use crate::engine::{
-    Ack, DeliveryStatus, EngineError, EngineEvent, EventSink, Group, Identity, InboundMessage, Jid,
-    Lookup, OutgoingMessage, PairingMode, PhoneNumber, Receipt, SentMessage, Session,
+    Ack, DeliveryStatus, EngineError, EngineEvent, EventSink, Group, Identity, InboundMessage, Jid, Lookup,
+    OutgoingMessage, PairingMode, PhoneNumber, Receipt, SentMessage, Session,
 };
 
 /// How long an injected message waits for the gateway to store it.
@@ -44,12 +44,7 @@ pub struct SessionInner {
 }
 
 impl SessionInner {
-    pub fn new(
-        phone: PhoneNumber,
-        network: Weak<SandboxNetwork>,
-        sink: EventSink,
-        link: Option<Link>,
-    ) -> Arc<Self> {
+    pub fn new(phone: PhoneNumber, network: Weak<SandboxNetwork>, sink: EventSink, link: Option<Link>) -> Arc<Self> {
         Arc::new(Self {
             phone,
             network,
@@ -148,9 +143,7 @@ impl SessionInner {
                     expired
                 };
                 if expired {
-                    me.emit(EngineEvent::PairingFailed {
-                        reason: reason.into(),
-                    });
+                    me.emit(EngineEvent::PairingFailed { reason: reason.into() });
                 }
             });
             self.set_task(&mut state, Some(task));
@@ -280,10 +273,7 @@ impl SessionInner {
     pub async fn deliver(&self, message: InboundMessage) -> bool {
         let (ack, stored) = Ack::new();
         self.emit(EngineEvent::Message(Box::new(message), ack));
-        matches!(
-            tokio::time::timeout(STORE_TIMEOUT, stored).await,
-            Ok(Ok(()))
-        )
+        matches!(tokio::time::timeout(STORE_TIMEOUT, stored).await, Ok(Ok(())))
     }
 
     pub fn emit_groups_changed(&self, group: Option<Jid>) {

@@ -55,9 +55,7 @@ impl Store {
     }
 
     fn link_path(&self, phone: &PhoneNumber) -> PathBuf {
-        self.dir
-            .join("devices")
-            .join(format!("{}.json", phone.digits()))
+        self.dir.join("devices").join(format!("{}.json", phone.digits()))
     }
 }
 
@@ -72,8 +70,7 @@ fn read_json<T: DeserializeOwned>(path: PathBuf) -> Result<Option<T>, SandboxErr
 }
 
 fn write_json<T: Serialize>(path: PathBuf, value: &T) -> Result<(), SandboxError> {
-    let bytes =
-        serde_json::to_vec_pretty(value).map_err(|e| SandboxError::Storage(e.to_string()))?;
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| SandboxError::Storage(e.to_string()))?;
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, bytes).map_err(storage)?;
     std::fs::rename(&tmp, &path).map_err(storage)
