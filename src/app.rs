@@ -23,6 +23,7 @@ use crate::engine::sandbox::{SandboxEngine, SandboxNetwork};
 use crate::events::EventBus;
 use crate::monitor::Monitor;
 use crate::net::{self, UrlPolicy};
+use crate::outbox::Outbox;
 
 /// The handles every request may need, shared by the routes.
 #[derive(Clone)]
@@ -38,6 +39,10 @@ pub struct AppState {
     /// The client for outbound requests (media links), guarded by `url_policy`.
     pub http: reqwest::Client,
     pub url_policy: UrlPolicy,
+    /// The client for webhook test pings (webhook timeouts).
+    pub webhook_client: reqwest::Client,
+    /// Serialises webhook changes, so "one webhook per service" holds.
+    pub webhook_edits: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub struct App {
@@ -75,6 +80,8 @@ impl App {
         Phones::load_directory(&db, &directory)
             .await
             .context("cannot load the phones")?;
+        let outbox = Arc::new(Outbox::default());
+        outbox.load(&db).await.context("cannot load the webhooks")?;
         let shared = Arc::new(Shared {
             db: db.clone(),
             engine,
@@ -84,6 +91,7 @@ impl App {
             events: events.clone(),
             restarts: Default::default(),
             cache: Default::default(),
+            outbox,
         });
         let supervisor_slot = Arc::default();
         let (root, _) = Actor::spawn(
@@ -102,6 +110,8 @@ impl App {
         };
         let http = net::guarded_client(url_policy, config.network.connect_timeout, config.network.fetch_timeout)
             .context("cannot build the HTTP client")?;
+        let webhook_client = net::guarded_client(url_policy, config.network.connect_timeout, config.webhooks.timeout)
+            .context("cannot build the webhook client")?;
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await
@@ -122,6 +132,8 @@ impl App {
                 sandbox,
                 http,
                 url_policy,
+                webhook_client,
+                webhook_edits: Arc::default(),
             },
             acceptor,
             port,

@@ -30,6 +30,7 @@ pub struct Config {
     pub messaging: MessagingConfig,
     pub cache: CacheConfig,
     pub network: NetworkConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +190,19 @@ pub struct NetworkConfig {
     pub fetch_timeout: Duration,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub max_in_flight: usize,
+}
+
 impl Config {
     /// Whether sends are paced, with `auto` resolved for the configured engine.
     pub fn pacing_on(&self) -> bool {
@@ -285,6 +299,15 @@ impl Config {
         }
         if self.messaging.history_max_limit == 0 {
             return invalid("messaging.history_max_limit", "must be at least 1");
+        }
+        if self.webhooks.max_attempts == 0 {
+            return invalid("webhooks.max_attempts", "must be at least 1");
+        }
+        if self.webhooks.max_in_flight == 0 {
+            return invalid("webhooks.max_in_flight", "must be at least 1");
+        }
+        if self.webhooks.backoff_min > self.webhooks.backoff_max {
+            return invalid("webhooks.backoff_min", "must not exceed webhooks.backoff_max");
         }
         if self.cache.capacity == 0 {
             return invalid("cache.capacity", "must be at least 1");

@@ -13,3 +13,4 @@ pub mod events;
 pub mod media;
 pub mod monitor;
 pub mod net;
+pub mod outbox;

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_auth;
 mod m20261126_000002_phones;
 mod m20261126_000003_messages;
+mod m20261126_000004_webhooks;
 
 /// Every migration in the order it must run.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_auth::Migration),
             Box::new(m20261126_000002_phones::Migration),
             Box::new(m20261126_000003_messages::Migration),
+            Box::new(m20261126_000004_webhooks::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod phone;
 pub mod root;
 pub mod supervisor;
+pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,13 +22,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 
 use crate::config::Config;
 use crate::db::phones::{self, SessionState};
 use crate::domain::{PhoneNumber, PhoneStatus};
 use crate::engine::{Engine, EngineError, PairingMode};
 use crate::events::{EventBus, EventKind, GatewayEvent};
+use crate::outbox::Outbox;
 pub use phone::PhoneMsg;
 pub use supervisor::SupervisorMsg;
 
@@ -184,6 +186,8 @@ pub struct Shared {
     pub restarts: AtomicU64,
     /// The cache actor, published by the root supervisor.
     pub cache: Slot<cache::CacheMsg>,
+    /// Webhook routing and the dispatcher it feeds.
+    pub outbox: Arc<Outbox>,
 }
 
 impl Shared {
@@ -214,7 +218,8 @@ impl Shared {
         }
     }
 
-    /// Records a phone's new state: directory, database and a `phone.status` event.
+    /// Records a phone's new state: directory, database, and a `phone.status` event for
+    /// the live stream and (in the same transaction as the state) the webhook outbox.
     pub async fn publish(&self, phone: &PhoneNumber, state: SessionState, pairing: Option<Pairing>) {
         let Some(mut entry) = self.directory.get(phone) else {
             return;
@@ -224,16 +229,36 @@ impl Shared {
         entry.state = state;
         entry.pairing = pairing;
         self.directory.insert(entry.clone());
-        if persist && let Err(err) = phones::save_state(&self.db, phone, &entry.state).await {
-            tracing::warn!(%phone, error = %err, "cannot save the phone's state");
+        let event = (status_changed || entry.pairing.is_some())
+            .then(|| GatewayEvent::new(EventKind::PhoneStatus, Some(phone.clone()), status_event(&entry)));
+        if persist || event.is_some() {
+            match self.save_with_event(phone, &entry.state, persist, event.as_ref()).await {
+                Ok(delivery) => self.outbox.dispatch(delivery.into_iter().collect()),
+                Err(err) => tracing::warn!(%phone, error = %err, "cannot save the phone's state"),
+            }
         }
-        if status_changed || entry.pairing.is_some() {
-            self.events.publish(GatewayEvent::new(
-                EventKind::PhoneStatus,
-                Some(phone.clone()),
-                status_event(&entry),
-            ));
+        if let Some(event) = event {
+            self.events.publish(event);
         }
+    }
+
+    async fn save_with_event(
+        &self,
+        phone: &PhoneNumber,
+        state: &SessionState,
+        persist: bool,
+        event: Option<&GatewayEvent>,
+    ) -> Result<Option<crate::db::webhooks::delivery::Model>, DbErr> {
+        let txn = self.db.begin().await?;
+        if persist {
+            phones::save_state(&txn, phone, state).await?;
+        }
+        let delivery = match event {
+            Some(event) => self.outbox.record(&txn, event).await?,
+            None => None,
+        };
+        txn.commit().await?;
+        Ok(delivery)
     }
 }
 

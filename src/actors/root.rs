@@ -1,5 +1,5 @@
 //! `RootSupervisor`: the top of the actor tree. It starts the cache actor and the phone
-//! supervisor (and, once built, the webhook dispatcher) and starts a child again if it
+//! supervisor and the webhook dispatcher, and starts a child again if it
 //! fails, so one broken subsystem never takes the gateway down.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::cache::CacheActor;
 use super::supervisor::{PhoneSupervisor, SupervisorMsg};
+use super::webhook::WebhookDispatcher;
 use super::{Shared, Slot};
 
 /// How long the tree waits for children to stop at shutdown.
@@ -19,6 +20,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Child {
     Phones,
     Cache,
+    Webhooks,
 }
 
 pub enum RootMsg {
@@ -49,8 +51,9 @@ impl Actor for RootSupervisor {
             args,
             children: Vec::new(),
         };
-        // The cache first: phone sessions report group changes to it.
+        // The cache and the webhook dispatcher first: phone sessions feed both.
         state.start(&myself, Child::Cache).await?;
+        state.start(&myself, Child::Webhooks).await?;
         state.start(&myself, Child::Phones).await?;
         Ok(state)
     }
@@ -101,6 +104,12 @@ impl RootState {
                 let (actor, _) = Actor::spawn_linked(None, PhoneSupervisor, shared, myself.get_cell()).await?;
                 let id = actor.get_id();
                 publish(&self.args.phone_supervisor, actor);
+                id
+            }
+            Child::Webhooks => {
+                let (actor, _) = Actor::spawn_linked(None, WebhookDispatcher, shared, myself.get_cell()).await?;
+                let id = actor.get_id();
+                publish(&self.args.shared.outbox.dispatcher, actor);
                 id
             }
             Child::Cache => {

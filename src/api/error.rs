@@ -22,6 +22,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong and how to fix it, for people.
     pub message: String,
+    /// The conflicting resource's id, for `webhook_exists`.
+    #[oai(skip_serializing_if_is_none)]
+    pub existing_id: Option<String>,
 }
 
 #[derive(Debug, Clone, ApiResponse)]
@@ -69,6 +72,7 @@ fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
         error: ErrorDetail {
             code: code.to_owned(),
             message: message.into(),
+            existing_id: None,
         },
     })
 }
@@ -116,6 +120,14 @@ impl ApiError {
             "internal_error",
             "an unexpected error occurred; the details are in the server log",
         ))
+    }
+
+    /// Names the resource a conflict is about.
+    pub fn with_existing_id(mut self, id: String) -> Self {
+        if let Self::Conflict(body) = &mut self {
+            body.0.error.existing_id = Some(id);
+        }
+        self
     }
 
     pub fn code(&self) -> &str {
@@ -236,6 +248,7 @@ fn render_poem_error(err: poem::Error) -> Response {
         error: ErrorDetail {
             code: code.to_owned(),
             message,
+            existing_id: None,
         },
     };
     Response::builder()

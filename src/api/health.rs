@@ -78,6 +78,13 @@ pub struct ActorsView {
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
+pub struct QueuesView {
+    /// Webhook deliveries waiting to be sent or retried.
+    webhook_deliveries: u64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct ResourcesView {
     cpu: CpuView,
     memory: MemoryView,
@@ -89,6 +96,7 @@ pub struct ResourcesView {
     measured_at: Option<DateTime<Utc>>,
     phones: PhoneCountsView,
     actors: ActorsView,
+    queues: QueuesView,
 }
 
 #[OpenApi(prefix_path = "/health", tag = "ApiTags::Health")]
@@ -146,6 +154,14 @@ impl HealthApi {
             actors: ActorsView {
                 session_restarts: state.phones.restarts(),
                 running_sessions: state.phones.running() as u64,
+            },
+            queues: QueuesView {
+                webhook_deliveries: state
+                    .phones
+                    .shared()
+                    .outbox
+                    .pending
+                    .load(std::sync::atomic::Ordering::Relaxed),
             },
         }))
     }

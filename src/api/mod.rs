@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod contacts;
 pub mod error;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod messages;
@@ -12,16 +13,19 @@ pub mod pagination;
 pub mod payload;
 pub mod phones;
 pub mod sandbox;
+pub mod webhooks;
 
 use poem_openapi::{OpenApiService, Tags};
 
 use auth::AuthApi;
 use contacts::ContactsApi;
+use events::{EventsApi, WagateWebhooks};
 use groups::GroupsApi;
 use health::HealthApi;
 use messages::MessagesApi;
 use phones::PhonesApi;
 use sandbox::SandboxApi;
+use webhooks::WebhooksApi;
 
 /// Where the API lives.
 pub const PREFIX: &str = "/api/v1";
@@ -40,6 +44,10 @@ pub enum ApiTags {
     Groups,
     /// Contacts learnt by the phones, merged across phones.
     Contacts,
+    /// Webhooks: where events are delivered, with signatures, retries and a delivery log.
+    Webhooks,
+    /// The live event stream (WebSocket).
+    Events,
     /// The simulated WhatsApp network (only with `engine = "sandbox"`).
     Sandbox,
 }
@@ -51,11 +59,13 @@ pub type Apis = (
     MessagesApi,
     GroupsApi,
     ContactsApi,
+    WebhooksApi,
+    EventsApi,
     SandboxApi,
 );
 
 /// The API with its OpenAPI description; the routes and the spec come from this one value.
-pub fn service() -> OpenApiService<Apis, ()> {
+pub fn service() -> OpenApiService<Apis, &'static dyn WagateWebhooks> {
     OpenApiService::new(
         (
             AuthApi,
@@ -64,11 +74,15 @@ pub fn service() -> OpenApiService<Apis, ()> {
             MessagesApi,
             GroupsApi,
             ContactsApi,
+            WebhooksApi,
+            EventsApi,
             SandboxApi,
         ),
         "wagate",
         env!("CARGO_PKG_VERSION"),
     )
+    // `webhooks` first: it resets the URL prefix.
+    .webhooks::<&'static dyn WagateWebhooks>()
     .summary("Self-hosted multi-phone WhatsApp HTTP API gateway")
     .description(DESCRIPTION)
     .url_prefix(PREFIX)

@@ -7,6 +7,7 @@ pub mod messages;
 pub mod phones;
 pub mod settings;
 pub mod tokens;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -108,3 +108,131 @@ fn big() -> Response {
         .content_type("image/png")
         .body(vec![0u8; 2 * 1024 * 1024])
 }
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub headers: poem::http::HeaderMap,
+    pub body: String,
+}
+
+impl Hit {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    hits: std::sync::Mutex<Vec<Hit>>,
+    /// Answer 500 to this many requests before answering 200.
+    failures_left: std::sync::atomic::AtomicUsize,
+}
+
+/// A webhook receiver on loopback that records every request.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    state: std::sync::Arc<ReceiverState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    pub async fn start_on(addr: &str) -> Self {
+        let acceptor = TcpListener::bind(addr.to_owned()).into_acceptor().await.unwrap();
+        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+        let state = std::sync::Arc::new(ReceiverState::default());
+        let shared = state.clone();
+        let app = poem::endpoint::make(move |req: poem::Request| {
+            let state = shared.clone();
+            async move {
+                let headers = req.headers().clone();
+                let body = req.into_body().into_string().await.unwrap_or_default();
+                state.hits.lock().unwrap().push(Hit { headers, body });
+                let failing = state
+                    .failures_left
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok();
+                if failing {
+                    Response::builder()
+                        .status(StatusCode::INTERNAL_SERVER_ERROR)
+                        .body("not now")
+                } else {
+                    Response::builder().status(StatusCode::OK).body("ok")
+                }
+            }
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            app,
+            async move {
+                let _ = rx.await;
+            },
+            None,
+        ));
+        Self {
+            addr,
+            state,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn fail_next(&self, n: usize) {
+        self.state.failures_left.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.state.hits.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived (10 s at most) and returns them.
+    pub async fn wait_for(&self, n: usize) -> Vec<Hit> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let hits = self.hits();
+            if hits.len() >= n {
+                return hits;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n} webhook requests arrived",
+                hits.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Checks a webhook request's signature the way a receiver would.
+pub fn signature_valid(hit: &Hit, secret: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some(given) = hit.header("x-wagate-signature").strip_prefix("sha256=") else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{}.{}", hit.header("x-wagate-timestamp"), hit.body).as_bytes());
+    mac.verify_slice(&hex::decode(given).unwrap_or_default()).is_ok()
+}

@@ -317,6 +317,37 @@ async fn admin_connection(admin_url: &str) -> sea_orm::DatabaseConnection {
         .expect("admin connection to PostgreSQL")
 }
 
+/// A fresh, empty database URL for a server process, and its cleanup: SQLite in `dir`
+/// (empty URL) or, with `WAGATE_TEST_DATABASE_URL`, a new PostgreSQL database.
+pub async fn fresh_database() -> (String, Option<PgGuard>) {
+    match std::env::var("WAGATE_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let name = format!("wagate_test_{}", uuid::Uuid::new_v4().simple());
+            create_pg_database(&admin_url, &name).await;
+            (replace_db_name(&admin_url, &name), Some(PgGuard { admin_url, name }))
+        }
+        _ => (String::new(), None),
+    }
+}
+
+/// Drops its PostgreSQL database when dropped.
+pub struct PgGuard {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgGuard {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(drop_pg_database(&admin_url, &name));
+            }
+        })
+        .join();
+    }
+}
+
 async fn create_pg_database(admin_url: &str, name: &str) {
     use sea_orm::ConnectionTrait;
     let db = admin_connection(admin_url).await;

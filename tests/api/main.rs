@@ -4,6 +4,7 @@
 
 mod auth;
 mod cli;
+mod durability;
 mod errors;
 mod fixtures;
 mod health;
@@ -11,3 +12,4 @@ mod helpers;
 mod messages;
 mod phones;
 mod spec;
+mod webhooks;

@@ -12,6 +12,7 @@ use super::{PhoneMsg, PhoneState};
 use crate::actors::{PhoneError, Reply};
 use crate::db::contacts::{self, Learnt};
 use crate::db::messages::{self, Model as StoredMessage, NewMessage, Status};
+use crate::db::webhooks::delivery;
 use crate::engine::{
     Ack, ContactInfo, DeliveryStatus, EngineError, InboundContent, InboundMessage, Lookup, OutgoingContent,
     OutgoingMessage, Receipt, SentMessage,
@@ -22,13 +23,6 @@ use crate::events::{self, EventKind, GatewayEvent};
 pub const RECEIPT_BATCH: Duration = Duration::from_millis(25);
 
 impl PhoneState {
-    /// Stores a message under the next `seq`; the counter only moves on success.
-    async fn store(&mut self, db: &impl sea_orm::ConnectionTrait, message: NewMessage) -> Result<StoredMessage, DbErr> {
-        let row = messages::insert(db, &self.phone, self.next_seq, message).await?;
-        self.next_seq += 1;
-        Ok(row)
-    }
-
     /// Re-reads the counter after a failed write, in case the row was written after all.
     async fn resync_seq(&mut self) {
         if let Ok(last) = messages::last_seq(&self.shared.db, &self.phone).await {
@@ -36,12 +30,16 @@ impl PhoneState {
         }
     }
 
-    fn emit(&self, kind: EventKind, row: &StoredMessage) {
-        self.shared.events.publish(GatewayEvent::new(
-            kind,
-            Some(self.phone.clone()),
-            events::message_data(row),
-        ));
+    fn event(&self, kind: EventKind, row: &StoredMessage) -> GatewayEvent {
+        GatewayEvent::new(kind, Some(self.phone.clone()), events::message_data(row))
+    }
+
+    /// After the commit: the live stream gets the events, the dispatcher their deliveries.
+    fn announce(&self, events: Vec<GatewayEvent>, deliveries: Vec<delivery::Model>) {
+        self.shared.outbox.dispatch(deliveries);
+        for event in events {
+            self.shared.events.publish(event);
+        }
     }
 
     pub(super) async fn record_sent(
@@ -58,24 +56,21 @@ impl PhoneState {
         let own = self.state.jid.clone().unwrap_or_else(|| self.phone.jid().to_string());
         let mut new = outgoing_row(&message, message_id, own, timestamp);
         new.status = status;
-        let db = self.shared.db.clone();
-        let row = match self.store(&db, new).await {
-            Ok(row) => row,
+        let kind = if result.is_ok() {
+            EventKind::MessageSent
+        } else {
+            EventKind::MessageStatus
+        };
+        let stored = match self.store_with_event(new, None, kind).await {
+            Ok(stored) => stored,
             Err(err) => {
                 self.resync_seq().await;
                 return Err(err.into());
             }
         };
-        match result {
-            Ok(_) => {
-                self.emit(EventKind::MessageSent, &row);
-                Ok(row)
-            }
-            Err(err) => {
-                self.emit(EventKind::MessageStatus, &row);
-                Err(err.into())
-            }
-        }
+        let (row, event, delivery) = stored;
+        self.announce(vec![event], delivery.into_iter().collect());
+        result.map(|_| row).map_err(PhoneError::from)
     }
 
     pub(super) async fn record_inbound(&mut self, message: InboundMessage, ack: Ack) {
@@ -99,15 +94,16 @@ impl PhoneState {
             ..Learnt::default()
         };
         let new = inbound_row(message, chat, sender);
-        match self.store_inbound(new, learnt).await {
-            Ok(row) => {
+        let kind = if new.direction == messages::IN {
+            EventKind::MessageReceived
+        } else {
+            EventKind::MessageSent
+        };
+        let contact = (new.direction == messages::IN).then_some(learnt);
+        match self.store_with_event(new, contact, kind).await {
+            Ok((_, event, delivery)) => {
                 ack.done();
-                let kind = if row.direction == messages::IN {
-                    EventKind::MessageReceived
-                } else {
-                    EventKind::MessageSent
-                };
-                self.emit(kind, &row);
+                self.announce(vec![event], delivery.into_iter().collect());
             }
             Err(err) => {
                 self.resync_seq().await;
@@ -116,15 +112,24 @@ impl PhoneState {
         }
     }
 
-    async fn store_inbound(&mut self, new: NewMessage, learnt: Learnt) -> Result<StoredMessage, DbErr> {
+    /// Stores a message, the contact it reveals and its event's webhook delivery in one
+    /// transaction; the `seq` counter moves only once it is committed.
+    async fn store_with_event(
+        &mut self,
+        new: NewMessage,
+        contact: Option<Learnt>,
+        kind: EventKind,
+    ) -> Result<(StoredMessage, GatewayEvent, Option<delivery::Model>), DbErr> {
         let txn = self.shared.db.begin().await?;
         let row = messages::insert(&txn, &self.phone, self.next_seq, new).await?;
-        if !row.sender.ends_with(crate::domain::GROUP_SERVER) && row.direction == messages::IN {
-            contacts::upsert(&txn, &self.phone, &[learnt]).await?;
+        if let Some(contact) = contact {
+            contacts::upsert(&txn, &self.phone, &[contact]).await?;
         }
+        let event = self.event(kind, &row);
+        let delivery = self.shared.outbox.record(&txn, &event).await?;
         txn.commit().await?;
         self.next_seq += 1;
-        Ok(row)
+        Ok((row, event, delivery))
     }
 
     /// Gathers a receipt; receipts are written together a moment later, so a busy phone
@@ -139,23 +144,40 @@ impl PhoneState {
     pub(super) async fn flush_receipts(&mut self) {
         let receipts = std::mem::take(&mut self.receipts);
         // Delivered before read, so a batch holding both moves a message all the way.
-        for (wanted, status) in [(DeliveryStatus::Delivered, Status::Delivered), (DeliveryStatus::Read, Status::Read)] {
+        for (wanted, status) in [
+            (DeliveryStatus::Delivered, Status::Delivered),
+            (DeliveryStatus::Read, Status::Read),
+        ] {
             let ids: Vec<String> = receipts
                 .iter()
                 .filter(|r| r.status == wanted)
                 .flat_map(|r| r.message_ids.iter().cloned())
                 .collect();
             for chunk in ids.chunks(500) {
-                match messages::advance_status(&self.shared.db, &self.phone, chunk, status).await {
-                    Ok(rows) => {
-                        for row in &rows {
-                            self.emit(EventKind::MessageStatus, row);
-                        }
-                    }
+                match self.advance_with_events(chunk, status).await {
+                    Ok((events, deliveries)) => self.announce(events, deliveries),
                     Err(err) => tracing::warn!(phone = %self.phone, error = %err, "cannot record receipts"),
                 }
             }
         }
+    }
+
+    async fn advance_with_events(
+        &self,
+        ids: &[String],
+        status: Status,
+    ) -> Result<(Vec<GatewayEvent>, Vec<delivery::Model>), DbErr> {
+        let txn = self.shared.db.begin().await?;
+        let rows = messages::advance_status(&txn, &self.phone, ids, status).await?;
+        let mut events = Vec::with_capacity(rows.len());
+        let mut deliveries = Vec::new();
+        for row in &rows {
+            let event = self.event(EventKind::MessageStatus, row);
+            deliveries.extend(self.shared.outbox.record(&txn, &event).await?);
+            events.push(event);
+        }
+        txn.commit().await?;
+        Ok((events, deliveries))
     }
 
     pub(super) async fn record_contacts(&mut self, contacts: Vec<ContactInfo>) {

@@ -355,7 +355,11 @@ impl PhoneState {
         myself.send_after(self.shared.config.phones.connect_wait, || PhoneMsg::ConnectWaitOver);
     }
 
-    async fn on_engine_event(&mut self, myself: &ActorRef<PhoneMsg>, event: EngineEvent) -> Result<(), ActorProcessingErr> {
+    async fn on_engine_event(
+        &mut self,
+        myself: &ActorRef<PhoneMsg>,
+        event: EngineEvent,
+    ) -> Result<(), ActorProcessingErr> {
         match event {
             EngineEvent::QrCode { code, valid_for } => {
                 let count = match &self.pairing {

@@ -1,0 +1,308 @@
+//! `WebhookDispatcher`: drains the outbox. Deliveries wait in lanes, one lane per
+//! (webhook, phone); a lane sends its oldest delivery and only moves on when it is
+//! delivered or given up, so each phone's events arrive in order, while lanes run side by
+//! side. Failures retry with exponential backoff and jitter up to `webhooks.max_attempts`.
+//! At start-up every pending delivery is loaded from the database, so a crash or
+//! `kill -9` only delays delivery. Delivered marks are written in short batches; a crash
+//! before a batch is written means a delivery is sent again, with the same id.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::Shared;
+use super::supervisor::backoff;
+use crate::db::webhooks::{self, delivery};
+use crate::net;
+use crate::outbox::signature;
+
+/// How long delivered marks are gathered before they are written together.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
+/// Pending deliveries read per query at start-up.
+const LOAD_BATCH: u64 = 1000;
+
+pub type LaneKey = (String, Option<String>);
+
+pub enum DispatcherMsg {
+    /// Deliveries just committed (or put back by a person).
+    Deliver(Vec<delivery::Model>),
+    /// An attempt finished (internal).
+    Attempted { lane: LaneKey, id: i64, outcome: Outcome },
+    /// A lane's retry time came (internal).
+    Wake(LaneKey),
+    /// Write the delivered marks gathered so far (internal).
+    Flush,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Delivered(u16),
+    Failed {
+        code: Option<u16>,
+        error: String,
+    },
+    /// The webhook was deleted meanwhile.
+    Gone,
+}
+
+pub struct WebhookDispatcher;
+
+#[derive(Default)]
+struct Lane {
+    queue: VecDeque<delivery::Model>,
+    /// An attempt is running, or a retry is scheduled.
+    busy: bool,
+}
+
+pub struct DispatcherState {
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    lanes: HashMap<LaneKey, Lane>,
+    /// Deliveries queued or in flight, so a delivery is never queued twice.
+    known: HashSet<i64>,
+    delivered: Vec<(i64, i32, u16)>,
+    in_flight: usize,
+    /// Lanes ready to send but held back by `webhooks.max_in_flight`.
+    waiting: VecDeque<LaneKey>,
+}
+
+impl Actor for WebhookDispatcher {
+    type Msg = DispatcherMsg;
+    type State = DispatcherState;
+    type Arguments = Arc<Shared>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DispatcherMsg>,
+        shared: Arc<Shared>,
+    ) -> Result<DispatcherState, ActorProcessingErr> {
+        let config = &shared.config;
+        let policy = net::UrlPolicy {
+            allow_private: config.network.allow_private,
+        };
+        let client = net::guarded_client(policy, config.network.connect_timeout, config.webhooks.timeout)?;
+        let mut state = DispatcherState {
+            shared,
+            client,
+            lanes: HashMap::new(),
+            known: HashSet::new(),
+            delivered: Vec::new(),
+            in_flight: 0,
+            waiting: VecDeque::new(),
+        };
+        let mut after = 0;
+        loop {
+            let batch = webhooks::pending(&state.shared.db, after, LOAD_BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.id;
+            let full = batch.len() as u64 == LOAD_BATCH;
+            state.enqueue(&myself, batch);
+            if !full {
+                break;
+            }
+        }
+        if !state.known.is_empty() {
+            tracing::info!(pending = state.known.len(), "resuming webhook deliveries");
+        }
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<DispatcherMsg>,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.flush().await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<DispatcherMsg>,
+        msg: DispatcherMsg,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.handle(&myself, msg).await;
+        let pending = state.known.len() as u64;
+        state
+            .shared
+            .outbox
+            .pending
+            .store(pending, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl DispatcherState {
+    async fn handle(&mut self, myself: &ActorRef<DispatcherMsg>, msg: DispatcherMsg) {
+        let state = self;
+        match msg {
+            DispatcherMsg::Deliver(rows) => state.enqueue(myself, rows),
+            DispatcherMsg::Attempted { lane, id, outcome } => state.attempted(myself, lane, id, outcome).await,
+            DispatcherMsg::Wake(lane) => {
+                if let Some(entry) = state.lanes.get_mut(&lane) {
+                    entry.busy = false;
+                }
+                state.kick(myself, lane);
+            }
+            DispatcherMsg::Flush => state.flush().await,
+        }
+    }
+
+    fn enqueue(&mut self, myself: &ActorRef<DispatcherMsg>, rows: Vec<delivery::Model>) {
+        let mut touched = Vec::new();
+        for row in rows {
+            if !self.known.insert(row.id) {
+                continue;
+            }
+            let key = (row.webhook_id.clone(), row.phone.clone());
+            self.lanes.entry(key.clone()).or_default().queue.push_back(row);
+            touched.push(key);
+        }
+        for key in touched {
+            self.kick(myself, key);
+        }
+    }
+
+    /// Starts the lane's next attempt if it is idle, due and under the in-flight cap.
+    fn kick(&mut self, myself: &ActorRef<DispatcherMsg>, key: LaneKey) {
+        let max_in_flight = self.shared.config.webhooks.max_in_flight;
+        let Some(lane) = self.lanes.get_mut(&key) else { return };
+        if lane.busy {
+            return;
+        }
+        let Some(head) = lane.queue.front() else {
+            self.lanes.remove(&key);
+            return;
+        };
+        let wait = (head.next_attempt_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if !wait.is_zero() {
+            lane.busy = true;
+            let wake = key.clone();
+            myself.send_after(wait, move || DispatcherMsg::Wake(wake));
+            return;
+        }
+        if self.in_flight >= max_in_flight {
+            if !self.waiting.contains(&key) {
+                self.waiting.push_back(key);
+            }
+            return;
+        }
+        lane.busy = true;
+        self.in_flight += 1;
+        let row = head.clone();
+        let target = self.shared.outbox.target(&row.webhook_id);
+        let client = self.client.clone();
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let outcome = match target {
+                Some(target) => attempt(&client, &target.url, &target.secret, &row).await,
+                None => Outcome::Gone,
+            };
+            let _ = myself.cast(DispatcherMsg::Attempted {
+                lane: key,
+                id: row.id,
+                outcome,
+            });
+        });
+    }
+
+    async fn attempted(&mut self, myself: &ActorRef<DispatcherMsg>, key: LaneKey, id: i64, outcome: Outcome) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let config = self.shared.config.webhooks.clone();
+        if let Some(lane) = self.lanes.get_mut(&key) {
+            lane.busy = false;
+            if let Some(mut head) = lane.queue.pop_front().filter(|h| h.id == id) {
+                let attempts = head.attempts + 1;
+                match outcome {
+                    Outcome::Delivered(code) => {
+                        self.known.remove(&id);
+                        if self.delivered.is_empty() {
+                            myself.send_after(FLUSH_EVERY, || DispatcherMsg::Flush);
+                        }
+                        self.delivered.push((id, attempts, code));
+                    }
+                    Outcome::Gone => {
+                        self.known.remove(&id);
+                    }
+                    Outcome::Failed { code, error } => {
+                        let give_up = u32::try_from(attempts).unwrap_or(u32::MAX) >= config.max_attempts;
+                        let next = (!give_up).then(|| {
+                            let wait = backoff(config.backoff_min, config.backoff_max, attempts.unsigned_abs());
+                            Utc::now() + wait
+                        });
+                        if let Err(err) =
+                            webhooks::record_failure(&self.shared.db, id, attempts, code, &error, next).await
+                        {
+                            tracing::warn!(error = %err, "cannot record a failed webhook attempt");
+                        }
+                        if let Some(next) = next {
+                            tracing::debug!(id, attempts, %error, "webhook delivery failed; retrying");
+                            head.attempts = attempts;
+                            head.next_attempt_at = next;
+                            lane.queue.push_front(head);
+                        } else {
+                            tracing::warn!(id, attempts, %error, "webhook delivery failed for good");
+                            self.known.remove(&id);
+                        }
+                    }
+                }
+            }
+        }
+        self.kick(myself, key);
+        while self.in_flight < config.max_in_flight {
+            let Some(next) = self.waiting.pop_front() else { break };
+            self.kick(myself, next);
+        }
+    }
+
+    async fn flush(&mut self) {
+        if self.delivered.is_empty() {
+            return;
+        }
+        let done = std::mem::take(&mut self.delivered);
+        if let Err(err) = webhooks::mark_delivered(&self.shared.db, &done).await {
+            // They stay pending in the database and are sent again after a restart.
+            tracing::warn!(error = %err, count = done.len(), "cannot mark webhook deliveries delivered");
+        }
+    }
+}
+
+/// One signed POST of a delivery's payload.
+pub async fn attempt(client: &reqwest::Client, url: &str, secret: &str, row: &delivery::Model) -> Outcome {
+    let timestamp = Utc::now().timestamp();
+    let body = row.payload.clone().into_bytes();
+    let signature = signature(secret, timestamp, &body);
+    let result = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Wagate-Event", &row.event)
+        .header("X-Wagate-Delivery", &row.event_id)
+        .header("X-Wagate-Timestamp", timestamp.to_string())
+        .header("X-Wagate-Signature", signature)
+        .body(body)
+        .send()
+        .await;
+    match result {
+        Ok(resp) => {
+            let code = resp.status().as_u16();
+            // Read the answer so the connection can be reused.
+            let _ = resp.bytes().await;
+            if (200..300).contains(&code) {
+                Outcome::Delivered(code)
+            } else {
+                Outcome::Failed {
+                    code: Some(code),
+                    error: format!("the receiver answered HTTP {code}"),
+                }
+            }
+        }
+        Err(err) => Outcome::Failed {
+            code: None,
+            error: net::describe(&err),
+        },
+    }
+}

@@ -1,0 +1,176 @@
+//! `/api/v1/ws`: the live event stream, and the description of the webhook requests the
+//! server makes (the same events, as documented payloads in the spec's `webhooks`).
+
+use chrono::{DateTime, Utc};
+use futures::{SinkExt, StreamExt};
+use poem::web::Data;
+use poem::web::websocket::{BoxWebSocketUpgraded, Message, WebSocket};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi, Union, Webhook};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::ApiTags;
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::auth::scheme::Owner;
+
+pub struct EventsApi;
+
+#[OpenApi(tag = "ApiTags::Events")]
+impl EventsApi {
+    /// Live events (WebSocket)
+    ///
+    /// Upgrades to a WebSocket that streams every event as a JSON text message,
+    /// `{"id","event","phone","timestamp","data"}`: the same events webhooks receive
+    /// (`phone.status` with QR codes and connection changes, `message.received`,
+    /// `message.sent`, `message.status`). Authenticate with the session cookie or a Bearer
+    /// token. A client too slow to keep up is sent `{"event":"lagged","missed":N}`.
+    #[oai(path = "/ws", method = "get", operation_id = "streamEvents")]
+    async fn stream(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        ws: WebSocket,
+    ) -> Result<BoxWebSocketUpgraded, ApiError> {
+        let mut events = state.events.subscribe();
+        Ok(ws
+            .on_upgrade(move |socket| async move {
+                let (mut sink, mut incoming) = socket.split();
+                loop {
+                    tokio::select! {
+                        event = events.recv() => {
+                            let text = match event {
+                                Ok(event) => serde_json::to_string(&*event).unwrap_or_default(),
+                                Err(RecvError::Lagged(missed)) => serde_json::json!({"event": "lagged", "missed": missed}).to_string(),
+                                Err(RecvError::Closed) => break,
+                            };
+                            if sink.send(Message::Text(text)).await.is_err() {
+                                break;
+                            }
+                        }
+                        message = incoming.next() => match message {
+                            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                            Some(Ok(Message::Ping(data))) => {
+                                let _ = sink.send(Message::Pong(data)).await;
+                            }
+                            Some(Ok(_)) => {}
+                        },
+                    }
+                }
+            })
+            .boxed())
+    }
+}
+
+/// A message event's `data`: the message as the history shows it.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MessageEventData {
+    /// The WhatsApp message id.
+    id: String,
+    /// in or out.
+    direction: String,
+    chat: String,
+    sender: String,
+    push_name: Option<String>,
+    r#type: String,
+    text: Option<String>,
+    media: Option<MediaEventData>,
+    quoted_id: Option<String>,
+    /// received, sent, delivered, read or failed.
+    status: String,
+    timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MediaEventData {
+    mime_type: String,
+    file_name: Option<String>,
+    size: Option<i64>,
+}
+
+/// The body of every message webhook request.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MessageEvent {
+    /// The event id; also the `X-Wagate-Delivery` header, the same on every retry.
+    id: String,
+    /// message.received, message.sent or message.status.
+    event: String,
+    /// The gateway phone, E.164.
+    phone: String,
+    timestamp: DateTime<Utc>,
+    data: MessageEventData,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct QrEventData {
+    code: String,
+    expires_at: DateTime<Utc>,
+    /// How many codes this pairing attempt has shown.
+    count: u32,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PairingCodeEventData {
+    code: String,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PhoneStatusData {
+    /// disconnected, connecting, pairing, connected, reconnecting, logged_out, failed
+    /// (or deleted).
+    status: String,
+    jid: Option<String>,
+    lid: Option<String>,
+    push_name: Option<String>,
+    last_error: Option<String>,
+    qr: Option<QrEventData>,
+    pairing_code: Option<PairingCodeEventData>,
+}
+
+/// The body of a `phone.status` webhook request.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PhoneStatusEvent {
+    id: String,
+    /// phone.status
+    event: String,
+    phone: String,
+    timestamp: DateTime<Utc>,
+    data: PhoneStatusData,
+}
+
+/// The body of a webhook request: a message event or a phone event.
+#[derive(Debug, Union)]
+#[oai(one_of)]
+pub enum WebhookBody {
+    Message(MessageEvent),
+    Phone(PhoneStatusEvent),
+}
+
+/// Requests the server makes to your webhook URL.
+#[Webhook(tag = "ApiTags::Webhooks")]
+pub trait WagateWebhooks: Sync {
+    /// An event for your webhook
+    ///
+    /// POSTed to the URL of the webhook that receives the event's service:
+    /// `message.received` (a message arrived; it is stored before this request),
+    /// `message.sent` (a phone sent a message, through the API or from the phone),
+    /// `message.status` (a sent message was delivered, read, or refused: `failed`) and
+    /// `phone.status` (connection changes, QR codes with a count, pairing codes).
+    ///
+    /// Headers: `X-Wagate-Event` (the event name), `X-Wagate-Delivery` (the event id,
+    /// the same on every retry: use it to drop duplicates), `X-Wagate-Timestamp` (unix
+    /// seconds) and `X-Wagate-Signature`: `sha256=` and the hex HMAC-SHA256 of
+    /// `"{X-Wagate-Timestamp}.{raw body}"` keyed with the webhook's secret. Answer 2xx to
+    /// acknowledge; anything else, or no answer in time, is retried with backoff. Each
+    /// phone's events arrive in order.
+    #[oai(name = "event", method = "post", operation_id = "onEvent")]
+    fn event(&self, body: Json<WebhookBody>);
+}

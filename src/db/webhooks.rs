@@ -1,0 +1,328 @@
+//! Webhooks, their services, and the outbox of deliveries.
+
+use chrono::{DateTime, Utc};
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, Set};
+
+pub mod webhook {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhooks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub url: String,
+        pub secret: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod service {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_services")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub service: String,
+        pub webhook_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod delivery {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_deliveries")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub event_id: String,
+        pub webhook_id: String,
+        pub event: String,
+        pub phone: Option<String>,
+        pub payload: String,
+        pub status: String,
+        pub attempts: i32,
+        pub next_attempt_at: DateTimeUtc,
+        pub last_status_code: Option<i32>,
+        pub last_error: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub delivered_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+pub const FAILED: &str = "failed";
+
+/// A webhook with the services it receives.
+#[derive(Debug, Clone)]
+pub struct WebhookWithServices {
+    pub webhook: webhook::Model,
+    pub services: Vec<String>,
+}
+
+pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<WebhookWithServices>, DbErr> {
+    let hooks = webhook::Entity::find()
+        .order_by_asc(webhook::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let services = service::Entity::find()
+        .order_by_asc(service::Column::Service)
+        .all(db)
+        .await?;
+    Ok(hooks
+        .into_iter()
+        .map(|webhook| WebhookWithServices {
+            services: services
+                .iter()
+                .filter(|s| s.webhook_id == webhook.id)
+                .map(|s| s.service.clone())
+                .collect(),
+            webhook,
+        })
+        .collect())
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<WebhookWithServices>, DbErr> {
+    Ok(all(db).await?.into_iter().find(|w| w.webhook.id == id))
+}
+
+/// Which webhook, other than `except`, already receives one of `services`.
+pub async fn taken(
+    db: &impl ConnectionTrait,
+    services: &[String],
+    except: Option<&str>,
+) -> Result<Option<service::Model>, DbErr> {
+    let mut query = service::Entity::find().filter(service::Column::Service.is_in(services.iter().map(String::as_str)));
+    if let Some(id) = except {
+        query = query.filter(service::Column::WebhookId.ne(id));
+    }
+    query.one(db).await
+}
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    id: &str,
+    url: &str,
+    secret: &str,
+    services: &[String],
+) -> Result<webhook::Model, DbErr> {
+    let now = Utc::now();
+    let row = webhook::ActiveModel {
+        id: Set(id.to_owned()),
+        url: Set(url.to_owned()),
+        secret: Set(secret.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    set_services(db, id, services).await?;
+    Ok(row)
+}
+
+pub async fn update(db: &impl ConnectionTrait, id: &str, url: &str, services: &[String]) -> Result<(), DbErr> {
+    webhook::Entity::update_many()
+        .col_expr(webhook::Column::Url, Expr::value(url))
+        .col_expr(webhook::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(webhook::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    set_services(db, id, services).await
+}
+
+async fn set_services(db: &impl ConnectionTrait, id: &str, services: &[String]) -> Result<(), DbErr> {
+    service::Entity::delete_many()
+        .filter(service::Column::WebhookId.eq(id))
+        .exec(db)
+        .await?;
+    for name in services {
+        service::ActiveModel {
+            service: Set(name.clone()),
+            webhook_id: Set(id.to_owned()),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn set_secret(db: &impl ConnectionTrait, id: &str, secret: &str) -> Result<(), DbErr> {
+    webhook::Entity::update_many()
+        .col_expr(webhook::Column::Secret, Expr::value(secret))
+        .col_expr(webhook::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(webhook::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+    // Services and deliveries go with it (ON DELETE CASCADE); delete them explicitly too,
+    // for databases opened without foreign keys enforced.
+    service::Entity::delete_many()
+        .filter(service::Column::WebhookId.eq(id))
+        .exec(db)
+        .await?;
+    delivery::Entity::delete_many()
+        .filter(delivery::Column::WebhookId.eq(id))
+        .exec(db)
+        .await?;
+    Ok(webhook::Entity::delete_by_id(id).exec(db).await?.rows_affected > 0)
+}
+
+/// A delivery about to be written to the outbox.
+pub struct NewDelivery<'a> {
+    pub event_id: &'a str,
+    pub webhook_id: &'a str,
+    pub event: &'a str,
+    pub phone: Option<&'a str>,
+    pub payload: &'a str,
+    pub status: &'a str,
+}
+
+pub async fn insert_delivery(db: &impl ConnectionTrait, new: NewDelivery<'_>) -> Result<delivery::Model, DbErr> {
+    let now = Utc::now();
+    delivery::ActiveModel {
+        event_id: Set(new.event_id.to_owned()),
+        webhook_id: Set(new.webhook_id.to_owned()),
+        event: Set(new.event.to_owned()),
+        phone: Set(new.phone.map(str::to_owned)),
+        payload: Set(new.payload.to_owned()),
+        status: Set(new.status.to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_status_code: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        delivered_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+/// Pending deliveries, oldest first, after `after` (by id).
+pub async fn pending(db: &impl ConnectionTrait, after: i64, limit: u64) -> Result<Vec<delivery::Model>, DbErr> {
+    delivery::Entity::find()
+        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(delivery::Column::Id.gt(after))
+        .order_by_asc(delivery::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Marks deliveries delivered, with the attempt count and the receiver's status code.
+pub async fn mark_delivered(db: &impl ConnectionTrait, done: &[(i64, i32, u16)]) -> Result<(), DbErr> {
+    let now = Utc::now();
+    for (id, attempts, code) in done {
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, Expr::value(DELIVERED))
+            .col_expr(delivery::Column::Attempts, Expr::value(*attempts))
+            .col_expr(delivery::Column::LastStatusCode, Expr::value(i32::from(*code)))
+            .col_expr(delivery::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(delivery::Column::DeliveredAt, Expr::value(now))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+            .filter(delivery::Column::Id.eq(*id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records a failed attempt: the next try, or `failed` when `next` is `None`.
+pub async fn record_failure(
+    db: &impl ConnectionTrait,
+    id: i64,
+    attempts: i32,
+    code: Option<u16>,
+    error: &str,
+    next: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let mut update = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Attempts, Expr::value(attempts))
+        .col_expr(delivery::Column::LastStatusCode, Expr::value(code.map(i32::from)))
+        .col_expr(delivery::Column::LastError, Expr::value(error))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now));
+    update = match next {
+        Some(at) => update.col_expr(delivery::Column::NextAttemptAt, Expr::value(at)),
+        None => update.col_expr(delivery::Column::Status, Expr::value(FAILED)),
+    };
+    update.filter(delivery::Column::Id.eq(id)).exec(db).await?;
+    Ok(())
+}
+
+/// Puts a delivery back in the queue; returns it, or `None` when the webhook has no such delivery.
+pub async fn requeue(
+    db: &impl ConnectionTrait,
+    webhook_id: &str,
+    event_id: &str,
+) -> Result<Option<delivery::Model>, DbErr> {
+    let now = Utc::now();
+    let rows = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(PENDING))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        .filter(delivery::Column::WebhookId.eq(webhook_id))
+        .filter(delivery::Column::EventId.eq(event_id))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// One page of a webhook's deliveries, newest first, and the total.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    webhook_id: &str,
+    status: Option<&str>,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<delivery::Model>, u64), DbErr> {
+    let query = || {
+        let mut q = delivery::Entity::find().filter(delivery::Column::WebhookId.eq(webhook_id));
+        if let Some(status) = status {
+            q = q.filter(delivery::Column::Status.eq(status));
+        }
+        q
+    };
+    let total = query().count(db).await?;
+    let rows = query()
+        .order_by_desc(delivery::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Deliveries waiting, for the health report.
+pub async fn count_pending(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    delivery::Entity::find()
+        .filter(delivery::Column::Status.eq(PENDING))
+        .count(db)
+        .await
+}

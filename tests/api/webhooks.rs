@@ -1,0 +1,443 @@
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::fixtures::{Receiver, signature_valid};
+use crate::helpers::{TestApp, builder, spawn_app_with_password};
+
+const A: &str = "+12015550101";
+const ALICE: &str = "+12015550150";
+const HOOKS: &str = "/api/v1/user/webhooks";
+
+async fn webhook_app(app: TestApp) -> (TestApp, String) {
+    let token = app.token().await;
+    app.post(
+        "/api/v1/sandbox/accounts",
+        Some(&token),
+        json!({"phone": ALICE, "name": "Alice"}),
+    )
+    .await
+    .assert_status(201);
+    app.pair_phone(&token, A).await;
+    (app, token)
+}
+
+fn fast_retries() -> crate::helpers::Builder {
+    builder()
+        .with("webhooks.backoff_min", "20ms")
+        .with("webhooks.backoff_max", "100ms")
+}
+
+async fn create_hook(app: &TestApp, token: &str, url: &str, services: Value) -> Value {
+    let resp = app
+        .post(HOOKS, Some(token), json!({"url": url, "services": services}))
+        .await;
+    resp.assert_status(201);
+    resp.body
+}
+
+async fn inbound(app: &TestApp, token: &str, text: &str) -> Value {
+    let resp = app
+        .post(
+            &format!("/api/v1/sandbox/phones/{A}/inbound"),
+            Some(token),
+            json!({"from": ALICE, "message": text}),
+        )
+        .await;
+    resp.assert_status(200);
+    resp.body
+}
+
+#[tokio::test]
+async fn an_inbound_message_arrives_signed() {
+    let (app, token) = webhook_app(spawn_app_with_password().await).await;
+    let receiver = Receiver::start().await;
+    let hook = create_hook(&app, &token, &receiver.url(), json!(["message.received"])).await;
+    let secret = hook["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(hook["services"], json!(["message.received"]));
+
+    let injected = inbound(&app, &token, "hello gateway").await;
+    let hit = receiver.wait_for(1).await.remove(0);
+    assert!(signature_valid(&hit, secret), "signature verifies");
+    assert!(!signature_valid(&hit, "whsec_wrong"), "and not with another secret");
+    assert_eq!(hit.header("x-wagate-event"), "message.received");
+    assert_eq!(hit.header("content-type"), "application/json");
+    let body = hit.json();
+    assert_eq!(hit.header("x-wagate-delivery"), body["id"].as_str().unwrap());
+    assert_eq!(body["event"], "message.received");
+    assert_eq!(body["phone"], A);
+    assert_eq!(body["data"]["id"], injected["id"]);
+    assert_eq!(body["data"]["text"], "hello gateway");
+    assert_eq!(body["data"]["pushName"], "Alice");
+    let age = chrono::Utc::now().timestamp() - hit.header("x-wagate-timestamp").parse::<i64>().unwrap();
+    assert!(age.abs() < 60);
+
+    // The listing never shows the secret.
+    let list = app.get(HOOKS, Some(&token)).await;
+    assert_eq!(list.body["data"][0]["id"], hook["id"]);
+    assert!(list.body["data"][0].get("secret").is_none());
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_the_event_once_it_recovers() {
+    let app = fast_retries().spawn().await;
+    app.set_first_password().await;
+    let (app, token) = webhook_app(app).await;
+    let receiver = Receiver::start().await;
+    receiver.fail_next(2);
+    let hook = create_hook(&app, &token, &receiver.url(), json!(["message.received"])).await;
+    inbound(&app, &token, "try again").await;
+    let hits = receiver.wait_for(3).await;
+    let ids: Vec<&str> = hits.iter().map(|h| h.header("x-wagate-delivery")).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "the same delivery id on every retry: {ids:?}"
+    );
+    let id = hook["id"].as_str().unwrap();
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = app.get(&format!("{HOOKS}/{id}/deliveries"), Some(&token)).await.body;
+        if log["data"][0]["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let entry = &log["data"][0];
+    assert_eq!(entry["status"], "delivered", "{log}");
+    assert_eq!(entry["attempts"], 3);
+    assert_eq!(entry["lastStatusCode"], 200);
+    assert_eq!(entry["event"], "message.received");
+    assert!(entry["deliveredAt"].is_string());
+    assert_eq!(log["pagination"]["total"], 1);
+}
+
+#[tokio::test]
+async fn deliveries_give_up_after_the_configured_attempts() {
+    let app = fast_retries().with("webhooks.max_attempts", 2).spawn().await;
+    app.set_first_password().await;
+    let (app, token) = webhook_app(app).await;
+    let receiver = Receiver::start().await;
+    receiver.fail_next(100);
+    let hook = create_hook(&app, &token, &receiver.url(), json!(["message.received"])).await;
+    inbound(&app, &token, "doomed").await;
+    receiver.wait_for(2).await;
+    let id = hook["id"].as_str().unwrap();
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = app
+            .get(&format!("{HOOKS}/{id}/deliveries?status=failed"), Some(&token))
+            .await
+            .body;
+        if log["data"].as_array().is_some_and(|d| !d.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(log["data"][0]["attempts"], 2, "{log}");
+    assert_eq!(log["data"][0]["lastStatusCode"], 500);
+    assert!(log["data"][0]["lastError"].as_str().unwrap().contains("500"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.hits().len(), 2, "no attempt after giving up");
+
+    // By hand it goes again, with the same id.
+    receiver.fail_next(0);
+    let delivery_id = log["data"][0]["id"].as_str().unwrap();
+    let resp = app
+        .post(
+            &format!("{HOOKS}/{id}/deliveries/{delivery_id}/redeliver"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["status"], "pending");
+    let hits = receiver.wait_for(3).await;
+    assert_eq!(hits[2].header("x-wagate-delivery"), delivery_id);
+    app.post(
+        &format!("{HOOKS}/{id}/deliveries/nope/redeliver"),
+        Some(&token),
+        json!({}),
+    )
+    .await
+    .assert_error(404, "delivery_not_found");
+}
+
+#[tokio::test]
+async fn each_phones_events_arrive_in_order() {
+    let app = fast_retries().spawn().await;
+    app.set_first_password().await;
+    let (app, token) = webhook_app(app).await;
+    let receiver = Receiver::start().await;
+    receiver.fail_next(3);
+    create_hook(&app, &token, &receiver.url(), json!(["message.received"])).await;
+    for i in 0..30 {
+        inbound(&app, &token, &format!("n{i}")).await;
+    }
+    let hits = receiver.wait_for(33).await;
+    let mut seen: Vec<String> = Vec::new();
+    for hit in &hits {
+        let text = hit.json()["data"]["text"].as_str().unwrap().to_owned();
+        if seen.last() != Some(&text) {
+            seen.push(text);
+        }
+    }
+    let expected: Vec<String> = (0..30).map(|i| format!("n{i}")).collect();
+    assert_eq!(seen, expected, "in order, retries included");
+}
+
+#[tokio::test]
+async fn one_webhook_per_service() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    let first = create_hook(
+        &app,
+        &token,
+        "http://127.0.0.1:9/a",
+        json!(["message.received", "phone.status"]),
+    )
+    .await;
+    let id = first["id"].as_str().unwrap();
+    let second = app
+        .post(
+            HOOKS,
+            Some(&token),
+            json!({"url": "http://127.0.0.1:9/b", "services": ["phone.status"]}),
+        )
+        .await;
+    second.assert_error(409, "webhook_exists");
+    assert_eq!(second.body["error"]["existingId"], id);
+    // Another service is free.
+    let other = create_hook(&app, &token, "http://127.0.0.1:9/c", json!(["message.sent"])).await;
+    // Replacing keeps the id; taking a service of another webhook is refused.
+    let put = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("{HOOKS}/{id}"),
+            Some(&token),
+            Some(json!({"url": "http://127.0.0.1:9/z", "services": ["message.status"]})),
+        )
+        .await;
+    put.assert_status(200);
+    assert_eq!(put.body["url"], "http://127.0.0.1:9/z");
+    assert_eq!(put.body["services"], json!(["message.status"]));
+    let steal = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("{HOOKS}/{id}"),
+            Some(&token),
+            Some(json!({"url": "http://127.0.0.1:9/z", "services": ["message.sent"]})),
+        )
+        .await;
+    steal.assert_error(409, "webhook_exists");
+    assert_eq!(steal.body["error"]["existingId"], other["id"]);
+    // phone.status is free again after the replace.
+    create_hook(&app, &token, "http://127.0.0.1:9/d", json!(["phone.status"])).await;
+    app.delete(&format!("{HOOKS}/{id}"), Some(&token))
+        .await
+        .assert_status(200);
+    app.delete(&format!("{HOOKS}/{id}"), Some(&token))
+        .await
+        .assert_error(404, "webhook_not_found");
+    app.get(&format!("{HOOKS}/{id}/deliveries"), Some(&token))
+        .await
+        .assert_error(404, "webhook_not_found");
+}
+
+#[tokio::test]
+async fn unsafe_and_invalid_urls_are_refused() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    for url in [
+        "ftp://example.com/hook",
+        "not a url",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fe80::1]/hook",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://user:pass@example.com/hook",
+    ] {
+        app.post(
+            HOOKS,
+            Some(&token),
+            json!({"url": url, "services": ["message.received"]}),
+        )
+        .await
+        .assert_error(400, "invalid_webhook_url");
+    }
+    app.post(
+        HOOKS,
+        Some(&token),
+        json!({"url": "http://127.0.0.1:9/x", "services": []}),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    app.post(
+        HOOKS,
+        Some(&token),
+        json!({"url": "http://127.0.0.1:9/x", "services": ["message.deleted"]}),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+
+    let closed = builder().with("network.allow_private", false).spawn().await;
+    closed.set_first_password().await;
+    let token = closed.token().await;
+    closed
+        .post(
+            HOOKS,
+            Some(&token),
+            json!({"url": "http://10.0.0.5/hook", "services": ["message.received"]}),
+        )
+        .await
+        .assert_error(400, "invalid_webhook_url");
+}
+
+#[tokio::test]
+async fn a_test_ping_is_signed_and_logged_and_secrets_rotate() {
+    let (app, token) = webhook_app(spawn_app_with_password().await).await;
+    let receiver = Receiver::start().await;
+    let hook = create_hook(&app, &token, &receiver.url(), json!(["message.received"])).await;
+    let id = hook["id"].as_str().unwrap();
+    let ping = app.post(&format!("{HOOKS}/{id}/test"), Some(&token), json!({})).await;
+    ping.assert_status(200);
+    assert_eq!(ping.body["delivered"], true);
+    assert_eq!(ping.body["statusCode"], 200);
+    let hit = receiver.wait_for(1).await.remove(0);
+    assert_eq!(hit.header("x-wagate-event"), "ping");
+    assert_eq!(
+        hit.header("x-wagate-delivery"),
+        ping.body["deliveryId"].as_str().unwrap()
+    );
+    assert!(signature_valid(&hit, hook["secret"].as_str().unwrap()));
+
+    receiver.fail_next(1);
+    let failed = app
+        .post(&format!("{HOOKS}/{id}/test"), Some(&token), json!({}))
+        .await
+        .body;
+    assert_eq!(failed["delivered"], false);
+    assert_eq!(failed["statusCode"], 500);
+    let log = app.get(&format!("{HOOKS}/{id}/deliveries"), Some(&token)).await.body;
+    let statuses: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["failed", "delivered"]);
+
+    let rotated = app
+        .post(&format!("{HOOKS}/{id}/rotate-secret"), Some(&token), json!({}))
+        .await;
+    rotated.assert_status(200);
+    let secret = rotated.body["secret"].as_str().unwrap();
+    assert_ne!(secret, hook["secret"].as_str().unwrap());
+    inbound(&app, &token, "after rotation").await;
+    let hits = receiver.wait_for(3).await;
+    assert!(signature_valid(&hits[2], secret));
+    assert!(!signature_valid(&hits[2], hook["secret"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn message_and_phone_events_reach_their_webhooks() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    let receiver = Receiver::start().await;
+    create_hook(
+        &app,
+        &token,
+        &receiver.url(),
+        json!(["phone.status", "message.sent", "message.status"]),
+    )
+    .await;
+    app.post(
+        "/api/v1/sandbox/accounts",
+        Some(&token),
+        json!({"phone": ALICE, "name": "Alice"}),
+    )
+    .await;
+    app.pair_phone(&token, A).await;
+    app.post(
+        &format!("/api/v1/user/phones/{A}/message"),
+        Some(&token),
+        json!({"recipient": ALICE, "message": "hi"}),
+    )
+    .await
+    .assert_status(200);
+    let mut events: Vec<(String, Value)> = Vec::new();
+    for _ in 0..200 {
+        events = receiver
+            .hits()
+            .iter()
+            .map(|h| (h.header("x-wagate-event").to_owned(), h.json()))
+            .collect();
+        if events
+            .iter()
+            .any(|(e, b)| e == "message.status" && b["data"]["status"] == "read")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let phone: Vec<&Value> = events
+        .iter()
+        .filter(|(e, _)| e == "phone.status")
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(phone[0]["data"]["status"], "pairing");
+    let first_qr = phone.iter().find(|b| b["data"]["qr"].is_object()).expect("a QR event");
+    assert_eq!(first_qr["data"]["qr"]["count"], 1);
+    assert!(phone.iter().any(|b| b["data"]["status"] == "connected"), "{phone:?}");
+    let sent = events.iter().find(|(e, _)| e == "message.sent").expect("message.sent");
+    assert_eq!(sent.1["data"]["text"], "hi");
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter(|(e, _)| e == "message.status")
+        .map(|(_, b)| b["data"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["delivered", "read"]);
+    assert!(events.iter().all(|(e, _)| e != "message.received"), "not subscribed");
+}
+
+#[tokio::test]
+async fn the_websocket_streams_qr_and_connection_events() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    let url = app.url("/api/v1/ws").replacen("http://", "ws://", 1);
+    let unauthenticated = tokio_tungstenite::connect_async(url.as_str()).await;
+    assert!(unauthenticated.is_err(), "the stream needs credentials");
+
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    app.add_phone(&token, A).await;
+    app.post(&format!("/api/v1/user/phones/{A}/connect"), Some(&token), json!({}))
+        .await;
+    app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))
+        .await;
+    let mut statuses = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !statuses.contains(&"connected".to_owned()) {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .unwrap();
+        let event: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        assert_eq!(event["event"], "phone.status");
+        assert_eq!(event["phone"], A);
+        if event["data"]["qr"]["code"].is_string() {
+            statuses.push("qr".to_owned());
+        }
+        statuses.push(event["data"]["status"].as_str().unwrap().to_owned());
+    }
+    assert!(statuses.contains(&"pairing".to_owned()), "{statuses:?}");
+    assert!(
+        statuses.contains(&"qr".to_owned()),
+        "the QR code is streamed: {statuses:?}"
+    );
+}
