@@ -20,14 +20,14 @@ use crate::db::tokens::api_token;
 pub struct AuthApi;
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct LoginRequest {
     /// The owner's password.
     password: String,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SessionView {
     /// A session token; also set as the `wagate_session` cookie. Send it as
     /// `Authorization: Bearer <token>` from scripts.
@@ -53,7 +53,7 @@ pub enum LoginResponse {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GenerateTokenRequest {
     /// The owner's password.
     password: String,
@@ -77,7 +77,7 @@ pub struct GeneratedToken {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ChangePasswordRequest {
     /// The current password. Leave it blank or omit it only while no password is set.
     old_password: Option<String>,
@@ -89,7 +89,7 @@ pub struct ChangePasswordRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Confirmation {
     /// Always true.
     success: bool,
@@ -119,20 +119,20 @@ pub enum SessionEnded {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Validity {
     /// Whether the token is valid now: signed by this server, not expired, not revoked.
     valid: bool,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct VerifyResponse {
     data: Validity,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TokenView {
     /// The token's id.
     id: String,
@@ -152,7 +152,7 @@ impl From<api_token::Model> for TokenView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TokenList {
     /// Permanent tokens that have not been revoked, oldest first.
     data: Vec<TokenView>,

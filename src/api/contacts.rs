@@ -23,7 +23,7 @@ pub struct ContactsApi;
 const MAX_LIMIT: u64 = 500;
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ContactView {
     jid: String,
     /// The phone number's digits, when the JID carries one.
@@ -53,7 +53,7 @@ impl From<ContactRow> for ContactView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct KnownBy {
     /// The gateway phone that knows this contact.
     phone: String,
@@ -63,7 +63,7 @@ pub struct KnownBy {
 
 /// One person, merged across the phones that know them.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MergedContact {
     jid: String,
     number: Option<String>,
@@ -77,19 +77,19 @@ pub struct MergedContact {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ContactList {
     data: Vec<ContactView>,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MergedList {
     data: Vec<MergedContact>,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MergedPage {
     data: Vec<MergedContact>,
     pagination: Pagination,

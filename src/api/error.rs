@@ -10,13 +10,13 @@ use poem_openapi::{ApiResponse, Object};
 
 /// The body of every error response.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ErrorDetail {
     /// Stable, machine-readable snake_case code, e.g. `invalid_password`.
     pub code: String,

@@ -64,7 +64,7 @@ impl EventsApi {
 
 /// A message event's `data`: the message as the history shows it.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessageEventData {
     /// The WhatsApp message id.
     id: String,
@@ -83,7 +83,7 @@ pub struct MessageEventData {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MediaEventData {
     mime_type: String,
     file_name: Option<String>,
@@ -92,7 +92,7 @@ pub struct MediaEventData {
 
 /// The body of every message webhook request.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessageEvent {
     /// The event id; also the `X-Wagate-Delivery` header, the same on every retry.
     id: String,
@@ -105,7 +105,7 @@ pub struct MessageEvent {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QrEventData {
     code: String,
     expires_at: DateTime<Utc>,
@@ -114,14 +114,14 @@ pub struct QrEventData {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PairingCodeEventData {
     code: String,
     expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneStatusData {
     /// disconnected, connecting, pairing, connected, reconnecting, logged_out, failed
     /// (or deleted).
@@ -136,7 +136,7 @@ pub struct PhoneStatusData {
 
 /// The body of a `phone.status` webhook request.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneStatusEvent {
     id: String,
     /// phone.status

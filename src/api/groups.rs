@@ -20,7 +20,7 @@ use crate::engine::Group;
 pub struct GroupsApi;
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupSummary {
     /// The group's JID (`…@g.us`).
     jid: String,
@@ -46,7 +46,7 @@ impl From<&Group> for GroupSummary {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ParticipantView {
     jid: String,
     admin: bool,
@@ -54,7 +54,7 @@ pub struct ParticipantView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupDetail {
     jid: String,
     subject: String,
@@ -66,7 +66,7 @@ pub struct GroupDetail {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupList {
     data: Vec<GroupSummary>,
     /// True when served from the cache, false when fetched from WhatsApp for this request.
@@ -76,7 +76,7 @@ pub struct GroupList {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupResponse {
     data: GroupDetail,
     cached: bool,

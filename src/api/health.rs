@@ -14,7 +14,7 @@ use crate::domain::PhoneStatus;
 pub struct HealthApi;
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct HealthView {
     /// Always `ok` while the server answers.
     status: String,
@@ -23,7 +23,7 @@ pub struct HealthView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CpuView {
     /// Logical CPUs of the machine.
     cores: u64,
@@ -34,7 +34,7 @@ pub struct CpuView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MemoryView {
     total_bytes: u64,
     used_bytes: u64,
@@ -42,7 +42,7 @@ pub struct MemoryView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ProcessView {
     /// Process id of the server.
     pid: u32,
@@ -55,7 +55,7 @@ pub struct ProcessView {
 
 /// Phones by connection state.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneCountsView {
     total: u64,
     disconnected: u64,
@@ -68,7 +68,7 @@ pub struct PhoneCountsView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ActorsView {
     /// Phone sessions restarted by their supervisor since the server started.
     session_restarts: u64,
@@ -77,14 +77,14 @@ pub struct ActorsView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QueuesView {
     /// Webhook deliveries waiting to be sent or retried.
     webhook_deliveries: u64,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ResourcesView {
     cpu: CpuView,
     memory: MemoryView,

@@ -28,6 +28,7 @@ pub struct MessagesApi;
 /// Most numbers one has-whatsapp request may check.
 const MAX_LOOKUPS: usize = 50;
 
+/// Send the media as this kind; inferred from the file when omitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
 pub enum MediaType {
@@ -51,7 +52,7 @@ impl From<MediaType> for MediaKind {
 }
 
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessageOptions {
     /// Reply to this message (its id, from history or a webhook).
     #[oai(validator(max_length = 128))]
@@ -66,7 +67,7 @@ pub struct MessageOptions {
 }
 
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ListRowRequest {
     /// Returned in the reply when this row is picked.
     #[oai(validator(min_length = 1, max_length = 200))]
@@ -78,7 +79,7 @@ pub struct ListRowRequest {
 }
 
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ListSectionRequest {
     #[oai(validator(max_length = 24))]
     title: String,
@@ -88,7 +89,7 @@ pub struct ListSectionRequest {
 
 /// A list message: a button that opens sections of rows to pick from.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ListRequest {
     #[oai(validator(max_length = 60))]
     title: String,
@@ -106,7 +107,7 @@ pub struct ListRequest {
 
 /// A message to send, as JSON.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SendMessageRequest {
     /// A JID (`…@s.whatsapp.net`, `…@g.us`), a number with `country`, or 7–15 digits with
     /// country code.
@@ -126,7 +127,8 @@ pub struct SendMessageRequest {
     media_link: Option<String>,
     /// Media to send, base64 or a `data:` URL (multipart uploads are more efficient).
     media: Option<String>,
-    /// Send the media as this kind; inferred from the file when omitted.
+    // No doc comment: a described enum reference becomes `allOf`, which some SDK
+    // generators reject. The enum's own description says what it is.
     media_type: Option<MediaType>,
     /// The file name shown for documents.
     #[oai(validator(max_length = 255))]
@@ -160,7 +162,7 @@ pub enum SendBody {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SentView {
     /// The message id WhatsApp knows it by.
     id: String,
@@ -174,7 +176,7 @@ pub struct SentView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TypingRequest {
     #[oai(validator(max_length = 128))]
     recipient: Option<String>,
@@ -187,7 +189,7 @@ pub struct TypingRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TypingView {
     recipient: String,
     /// composing or paused.
@@ -195,7 +197,7 @@ pub struct TypingView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct HasWhatsappRequest {
     /// One number to check.
     #[oai(validator(max_length = 128))]
@@ -208,7 +210,7 @@ pub struct HasWhatsappRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct NumberCheck {
     /// The number as asked.
     recipient: String,
@@ -222,7 +224,7 @@ pub struct NumberCheck {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct NumberCheckList {
     data: Vec<NumberCheck>,
 }
@@ -235,7 +237,7 @@ pub enum HasWhatsappView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MediaInfoView {
     mime_type: String,
     file_name: Option<String>,
@@ -244,7 +246,7 @@ pub struct MediaInfoView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessageView {
     /// The WhatsApp message id.
     id: String,
@@ -295,7 +297,7 @@ impl From<StoredMessage> for MessageView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessagePage {
     /// Newest first.
     data: Vec<MessageView>,

@@ -5,7 +5,7 @@ use poem_openapi::Object;
 use super::error::ApiError;
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Pagination {
     /// This page, from 1.
     page: u64,

@@ -58,7 +58,7 @@ impl From<PhoneStatus> for PhoneStatusView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QrView {
     /// The raw QR payload, for rendering it yourself.
     code: String,
@@ -73,7 +73,7 @@ pub struct QrView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PairingCodeView {
     /// Type this in WhatsApp: Linked devices → Link a device → Link with phone number instead.
     code: String,
@@ -81,7 +81,7 @@ pub struct PairingCodeView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneView {
     /// The phone number in E.164 form.
     phone: String,
@@ -142,14 +142,14 @@ impl From<PhoneEntry> for PhoneView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneList {
     /// Every phone, oldest first.
     data: Vec<PhoneView>,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AddPhoneRequest {
     /// The number with its country code (`+12015550123`), or a national number with `country`.
     #[oai(validator(max_length = 32))]
@@ -160,7 +160,7 @@ pub struct AddPhoneRequest {
 }
 
 #[derive(Debug, Default, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ConnectRequest {
     /// Pair by typing a code on the phone instead of scanning a QR code. Default false.
     pairing_code_mode: Option<bool>,
@@ -174,14 +174,14 @@ pub enum PhoneCreated {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneQuota {
     used: u64,
     limit: u32,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QuotaView {
     phones: PhoneQuota,
     /// Media kinds that may be sent.

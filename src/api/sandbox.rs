@@ -23,7 +23,7 @@ use crate::engine::{InboundContent, OutgoingContent};
 pub struct SandboxApi;
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CreateAccountRequest {
     /// The virtual account's number, with country code.
     #[oai(validator(max_length = 32))]
@@ -34,7 +34,7 @@ pub struct CreateAccountRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AccountView {
     phone: String,
     jid: String,
@@ -50,7 +50,7 @@ pub enum AccountCreated {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedMediaView {
     /// image, video, audio, document or sticker.
     kind: String,
@@ -63,7 +63,7 @@ pub struct ReceivedMediaView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedListRowView {
     id: String,
     title: String,
@@ -71,14 +71,14 @@ pub struct ReceivedListRowView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedListSectionView {
     title: String,
     rows: Vec<ReceivedListRowView>,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedListView {
     title: String,
     body: String,
@@ -88,7 +88,7 @@ pub struct ReceivedListView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedView {
     /// The message id the sending phone got back.
     id: String,
@@ -170,14 +170,14 @@ impl From<Received> for ReceivedView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedList {
     /// Oldest first.
     data: Vec<ReceivedView>,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InboundMediaRequest {
     kind: MediaKindView,
     #[oai(validator(max_length = 100))]
@@ -211,7 +211,7 @@ impl From<MediaKindView> for MediaKind {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InboundRequest {
     /// The virtual account that sends the message.
     #[oai(validator(max_length = 32))]
@@ -224,7 +224,7 @@ pub struct InboundRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InboundView {
     /// The message id.
     id: String,
@@ -244,13 +244,13 @@ pub enum FaultKind {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct FaultRequest {
     kind: FaultKind,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CreateGroupRequest {
     #[oai(validator(min_length = 1, max_length = 100))]
     subject: String,
@@ -260,7 +260,7 @@ pub struct CreateGroupRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SandboxGroupView {
     jid: String,
     subject: String,

@@ -63,7 +63,7 @@ impl Service {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WebhookRequest {
     /// Where to POST events: an http(s) URL.
     #[oai(validator(min_length = 1, max_length = 2048))]
@@ -74,7 +74,7 @@ pub struct WebhookRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WebhookView {
     id: String,
     url: String,
@@ -96,7 +96,7 @@ impl From<WebhookWithServices> for WebhookView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WebhookCreatedView {
     #[oai(flatten)]
     webhook: WebhookView,
@@ -113,13 +113,13 @@ pub enum WebhookCreated {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WebhookList {
     data: Vec<WebhookView>,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SecretView {
     id: String,
     /// The new signing secret, shown only now; the old one stops working at once.
@@ -156,7 +156,7 @@ impl DeliveryStatus {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeliveryView {
     /// The event id, sent as `X-Wagate-Delivery`; the same on every retry.
     id: String,
@@ -198,7 +198,7 @@ impl From<delivery::Model> for DeliveryView {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeliveryPage {
     /// Newest first.
     data: Vec<DeliveryView>,
@@ -206,7 +206,7 @@ pub struct DeliveryPage {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TestResult {
     /// Whether the receiver answered 2xx.
     delivered: bool,

@@ -16,7 +16,11 @@ if [ ! -x "$venv/bin/openapi-python-client" ]; then
 fi
 printf 'post_hooks: []\n' > "$work/gen.yaml"
 "$venv/bin/openapi-python-client" generate --path "$root/openapi/openapi.json" \
-  --meta none --output-path "$work/wagate_client" --config "$work/gen.yaml" >/dev/null
+  --meta none --output-path "$work/wagate_client" --config "$work/gen.yaml" >"$work/gen.log" 2>&1
+# A warning means part of the API was left out of the client: the spec must be fixed.
+if grep -q "Warning" "$work/gen.log"; then
+  cat "$work/gen.log"; echo "openapi-python-client could not generate every operation"; exit 1
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 WAGATE_ENGINE=sandbox "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/server.log" 2>&1 &

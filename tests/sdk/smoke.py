@@ -2,11 +2,14 @@
 sets the first password, logs in, and reads /api/v1/health/resources."""
 
 import sys
+import time
 
 from wagate_client import AuthenticatedClient, Client
 from wagate_client.api.auth import change_password, login, verify_token
 from wagate_client.api.health import health, health_resources
-from wagate_client.models import ChangePasswordRequest, ErrorBody, LoginRequest
+from wagate_client.api.phones import add_phone, connect_phone, get_phone
+from wagate_client.api.sandbox import sandbox_scan
+from wagate_client.models import AddPhoneRequest, ChangePasswordRequest, ConnectRequest, ErrorBody, LoginRequest
 
 base_url = sys.argv[1]
 password = "sdk smoke password"
@@ -32,4 +35,15 @@ assert verify_token.sync(client=authed).data.valid is True
 assert health_resources.sync(client=client).cpu.cores >= 1
 anonymous = health_resources.sync(client=Client(base_url=base_url))
 assert isinstance(anonymous, ErrorBody) and anonymous.error.code == "unauthorized", anonymous
+added = add_phone.sync(client=authed, body=AddPhoneRequest(phone="+12015550101"))
+assert added.phone == "+12015550101", added
+pairing = connect_phone.sync(client=authed, phone="+12015550101", body=ConnectRequest())
+assert pairing.status.value == "pairing" and pairing.qr.png_data_url.startswith("data:image/png"), pairing
+sandbox_scan.sync(client=authed, phone="+12015550101")
+for _ in range(200):
+    view = get_phone.sync(client=authed, phone="+12015550101")
+    if view.status.value == "connected":
+        break
+    time.sleep(0.02)
+assert view.status.value == "connected", view
 print(f"generated SDK ok: {resources.cpu.cores} cores, process RSS {resources.process.rss_bytes} bytes")
