@@ -4,6 +4,8 @@
 //! `cargo run --release --example webhook_receiver -- 127.0.0.1:9999`
 //! POST /hook (the webhook URL), POST /down, POST /up, POST /reset, GET /stats.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -38,7 +40,9 @@ fn hook(body: String, Data(shared): Data<&Shared>) -> Response {
         && let Ok(sent) = chrono::DateTime::parse_from_rfc3339(ts)
     {
         let latency = chrono::Utc::now().signed_duration_since(sent);
-        stats.latencies_ms.push(latency.num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        stats
+            .latencies_ms
+            .push(latency.num_microseconds().unwrap_or(0) as f64 / 1000.0);
     }
     Response::builder().status(StatusCode::OK).finish()
 }

@@ -20,6 +20,7 @@ use crate::config::{Config, EngineKind};
 use crate::db;
 use crate::engine::Engine;
 use crate::engine::sandbox::{SandboxEngine, SandboxNetwork};
+use crate::engine::whatsapp::WhatsappEngine;
 use crate::events::EventBus;
 use crate::monitor::Monitor;
 use crate::net::{self, UrlPolicy};
@@ -55,6 +56,12 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        Self::build_with_engine(config, None).await
+    }
+
+    /// Like [`App::build`], with a given engine instead of the configured one (tests use
+    /// it to put the real engine on a fake network).
+    pub async fn build_with_engine(config: Config, engine: Option<Arc<dyn Engine>>) -> anyhow::Result<App> {
         install_crypto_provider();
         let db = db::connect(&config).await.context("cannot connect to the database")?;
         db::migrate(&db).await.context("cannot apply database migrations")?;
@@ -65,15 +72,14 @@ impl App {
         let monitor = Monitor::new();
         monitor.spawn(config.health.refresh_interval, stop.clone());
         let config = Arc::new(config);
-        let (engine, sandbox): (Arc<dyn Engine>, _) = match config.engine {
-            EngineKind::Sandbox => {
+        let (engine, sandbox): (Arc<dyn Engine>, _) = match (engine, config.engine) {
+            (Some(engine), _) => (engine, None),
+            (None, EngineKind::Sandbox) => {
                 let network = SandboxNetwork::load(config.data_dir.clone(), config.sandbox.clone())
                     .context("cannot load the sandbox network")?;
                 (Arc::new(SandboxEngine::new(Arc::clone(&network))), Some(network))
             }
-            EngineKind::Whatsapp => {
-                anyhow::bail!("the whatsapp engine is not available in this build yet; set engine = \"sandbox\"")
-            }
+            (None, EngineKind::Whatsapp) => (Arc::new(WhatsappEngine::new(config.data_dir.clone())), None),
         };
         let events = EventBus::new(1024);
         let directory = Directory::default();

@@ -19,8 +19,8 @@ use crate::app::AppState;
 use crate::auth::scheme::Owner;
 use crate::config::MediaKind;
 use crate::db::messages::{self, Model as StoredMessage};
-use crate::domain::{Jid, RecipientError, recipient};
-use crate::engine::{ListMessage, ListRow, ListSection, Lookup, Media, OutgoingContent, OutgoingMessage};
+use crate::domain::{Jid, PhoneNumber, RecipientError, recipient};
+use crate::engine::{ListMessage, ListRow, ListSection, Lookup, Media, OutgoingContent, OutgoingMessage, Quoted};
 use crate::media::{self, MediaError, MediaFile};
 
 pub struct MessagesApi;
@@ -340,7 +340,7 @@ impl MessagesApi {
             SendBody::Json(Json(req)) => json_input(req)?,
             SendBody::Multipart(form) => form_input(form).await?,
         };
-        let message = build_message(&state, input).await?;
+        let message = build_message(&state, &phone, input).await?;
         let timeout = state.config.http.request_timeout;
         let row = state
             .phones
@@ -602,7 +602,7 @@ fn decode_base64_media(encoded: &str) -> Result<MediaFile, ApiError> {
 }
 
 /// Turns a request into the message to send: recipient, content, options.
-async fn build_message(state: &AppState, input: SendInput) -> Result<OutgoingMessage, ApiError> {
+async fn build_message(state: &AppState, phone: &PhoneNumber, input: SendInput) -> Result<OutgoingMessage, ApiError> {
     let to = resolve(
         input.recipient.as_deref(),
         input.country.as_deref(),
@@ -645,6 +645,19 @@ async fn build_message(state: &AppState, input: SendInput) -> Result<OutgoingMes
             text.ok_or_else(|| ApiError::bad_request("message_required", "`message` is required for a text message"))?,
         )
     };
+    let quoted_id = options
+        .quoted_message_id
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
+    // The quoted message's sender and text let WhatsApp show the quote; the history
+    // knows them when the message went through this gateway.
+    let quoted = match &quoted_id {
+        Some(id) => messages::find(&state.db, phone, id).await?.map(|row| Quoted {
+            sender: row.sender.parse().ok(),
+            text: row.body,
+        }),
+        None => None,
+    };
     let mentions = options
         .mentions
         .unwrap_or_default()
@@ -654,10 +667,8 @@ async fn build_message(state: &AppState, input: SendInput) -> Result<OutgoingMes
     Ok(OutgoingMessage {
         to,
         content,
-        quoted_id: options
-            .quoted_message_id
-            .map(|q| q.trim().to_owned())
-            .filter(|q| !q.is_empty()),
+        quoted,
+        quoted_id,
         mentions,
         link_preview: options.link_preview.unwrap_or(true),
     })

@@ -133,6 +133,16 @@ pub async fn insert(
     .await
 }
 
+/// A message of the phone by its WhatsApp id (the newest, should ids repeat across chats).
+pub async fn find(db: &impl ConnectionTrait, phone: &PhoneNumber, message_id: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Phone.eq(phone.as_str()))
+        .filter(Column::MessageId.eq(message_id))
+        .order_by_desc(Column::Seq)
+        .one(db)
+        .await
+}
+
 /// Whether an inbound message with this identity is already stored (a redelivery).
 pub async fn is_stored(
     db: &impl ConnectionTrait,

@@ -5,6 +5,7 @@
 //! the [`sandbox`].
 
 pub mod sandbox;
+pub mod whatsapp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,8 +158,17 @@ pub struct OutgoingMessage {
     pub content: OutgoingContent,
     /// Reply to this message id (in the same chat).
     pub quoted_id: Option<String>,
+    /// What the gateway knows of the quoted message, so recipients see the quote.
+    pub quoted: Option<Quoted>,
     pub mentions: Vec<Jid>,
     pub link_preview: bool,
+}
+
+/// A quoted message as stored in the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quoted {
+    pub sender: Option<Jid>,
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -48,7 +48,12 @@ impl Gateway {
         };
         let client = reqwest::Client::new();
         for _ in 0..500 {
-            if client.get(format!("{}/api/v1/health", gateway.base)).send().await.is_ok() {
+            if client
+                .get(format!("{}/api/v1/health", gateway.base))
+                .send()
+                .await
+                .is_ok()
+            {
                 return gateway;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -19,6 +19,7 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub database_url: String,
     settings: Vec<(String, Value)>,
+    offline: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     owned: Option<Owned>,
@@ -64,6 +65,7 @@ impl Response {
 #[derive(Default)]
 pub struct Builder {
     settings: Vec<(String, Value)>,
+    offline_whatsapp: bool,
 }
 
 pub fn builder() -> Builder {
@@ -82,6 +84,13 @@ pub async fn spawn_app_with_password() -> TestApp {
 }
 
 impl Builder {
+    /// The real WhatsApp engine, on a network where WhatsApp cannot be reached.
+    pub fn offline_whatsapp(mut self) -> Self {
+        self.offline_whatsapp = true;
+        self.settings.push(("engine".into(), "whatsapp".into()));
+        self
+    }
+
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.settings.push((key.to_owned(), value.into()));
         self
@@ -99,7 +108,7 @@ impl Builder {
             _ => (String::new(), None),
         };
         let owned = Owned { _dir: dir, pg_database };
-        let mut app = start(&data_dir, &database_url, &self.settings).await;
+        let mut app = start(&data_dir, &database_url, &self.settings, self.offline_whatsapp).await;
         app.owned = Some(owned);
         app
     }
@@ -118,7 +127,7 @@ fn init_logs() {
     });
 }
 
-async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(String, Value)]) -> TestApp {
+async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(String, Value)], offline: bool) -> TestApp {
     let mut figment = Config::base()
         .merge(Serialized::default("listen", "127.0.0.1:0"))
         .merge(Serialized::default("data_dir", data_dir))
@@ -139,7 +148,8 @@ async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(Stri
     }
     init_logs();
     let config = Config::from_figment(figment).expect("test config");
-    let app = App::build(config).await.expect("app builds");
+    let engine = offline.then(|| crate::offline::engine(data_dir));
+    let app = App::build_with_engine(config, engine).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -159,6 +169,7 @@ async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(Stri
         server: Some(server),
         owned: None,
         settings: settings.to_vec(),
+        offline,
     }
 }
 
@@ -171,7 +182,7 @@ impl TestApp {
     /// as a process restart would.
     pub async fn restart(mut self) -> TestApp {
         self.shutdown().await;
-        let mut next = start(&self.data_dir, &self.database_url, &self.settings).await;
+        let mut next = start(&self.data_dir, &self.database_url, &self.settings, self.offline).await;
         next.owned = self.owned.take();
         next
     }

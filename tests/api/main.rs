@@ -10,6 +10,8 @@ mod fixtures;
 mod health;
 mod helpers;
 mod messages;
+mod offline;
 mod phones;
 mod spec;
 mod webhooks;
+mod whatsapp;

@@ -385,7 +385,7 @@ async fn message_and_phone_events_reach_their_webhooks() {
         .filter(|(e, _)| e == "phone.status")
         .map(|(_, b)| b)
         .collect();
-    assert_eq!(phone[0]["data"]["status"], "pairing");
+    assert_eq!(phone[0]["data"]["status"], "connecting");
     let first_qr = phone.iter().find(|b| b["data"]["qr"].is_object()).expect("a QR event");
     assert_eq!(first_qr["data"]["qr"]["count"], 1);
     assert!(phone.iter().any(|b| b["data"]["status"] == "connected"), "{phone:?}");

@@ -146,10 +146,11 @@ impl Actor for PhoneSession {
                 myself.send_after(delay, || PhoneMsg::Resume);
                 Some((PhoneStatus::Connecting, this.state.last_error.clone()))
             }
-            (_, true, false) => Some((
+            (_, true, false) if this.state.jid.is_some() => Some((
                 PhoneStatus::LoggedOut,
                 Some("the phone's stored link is missing; connect to pair it again".to_owned()),
             )),
+            (_, true, false) => Some((PhoneStatus::Disconnected, this.state.last_error.clone())),
             (_, _, _)
                 if matches!(
                     was,
@@ -317,11 +318,9 @@ impl PhoneState {
             let _ = reply.send(Err(err.into()));
             return;
         }
-        self.state.status = if self.session.is_linked() {
-            PhoneStatus::Connecting
-        } else {
-            PhoneStatus::Pairing
-        };
+        // Pairing starts once the first QR code or pairing code arrives; until then the
+        // session is reaching WhatsApp.
+        self.state.status = PhoneStatus::Connecting;
         self.state.last_error = None;
         self.pairing = None;
         self.publish().await;
@@ -410,6 +409,8 @@ impl PhoneState {
                 }
                 self.state.last_error = Some(reason);
                 self.publish().await;
+                // A connect request waiting for a QR code learns why none came.
+                self.answer_waiters();
             }
             EngineEvent::LoggedOut { reason } => {
                 if let Err(err) = self.shared.engine.forget(&self.phone).await {

@@ -1,0 +1,685 @@
+//! Conversions between the gateway's message types and WhatsApp's protobufs, both ways.
+//! Pure functions, so every mapping is tested without a connection.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use whatsapp_rust::wacore::download::MediaType as WaMediaType;
+use whatsapp_rust::wacore::proto_helpers::MessageExt;
+use whatsapp_rust::wacore::types::events::Receipt as WaReceipt;
+use whatsapp_rust::wacore::types::message::MessageInfo;
+use whatsapp_rust::wacore::types::presence::ReceiptType;
+use whatsapp_rust::waproto::buffa::MessageField;
+use whatsapp_rust::waproto::whatsapp as wa;
+
+use crate::engine::{
+    DeliveryStatus, InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, OutgoingContent,
+    OutgoingMessage, Receipt,
+};
+
+/// What an upload to WhatsApp's media servers returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    pub url: String,
+    pub direct_path: String,
+    pub media_key: Vec<u8>,
+    pub file_enc_sha256: Vec<u8>,
+    pub file_sha256: Vec<u8>,
+    pub file_length: u64,
+    pub media_key_timestamp: i64,
+    pub streaming_sidecar: Option<Vec<u8>>,
+}
+
+pub fn to_wa_jid(jid: &Jid) -> Result<whatsapp_rust::Jid, String> {
+    whatsapp_rust::Jid::from_str(&jid.to_string()).map_err(|e| format!("{jid}: {e}"))
+}
+
+pub fn from_wa_jid(jid: &whatsapp_rust::Jid) -> Option<Jid> {
+    let text = jid.to_string();
+    // Drop a device suffix (`user:3@s.whatsapp.net`): the gateway addresses accounts.
+    let (user, server) = text.split_once('@')?;
+    let user = user.split(':').next().unwrap_or(user);
+    format!("{user}@{server}").parse().ok()
+}
+
+pub fn wa_media_type(kind: MediaKind) -> WaMediaType {
+    match kind {
+        MediaKind::Image => WaMediaType::Image,
+        MediaKind::Video => WaMediaType::Video,
+        MediaKind::Audio => WaMediaType::Audio,
+        MediaKind::Document => WaMediaType::Document,
+        MediaKind::Sticker => WaMediaType::Sticker,
+    }
+}
+
+/// The quote and mentions of a message, if it has any.
+fn context(message: &OutgoingMessage) -> Option<wa::ContextInfo> {
+    if message.quoted_id.is_none() && message.mentions.is_empty() {
+        return None;
+    }
+    let quoted = message.quoted.as_ref();
+    Some(wa::ContextInfo {
+        stanza_id: message.quoted_id.clone(),
+        participant: quoted.and_then(|q| q.sender.as_ref()).map(ToString::to_string),
+        quoted_message: match quoted.and_then(|q| q.text.clone()) {
+            Some(text) => MessageField::some(wa::Message {
+                conversation: Some(text),
+                ..Default::default()
+            }),
+            None => MessageField::none(),
+        },
+        mentioned_jid: message.mentions.iter().map(ToString::to_string).collect(),
+        ..Default::default()
+    })
+}
+
+fn field(context: Option<wa::ContextInfo>) -> MessageField<wa::ContextInfo> {
+    context.map(MessageField::some).unwrap_or_default()
+}
+
+/// The protobuf for a message; media must have been uploaded already.
+pub fn outgoing(message: &OutgoingMessage, uploaded: Option<&Uploaded>) -> Result<wa::Message, String> {
+    let context = context(message);
+    match &message.content {
+        OutgoingContent::Text(text) => Ok(text_message(text, context, message.link_preview)),
+        OutgoingContent::Media(media) => {
+            let uploaded = uploaded.ok_or("media must be uploaded before it is sent")?;
+            Ok(media_message(media, uploaded, context))
+        }
+        OutgoingContent::List(list) => Ok(list_message(list, context)),
+    }
+}
+
+fn text_message(text: &str, context: Option<wa::ContextInfo>, link_preview: bool) -> wa::Message {
+    if context.is_none() && link_preview {
+        return wa::Message {
+            conversation: Some(text.to_owned()),
+            ..Default::default()
+        };
+    }
+    wa::Message {
+        extended_text_message: MessageField::some(wa::message::ExtendedTextMessage {
+            text: Some(text.to_owned()),
+            preview_type: (!link_preview).then_some(wa::message::extended_text_message::PreviewType::NONE),
+            context_info: field(context),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn media_message(media: &Media, up: &Uploaded, context: Option<wa::ContextInfo>) -> wa::Message {
+    let mut message = wa::Message::default();
+    match media.kind {
+        MediaKind::Image => {
+            message.image_message = MessageField::some(wa::message::ImageMessage {
+                url: Some(up.url.clone()),
+                direct_path: Some(up.direct_path.clone()),
+                media_key: Some(up.media_key.clone()),
+                file_enc_sha256: Some(up.file_enc_sha256.clone()),
+                file_sha256: Some(up.file_sha256.clone()),
+                file_length: Some(up.file_length),
+                media_key_timestamp: Some(up.media_key_timestamp),
+                mimetype: Some(media.mime.clone()),
+                caption: media.caption.clone(),
+                context_info: field(context),
+                ..Default::default()
+            });
+        }
+        MediaKind::Video => {
+            message.video_message = MessageField::some(wa::message::VideoMessage {
+                url: Some(up.url.clone()),
+                direct_path: Some(up.direct_path.clone()),
+                media_key: Some(up.media_key.clone()),
+                file_enc_sha256: Some(up.file_enc_sha256.clone()),
+                file_sha256: Some(up.file_sha256.clone()),
+                file_length: Some(up.file_length),
+                media_key_timestamp: Some(up.media_key_timestamp),
+                mimetype: Some(media.mime.clone()),
+                caption: media.caption.clone(),
+                streaming_sidecar: up.streaming_sidecar.clone(),
+                context_info: field(context),
+                ..Default::default()
+            });
+        }
+        MediaKind::Audio => {
+            message.audio_message = MessageField::some(wa::message::AudioMessage {
+                url: Some(up.url.clone()),
+                direct_path: Some(up.direct_path.clone()),
+                media_key: Some(up.media_key.clone()),
+                file_enc_sha256: Some(up.file_enc_sha256.clone()),
+                file_sha256: Some(up.file_sha256.clone()),
+                file_length: Some(up.file_length),
+                media_key_timestamp: Some(up.media_key_timestamp),
+                mimetype: Some(media.mime.clone()),
+                ptt: Some(media.voice_note),
+                streaming_sidecar: up.streaming_sidecar.clone(),
+                context_info: field(context),
+                ..Default::default()
+            });
+        }
+        MediaKind::Document => {
+            let name = media.file_name.clone().unwrap_or_else(|| "file".to_owned());
+            message.document_message = MessageField::some(wa::message::DocumentMessage {
+                url: Some(up.url.clone()),
+                direct_path: Some(up.direct_path.clone()),
+                media_key: Some(up.media_key.clone()),
+                file_enc_sha256: Some(up.file_enc_sha256.clone()),
+                file_sha256: Some(up.file_sha256.clone()),
+                file_length: Some(up.file_length),
+                media_key_timestamp: Some(up.media_key_timestamp),
+                mimetype: Some(media.mime.clone()),
+                title: Some(name.clone()),
+                file_name: Some(name),
+                caption: media.caption.clone(),
+                context_info: field(context),
+                ..Default::default()
+            });
+        }
+        MediaKind::Sticker => {
+            message.sticker_message = MessageField::some(wa::message::StickerMessage {
+                url: Some(up.url.clone()),
+                direct_path: Some(up.direct_path.clone()),
+                media_key: Some(up.media_key.clone()),
+                file_enc_sha256: Some(up.file_enc_sha256.clone()),
+                file_sha256: Some(up.file_sha256.clone()),
+                file_length: Some(up.file_length),
+                media_key_timestamp: Some(up.media_key_timestamp),
+                mimetype: Some(media.mime.clone()),
+                context_info: field(context),
+                ..Default::default()
+            });
+        }
+    }
+    message
+}
+
+fn list_message(list: &ListMessage, context: Option<wa::ContextInfo>) -> wa::Message {
+    use wa::message::list_message::{ListType, Row, Section};
+    wa::Message {
+        list_message: MessageField::some(wa::message::ListMessage {
+            title: Some(list.title.clone()),
+            description: Some(list.body.clone()),
+            button_text: Some(list.button_text.clone()),
+            footer_text: list.footer.clone(),
+            list_type: Some(ListType::SINGLE_SELECT),
+            sections: list
+                .sections
+                .iter()
+                .map(|s| Section {
+                    title: Some(s.title.clone()),
+                    rows: s
+                        .rows
+                        .iter()
+                        .map(|r| Row {
+                            row_id: Some(r.id.clone()),
+                            title: Some(r.title.clone()),
+                            description: r.description.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            context_info: field(context),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The gateway's view of a received message; `None` for protocol traffic (revokes, key
+/// distribution, …) that is not a message a person sent.
+pub fn inbound(message: &wa::Message, info: &MessageInfo) -> Option<InboundMessage> {
+    let base = message.get_base_message();
+    let content = inbound_content(base)?;
+    let source = &info.source;
+    let sender = from_wa_jid(&source.sender)?;
+    let sender_pn = source
+        .sender_alt
+        .as_ref()
+        .and_then(from_wa_jid)
+        .filter(|alt| alt.server() == crate::domain::USER_SERVER && sender.server() != crate::domain::USER_SERVER);
+    Some(InboundMessage {
+        id: info.id.clone(),
+        chat: from_wa_jid(&source.chat)?,
+        sender,
+        sender_pn,
+        push_name: Some(info.push_name.clone()).filter(|n| !n.is_empty()),
+        timestamp: info.timestamp,
+        from_me: source.is_from_me,
+        quoted_id: quoted_id(base),
+        content,
+    })
+}
+
+fn inbound_content(m: &wa::Message) -> Option<InboundContent> {
+    if let Some(text) = m.text_content() {
+        return Some(InboundContent::Text(text.to_owned()));
+    }
+    if let Some(img) = m.image_message.as_option() {
+        return Some(media(
+            MediaKind::Image,
+            img.mimetype.as_deref(),
+            None,
+            img.caption.clone(),
+            img.file_length,
+        ));
+    }
+    if let Some(video) = m.video_message.as_option() {
+        return Some(media(
+            MediaKind::Video,
+            video.mimetype.as_deref(),
+            None,
+            video.caption.clone(),
+            video.file_length,
+        ));
+    }
+    if let Some(audio) = m.audio_message.as_option() {
+        return Some(media(
+            MediaKind::Audio,
+            audio.mimetype.as_deref(),
+            None,
+            None,
+            audio.file_length,
+        ));
+    }
+    if let Some(doc) = m.document_message.as_option() {
+        return Some(media(
+            MediaKind::Document,
+            doc.mimetype.as_deref(),
+            doc.file_name.clone(),
+            doc.caption.clone(),
+            doc.file_length,
+        ));
+    }
+    if let Some(sticker) = m.sticker_message.as_option() {
+        return Some(media(
+            MediaKind::Sticker,
+            sticker.mimetype.as_deref(),
+            None,
+            None,
+            sticker.file_length,
+        ));
+    }
+    if let Some(reply) = m.list_response_message.as_option() {
+        let row = reply
+            .single_select_reply
+            .as_option()
+            .and_then(|s| s.selected_row_id.clone());
+        return Some(InboundContent::Other {
+            kind: "list_reply".into(),
+            text: reply.title.clone().or(row),
+        });
+    }
+    if let Some(reaction) = m.reaction_message.as_option() {
+        return Some(InboundContent::Other {
+            kind: "reaction".into(),
+            text: reaction.text.clone(),
+        });
+    }
+    if m.location_message.is_set() {
+        return Some(InboundContent::Other {
+            kind: "location".into(),
+            text: None,
+        });
+    }
+    if m.contact_message.is_set() || m.contacts_array_message.is_set() {
+        return Some(InboundContent::Other {
+            kind: "contact".into(),
+            text: None,
+        });
+    }
+    if m.poll_creation_message.is_set() {
+        return Some(InboundContent::Other {
+            kind: "poll".into(),
+            text: m.poll_creation_message.as_option().and_then(|p| p.name.clone()),
+        });
+    }
+    None
+}
+
+fn media(
+    kind: MediaKind,
+    mime: Option<&str>,
+    file_name: Option<String>,
+    caption: Option<String>,
+    size: Option<u64>,
+) -> InboundContent {
+    InboundContent::Media {
+        kind,
+        mime: mime
+            .unwrap_or("application/octet-stream")
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        file_name,
+        caption: caption.filter(|c| !c.is_empty()),
+        size,
+    }
+}
+
+fn quoted_id(m: &wa::Message) -> Option<String> {
+    let contexts = [
+        m.extended_text_message
+            .as_option()
+            .and_then(|x| x.context_info.as_option()),
+        m.image_message.as_option().and_then(|x| x.context_info.as_option()),
+        m.video_message.as_option().and_then(|x| x.context_info.as_option()),
+        m.audio_message.as_option().and_then(|x| x.context_info.as_option()),
+        m.document_message.as_option().and_then(|x| x.context_info.as_option()),
+        m.sticker_message.as_option().and_then(|x| x.context_info.as_option()),
+    ];
+    contexts.into_iter().flatten().find_map(|c| c.stanza_id.clone())
+}
+
+/// Delivery and read receipts for our messages; others (retries, our own reads) are none.
+pub fn receipt(receipt: &WaReceipt) -> Option<Receipt> {
+    let status = match receipt.r#type {
+        ReceiptType::Delivered => DeliveryStatus::Delivered,
+        ReceiptType::Read | ReceiptType::Played => DeliveryStatus::Read,
+        _ => return None,
+    };
+    Some(Receipt {
+        chat: from_wa_jid(&receipt.source.chat)?,
+        message_ids: receipt.message_ids.iter().map(ToString::to_string).collect(),
+        status,
+        timestamp: receipt.timestamp,
+    })
+}
+
+/// Seconds since the epoch as a time, for group creation times.
+pub fn unix_time(seconds: Option<u64>) -> Option<DateTime<Utc>> {
+    seconds.and_then(|s| DateTime::from_timestamp(i64::try_from(s).ok()?, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use whatsapp_rust::wacore::types::message::MessageSource;
+
+    use super::*;
+    use crate::engine::{ListRow, ListSection, Quoted};
+
+    fn jid(s: &str) -> Jid {
+        s.parse().unwrap()
+    }
+
+    fn message(content: OutgoingContent) -> OutgoingMessage {
+        OutgoingMessage {
+            to: jid("12015550150@s.whatsapp.net"),
+            content,
+            quoted_id: None,
+            quoted: None,
+            mentions: Vec::new(),
+            link_preview: true,
+        }
+    }
+
+    fn uploaded() -> Uploaded {
+        Uploaded {
+            url: "https://mmg.whatsapp.net/x".into(),
+            direct_path: "/v/t62/x".into(),
+            media_key: vec![1; 32],
+            file_enc_sha256: vec![2; 32],
+            file_sha256: vec![3; 32],
+            file_length: 1234,
+            media_key_timestamp: 1_700_000_000,
+            streaming_sidecar: None,
+        }
+    }
+
+    fn media(kind: MediaKind, mime: &str) -> OutgoingContent {
+        OutgoingContent::Media(Media {
+            kind,
+            data: Bytes::from_static(b"data"),
+            mime: mime.into(),
+            file_name: Some("report.pdf".into()),
+            caption: Some("a caption".into()),
+            voice_note: kind == MediaKind::Audio,
+        })
+    }
+
+    #[test]
+    fn plain_text_is_a_conversation() {
+        let wa = outgoing(&message(OutgoingContent::Text("hello".into())), None).unwrap();
+        assert_eq!(wa.conversation.as_deref(), Some("hello"));
+        assert!(!wa.extended_text_message.is_set());
+    }
+
+    #[test]
+    fn quotes_mentions_and_no_preview_use_extended_text() {
+        let mut m = message(OutgoingContent::Text("hi @12015550151".into()));
+        m.quoted_id = Some("3EB0ABC".into());
+        m.quoted = Some(Quoted {
+            sender: Some(jid("12015550150@s.whatsapp.net")),
+            text: Some("the question".into()),
+        });
+        m.mentions = vec![jid("12015550151@s.whatsapp.net")];
+        m.link_preview = false;
+        let wa = outgoing(&m, None).unwrap();
+        let ext = wa.extended_text_message.as_option().unwrap();
+        assert_eq!(ext.text.as_deref(), Some("hi @12015550151"));
+        assert_eq!(
+            ext.preview_type,
+            Some(wa::message::extended_text_message::PreviewType::NONE)
+        );
+        let ctx = ext.context_info.as_option().unwrap();
+        assert_eq!(ctx.stanza_id.as_deref(), Some("3EB0ABC"));
+        assert_eq!(ctx.participant.as_deref(), Some("12015550150@s.whatsapp.net"));
+        assert_eq!(
+            ctx.quoted_message.as_option().unwrap().conversation.as_deref(),
+            Some("the question")
+        );
+        assert_eq!(ctx.mentioned_jid, vec!["12015550151@s.whatsapp.net".to_owned()]);
+    }
+
+    #[test]
+    fn each_media_kind_carries_its_upload_mimetype_and_caption() {
+        let up = uploaded();
+        let image = outgoing(&message(media(MediaKind::Image, "image/png")), Some(&up)).unwrap();
+        let img = image.image_message.as_option().unwrap();
+        assert_eq!(img.mimetype.as_deref(), Some("image/png"));
+        assert_eq!(img.caption.as_deref(), Some("a caption"));
+        assert_eq!(img.direct_path.as_deref(), Some("/v/t62/x"));
+        assert_eq!(img.file_length, Some(1234));
+        assert_eq!(img.media_key.as_deref(), Some(&[1u8; 32][..]));
+
+        let video = outgoing(&message(media(MediaKind::Video, "video/mp4")), Some(&up)).unwrap();
+        assert_eq!(
+            video.video_message.as_option().unwrap().mimetype.as_deref(),
+            Some("video/mp4")
+        );
+
+        let audio = outgoing(&message(media(MediaKind::Audio, "audio/ogg")), Some(&up)).unwrap();
+        let aud = audio.audio_message.as_option().unwrap();
+        assert_eq!(aud.ptt, Some(true), "voice note");
+        assert_eq!(aud.mimetype.as_deref(), Some("audio/ogg"));
+
+        let doc = outgoing(&message(media(MediaKind::Document, "application/pdf")), Some(&up)).unwrap();
+        let d = doc.document_message.as_option().unwrap();
+        assert_eq!(d.file_name.as_deref(), Some("report.pdf"));
+        assert_eq!(d.caption.as_deref(), Some("a caption"));
+
+        let sticker = outgoing(&message(media(MediaKind::Sticker, "image/webp")), Some(&up)).unwrap();
+        assert_eq!(
+            sticker.sticker_message.as_option().unwrap().mimetype.as_deref(),
+            Some("image/webp")
+        );
+
+        assert!(
+            outgoing(&message(media(MediaKind::Image, "image/png")), None).is_err(),
+            "upload first"
+        );
+    }
+
+    #[test]
+    fn a_list_becomes_a_single_select_list_message() {
+        let list = OutgoingContent::List(ListMessage {
+            title: "Menu".into(),
+            body: "Pick one".into(),
+            footer: Some("footer".into()),
+            button_text: "Open".into(),
+            sections: vec![ListSection {
+                title: "Mains".into(),
+                rows: vec![ListRow {
+                    id: "m1".into(),
+                    title: "Pasta".into(),
+                    description: Some("fresh".into()),
+                }],
+            }],
+        });
+        let wa = outgoing(&message(list), None).unwrap();
+        let l = wa.list_message.as_option().unwrap();
+        assert_eq!(l.title.as_deref(), Some("Menu"));
+        assert_eq!(l.description.as_deref(), Some("Pick one"));
+        assert_eq!(l.button_text.as_deref(), Some("Open"));
+        assert_eq!(l.list_type, Some(wa::message::list_message::ListType::SINGLE_SELECT));
+        assert_eq!(l.sections[0].rows[0].row_id.as_deref(), Some("m1"));
+        assert_eq!(l.sections[0].rows[0].description.as_deref(), Some("fresh"));
+    }
+
+    fn info(sender: &str) -> MessageInfo {
+        let sender: whatsapp_rust::Jid = sender.parse().unwrap();
+        MessageInfo {
+            source: MessageSource {
+                chat: sender.clone(),
+                sender,
+                ..Default::default()
+            },
+            id: "3EB0FROMTHEM".into(),
+            push_name: "Alice".into(),
+            timestamp: Utc::now(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn inbound_text_media_and_replies_are_read() {
+        let text = wa::Message {
+            conversation: Some("hello".into()),
+            ..Default::default()
+        };
+        let got = inbound(&text, &info("12015550150@s.whatsapp.net")).unwrap();
+        assert_eq!(got.content, InboundContent::Text("hello".into()));
+        assert_eq!(got.sender, jid("12015550150@s.whatsapp.net"));
+        assert_eq!(got.push_name.as_deref(), Some("Alice"));
+        assert_eq!(got.id, "3EB0FROMTHEM");
+
+        let reply = wa::Message {
+            extended_text_message: MessageField::some(wa::message::ExtendedTextMessage {
+                text: Some("yes".into()),
+                context_info: MessageField::some(wa::ContextInfo {
+                    stanza_id: Some("3EB0MINE".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = inbound(&reply, &info("12015550150@s.whatsapp.net")).unwrap();
+        assert_eq!(got.quoted_id.as_deref(), Some("3EB0MINE"));
+
+        let document = wa::Message {
+            document_message: MessageField::some(wa::message::DocumentMessage {
+                mimetype: Some("application/pdf".into()),
+                file_name: Some("q3.pdf".into()),
+                caption: Some("numbers".into()),
+                file_length: Some(99),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = inbound(&document, &info("12015550150@s.whatsapp.net")).unwrap();
+        assert_eq!(
+            got.content,
+            InboundContent::Media {
+                kind: MediaKind::Document,
+                mime: "application/pdf".into(),
+                file_name: Some("q3.pdf".into()),
+                caption: Some("numbers".into()),
+                size: Some(99),
+            }
+        );
+
+        let voice = wa::Message {
+            audio_message: MessageField::some(wa::message::AudioMessage {
+                mimetype: Some("audio/ogg; codecs=opus".into()),
+                ptt: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match inbound(&voice, &info("12015550150@s.whatsapp.net")).unwrap().content {
+            InboundContent::Media { kind, mime, .. } => {
+                assert_eq!(kind, MediaKind::Audio);
+                assert_eq!(mime, "audio/ogg");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let reaction = wa::Message {
+            reaction_message: MessageField::some(wa::message::ReactionMessage {
+                text: Some("👍".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            inbound(&reaction, &info("12015550150@s.whatsapp.net")).unwrap().content,
+            InboundContent::Other {
+                kind: "reaction".into(),
+                text: Some("👍".into())
+            }
+        );
+    }
+
+    #[test]
+    fn protocol_traffic_is_not_a_message() {
+        let revoke = wa::Message {
+            protocol_message: MessageField::some(wa::message::ProtocolMessage::default()),
+            ..Default::default()
+        };
+        assert!(inbound(&revoke, &info("12015550150@s.whatsapp.net")).is_none());
+    }
+
+    #[test]
+    fn a_sender_known_by_lid_carries_its_phone_number() {
+        let mut i = info("98765432109876@lid");
+        i.source.sender_alt = Some("12015550150@s.whatsapp.net".parse().unwrap());
+        let text = wa::Message {
+            conversation: Some("hi".into()),
+            ..Default::default()
+        };
+        let got = inbound(&text, &i).unwrap();
+        assert_eq!(got.sender, jid("98765432109876@lid"));
+        assert_eq!(got.sender_pn, Some(jid("12015550150@s.whatsapp.net")));
+    }
+
+    #[test]
+    fn receipts_map_to_delivery_states() {
+        let make = |kind: ReceiptType| {
+            WaReceipt::builder()
+                .source(MessageSource {
+                    chat: "12015550150@s.whatsapp.net".parse().unwrap(),
+                    sender: "12015550150@s.whatsapp.net".parse().unwrap(),
+                    ..Default::default()
+                })
+                .message_ids(vec!["3EB0A".into(), "3EB0B".into()])
+                .timestamp(Utc::now())
+                .r#type(kind)
+                .offline(false)
+                .build()
+        };
+        let delivered = receipt(&make(ReceiptType::Delivered)).unwrap();
+        assert_eq!(delivered.status, DeliveryStatus::Delivered);
+        assert_eq!(delivered.message_ids, ["3EB0A", "3EB0B"]);
+        assert_eq!(receipt(&make(ReceiptType::Read)).unwrap().status, DeliveryStatus::Read);
+        assert_eq!(
+            receipt(&make(ReceiptType::Played)).unwrap().status,
+            DeliveryStatus::Read
+        );
+        assert!(receipt(&make(ReceiptType::Retry)).is_none());
+        assert!(receipt(&make(ReceiptType::ReadSelf)).is_none());
+    }
+}
