@@ -186,6 +186,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at(format!("{}/openapi.json", api::PREFIX), spec)
         .nest(api::PREFIX, service)
         .nest("/docs", docs)
+        .nest("/", crate::web::routes())
         .around(move |ep, req| api::middleware::limit_body(ep, req, limits))
         .around(move |ep, req| api::middleware::time_out(ep, req, timeout))
         .around(api::error::json_errors)

@@ -14,3 +14,4 @@ pub mod media;
 pub mod monitor;
 pub mod net;
 pub mod outbox;
+pub mod web;

@@ -123,6 +123,8 @@ pub enum SessionEnded {
 pub struct Validity {
     /// Whether the token is valid now: signed by this server, not expired, not revoked.
     valid: bool,
+    /// Whether the owner's password has been set (until then nothing but setting it works).
+    password_set: bool,
 }
 
 #[derive(Debug, Object)]
@@ -253,7 +255,10 @@ impl AuthApi {
         let token = token.0.or_else(|| presented_token(req));
         let valid = token.is_some_and(|t| state.auth.authenticate(&t).is_ok());
         Json(VerifyResponse {
-            data: Validity { valid },
+            data: Validity {
+                valid,
+                password_set: state.auth.password_set(),
+            },
         })
     }
 

@@ -4,6 +4,7 @@
 
 mod auth;
 mod cli;
+mod dashboard;
 mod durability;
 mod errors;
 mod fixtures;
