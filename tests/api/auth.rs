@@ -381,10 +381,10 @@ async fn verify_reports_validity_of_the_query_token_or_the_callers_own() {
     };
     let resp = verify(format!("?token={token}"), None).await;
     resp.assert_status(200);
-    assert_eq!(resp.body, json!({"data": {"valid": true}}));
+    assert_eq!(resp.body, json!({"data": {"valid": true, "passwordSet": true}}));
     assert_eq!(
         verify("?token=garbage".into(), None).await.body,
-        json!({"data": {"valid": false}})
+        json!({"data": {"valid": false, "passwordSet": true}})
     );
     assert_eq!(
         verify(String::new(), Some(token.clone())).await.body["data"]["valid"],
