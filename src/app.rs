@@ -22,6 +22,7 @@ use crate::engine::Engine;
 use crate::engine::sandbox::{SandboxEngine, SandboxNetwork};
 use crate::engine::whatsapp::WhatsappEngine;
 use crate::events::EventBus;
+use crate::metrics::{self, Metrics};
 use crate::monitor::Monitor;
 use crate::net::{self, UrlPolicy};
 use crate::outbox::Outbox;
@@ -98,6 +99,7 @@ impl App {
             restarts: Default::default(),
             cache: Default::default(),
             outbox,
+            metrics: Arc::new(Metrics::new()),
         });
         let supervisor_slot = Arc::default();
         let (root, _) = Actor::spawn(
@@ -161,13 +163,39 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let grace = self.state.config.http.shutdown_grace;
         let endpoint = routes(self.state.clone());
+        let metrics_server = self.spawn_metrics_listener().await?;
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(endpoint, shutdown, Some(grace))
             .await;
         self.stop.cancel();
+        if let Some(server) = metrics_server {
+            server.abort();
+        }
         root::shut_down(&self.root).await;
         self.state.db.clone().close().await.ok();
         result.context("the HTTP server failed")
+    }
+}
+
+impl App {
+    /// With `metrics.listen` set, `/metrics` is also served there, without authentication.
+    async fn spawn_metrics_listener(&self) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let listen = &self.state.config.metrics.listen;
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        let shared = Arc::clone(self.state.phones.shared());
+        let none: Option<Arc<Auth>> = None;
+        let app = Route::new().at("/metrics", metrics::scrape.data(shared).data(none));
+        let acceptor = TcpListener::bind(listen.clone())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {listen} for metrics"))?;
+        Ok(Some(tokio::spawn(async move {
+            if let Err(err) = Server::new_with_acceptor(acceptor).run(app).await {
+                tracing::error!(error = %err, "the metrics listener failed");
+            }
+        })))
     }
 }
 
@@ -176,6 +204,9 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let service = api::service();
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
+    let shared = Arc::clone(state.phones.shared());
+    let metrics = Arc::clone(&shared.metrics);
+    let scrape = metrics::scrape.data(shared).data(Some(Arc::clone(&state.auth)));
     let limits = api::middleware::BodyLimits {
         default: state.config.http.body_limit,
         // A message may carry media, base64-encoded in JSON (4/3 of its size) or uploaded.
@@ -186,12 +217,14 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at(format!("{}/openapi.json", api::PREFIX), spec)
         .nest(api::PREFIX, service)
         .nest("/docs", docs)
+        .at("/metrics", scrape)
         .nest("/", crate::web::routes())
         .around(move |ep, req| api::middleware::limit_body(ep, req, limits))
         .around(move |ep, req| api::middleware::time_out(ep, req, timeout))
         .around(api::error::json_errors)
+        .with(poem::middleware::CatchPanic::new().with_handler(api::error::panic_response))
         .data(state)
-        .around(api::middleware::trace_requests)
+        .around(move |ep, req| api::middleware::trace_requests(ep, req, Arc::clone(&metrics)))
 }
 
 /// reqwest and the WhatsApp transport use rustls with the ring provider; installing it once

@@ -10,6 +10,27 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// The top-level keys of the configuration (sections and plain keys).
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "database_busy_timeout",
+    "engine",
+    "log",
+    "http",
+    "auth",
+    "limits",
+    "health",
+    "phones",
+    "sandbox",
+    "messaging",
+    "cache",
+    "network",
+    "webhooks",
+    "metrics",
+];
+
 /// The commented defaults, compiled into the binary.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -19,6 +40,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    #[serde(with = "humantime_serde")]
+    pub database_busy_timeout: Duration,
     pub engine: EngineKind,
     pub log: LogConfig,
     pub http: HttpConfig,
@@ -31,6 +54,14 @@ pub struct Config {
     pub cache: CacheConfig,
     pub network: NetworkConfig,
     pub webhooks: WebhooksConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Empty, or an address to serve `/metrics` on without authentication.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,7 +271,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed("WAGATE_").split("__").ignore(&["TEST_DATABASE_URL"]));
+        // Only variables naming a configuration section or key are configuration; other
+        // WAGATE_* variables belong to scripts and tests around the server.
+        figment = figment.merge(Env::prefixed("WAGATE_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            TOP_LEVEL_KEYS.contains(&top.to_ascii_lowercase().as_str())
+        }));
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }
@@ -299,6 +335,9 @@ impl Config {
         }
         if self.messaging.history_max_limit == 0 {
             return invalid("messaging.history_max_limit", "must be at least 1");
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return invalid("metrics.listen", "must be empty or an address such as 127.0.0.1:9100");
         }
         if self.webhooks.max_attempts == 0 {
             return invalid("webhooks.max_attempts", "must be at least 1");
@@ -378,6 +417,16 @@ mod tests {
         let figment = Config::base().merge(Toml::string("listn = \"1.2.3.4:5\""));
         let err = Config::from_figment(figment).unwrap_err().to_string();
         assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn every_top_level_key_of_the_defaults_is_known_to_the_environment_filter() {
+        let defaults: toml::Table = DEFAULT_TOML.parse().unwrap();
+        let mut keys: Vec<&str> = defaults.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut known = TOP_LEVEL_KEYS.to_vec();
+        known.sort_unstable();
+        assert_eq!(keys, known);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod engine;
 pub mod events;
 pub mod media;
+pub mod metrics;
 pub mod monitor;
 pub mod net;
 pub mod outbox;

@@ -188,6 +188,7 @@ pub struct Shared {
     pub cache: Slot<cache::CacheMsg>,
     /// Webhook routing and the dispatcher it feeds.
     pub outbox: Arc<Outbox>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {
@@ -197,15 +198,30 @@ impl Shared {
         phone: &PhoneNumber,
         msg: impl FnOnce(Reply<T>) -> PhoneMsg,
     ) -> Result<T, PhoneError> {
-        let entry = self
-            .directory
-            .get(phone)
-            .ok_or_else(|| PhoneError::NotFound(phone.clone()))?;
-        let actor = self.registry.get(phone).ok_or(match entry.state.status {
-            PhoneStatus::Failed => PhoneError::NotConnected,
-            _ => PhoneError::Restarting,
-        })?;
+        let actor = self.session(phone).await?;
         call(&actor, self.config.phones.call_timeout, msg).await?
+    }
+
+    /// The phone's running session. While the supervisor restarts it (a backoff of
+    /// `phones.restart_backoff_*`), waits for the new one rather than failing the caller.
+    pub async fn session(&self, phone: &PhoneNumber) -> Result<ActorRef<PhoneMsg>, PhoneError> {
+        let deadline = tokio::time::Instant::now() + self.config.phones.call_timeout;
+        loop {
+            let entry = self
+                .directory
+                .get(phone)
+                .ok_or_else(|| PhoneError::NotFound(phone.clone()))?;
+            if let Some(actor) = self.registry.get(phone) {
+                return Ok(actor);
+            }
+            if entry.state.status == PhoneStatus::Failed {
+                return Err(PhoneError::NotConnected);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PhoneError::Restarting);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Tells the cache that a phone's groups changed.
@@ -392,11 +408,13 @@ impl Phones {
     }
 
     pub async fn disconnect(&self, phone: &PhoneNumber) -> Result<PhoneEntry, PhoneError> {
-        match self.shared.registry.get(phone) {
-            Some(actor) => self.call(&actor, |reply| PhoneMsg::Disconnect { reply }).await?,
+        let entry = self.get(phone)?;
+        if entry.state.status == PhoneStatus::Failed && self.shared.registry.get(phone).is_none() {
             // A failed phone has no session: it is already offline.
-            None => self.get(phone),
+            return Ok(entry);
         }
+        let actor = self.shared.session(phone).await?;
+        self.call(&actor, |reply| PhoneMsg::Disconnect { reply }).await?
     }
 
     pub async fn logout(&self, phone: &PhoneNumber) -> Result<PhoneEntry, PhoneError> {
@@ -420,11 +438,7 @@ impl Phones {
         timeout: Duration,
         msg: impl FnOnce(Reply<T>) -> PhoneMsg,
     ) -> Result<T, PhoneError> {
-        let entry = self.get(phone)?;
-        let actor = self.shared.registry.get(phone).ok_or(match entry.state.status {
-            PhoneStatus::Failed => PhoneError::NotConnected,
-            _ => PhoneError::Restarting,
-        })?;
+        let actor = self.shared.session(phone).await?;
         call(&actor, timeout, msg).await?
     }
 
@@ -440,14 +454,10 @@ impl Phones {
     /// The phone's session; a failed phone (whose session was given up) is started anew.
     async fn session_or_start(&self, phone: &PhoneNumber) -> Result<ActorRef<PhoneMsg>, PhoneError> {
         let entry = self.get(phone)?;
-        if let Some(actor) = self.shared.registry.get(phone) {
-            return Ok(actor);
+        if entry.state.status == PhoneStatus::Failed && self.shared.registry.get(phone).is_none() {
+            self.start(phone).await?;
         }
-        if entry.state.status != PhoneStatus::Failed {
-            return Err(PhoneError::Restarting);
-        }
-        self.start(phone).await?;
-        self.shared.registry.get(phone).ok_or(PhoneError::Restarting)
+        self.shared.session(phone).await
     }
 
     async fn start(&self, phone: &PhoneNumber) -> Result<(), PhoneError> {

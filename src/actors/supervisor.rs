@@ -222,6 +222,7 @@ impl SupervisorState {
         let backoff = backoff(config.restart_backoff_min, config.restart_backoff_max, failures);
         tracing::warn!(%phone, failures, %reason, backoff_ms = backoff.as_millis() as u64, "the session failed; restarting");
         self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.session_restarts.inc();
         // Until the new session says otherwise, the phone is on its way back.
         if entry.state.status.resumes() {
             entry.state.status = PhoneStatus::Reconnecting;

@@ -217,6 +217,19 @@ impl DispatcherState {
             lane.busy = false;
             if let Some(mut head) = lane.queue.pop_front().filter(|h| h.id == id) {
                 let attempts = head.attempts + 1;
+                let metric = match &outcome {
+                    Outcome::Delivered(_) => "delivered",
+                    Outcome::Gone => "dropped",
+                    Outcome::Failed { .. } if u32::try_from(attempts).unwrap_or(u32::MAX) >= config.max_attempts => {
+                        "given_up"
+                    }
+                    Outcome::Failed { .. } => "failed",
+                };
+                self.shared
+                    .metrics
+                    .webhook_deliveries
+                    .get_or_create(&crate::metrics::OutcomeLabels { outcome: metric })
+                    .inc();
                 match outcome {
                     Outcome::Delivered(code) => {
                         self.known.remove(&id);

@@ -81,7 +81,8 @@ pub struct GeneratedToken {
 pub struct ChangePasswordRequest {
     /// The current password. Leave it blank or omit it only while no password is set.
     old_password: Option<String>,
-    /// The new password, at least 8 characters.
+    /// The new password, at least 8 characters (shorter ones are refused with
+    /// `password_too_short`).
     new_password: String,
     /// The one-time setup code printed at start-up. Needed to set the first password from
     /// an address other than loopback.

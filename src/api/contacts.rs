@@ -115,8 +115,10 @@ impl ContactsApi {
         _owner: Owner,
         state: Data<&AppState>,
         /// Page number, from 1.
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000000")))]
         page: Query<Option<u64>>,
         /// Contacts per page (default 50, at most 500).
+        #[oai(validator(minimum(value = "1")))]
         limit: Query<Option<u64>>,
     ) -> Result<Json<MergedPage>, ApiError> {
         let (page, limit) = page_params(page.0, limit.0, 50, MAX_LIMIT)?;
@@ -136,7 +138,7 @@ impl ContactsApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
     ) -> Result<Json<ContactList>, ApiError> {
         let phone = path_phone(&phone)?;
         state.phones.get(&phone)?;

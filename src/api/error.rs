@@ -169,7 +169,10 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => {
                 Self::payload_too_large("payload_too_large", "the request body is too large")
             }
-            _ => Self::bad_request("invalid_request", message),
+            _ => {
+                let (code, message) = parameter_error(message);
+                Self::bad_request(code, message)
+            }
         }
     }
 }
@@ -179,8 +182,16 @@ impl From<sea_orm::DbErr> for ApiError {
         use sea_orm::DbErr;
         match &err {
             // A pool that cannot hand out a connection means the database is down or
-            // saturated: that is a retryable 503, not a bug.
+            // saturated, and a lock held too long means it is busy: both are retryable
+            // 503s, not bugs.
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::unavailable(
+                    "database_unavailable",
+                    "the database is not available right now; retry shortly",
+                )
+            }
+            _ if is_busy(&err) => {
                 tracing::warn!(error = %err, "database unavailable");
                 Self::unavailable(
                     "database_unavailable",
@@ -190,6 +201,55 @@ impl From<sea_orm::DbErr> for ApiError {
             _ => Self::internal(&err),
         }
     }
+}
+
+/// The code for a request the spec's validators refused: parameters with their own
+/// codes keep them, so the caller sees the same answer as from the handler's own checks.
+fn parameter_error(message: String) -> (&'static str, String) {
+    if message.contains("parameter `phone`") {
+        (
+            "invalid_phone",
+            "the {phone} in the path is not a phone number; use +12015550123, 12015550123 or %2B12015550123".to_owned(),
+        )
+    } else if message.contains("parameter `limit`") {
+        ("invalid_limit", format!("`limit` must be at least 1 ({message})"))
+    } else if message.contains("parameter `page`") {
+        (
+            "invalid_page",
+            format!("`page` must be between 1 and 1000000000 ({message})"),
+        )
+    } else {
+        ("invalid_request", message)
+    }
+}
+
+/// A handler panicked: that is a bug. The caller gets the usual opaque 500 instead of a
+/// dropped connection; the panic itself is in the log.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send>) -> Response {
+    tracing::error!("a request handler panicked; this is a bug");
+    ApiError::Internal(body(
+        "internal_error",
+        "an unexpected error occurred; the details are in the server log",
+    ))
+    .into_response()
+}
+
+/// SQLite's "database is locked" and friends, and connections lost mid-query.
+fn is_busy(err: &sea_orm::DbErr) -> bool {
+    let text = err.to_string();
+    [
+        "database is locked",
+        "database table is locked",
+        "(code: 5)",
+        "(code: 6)",
+        "pool timed out",
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        "terminating connection",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 /// An [`ApiError`] travelling as a `poem::Error`, e.g. out of the auth extractor, so that
@@ -211,11 +271,61 @@ impl poem::error::ResponseError for Rejection {
 /// Middleware: renders every error that escaped the operations (unknown route, wrong
 /// method, oversized body, …) as the JSON error shape.
 pub async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    match next.call(req).await {
-        Ok(resp) => Ok(resp.into_response()),
-        Err(err) if err.is_from_response() => Ok(err.into_response()),
-        Err(err) => Ok(render_poem_error(err)),
+    let path = req.uri().path().to_owned();
+    let mut resp = match next.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) if err.is_from_response() => err.into_response(),
+        Err(err) => render_poem_error(err),
+    };
+    // RFC 9110: a 405 says which methods the resource does accept.
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = allowed_methods(&path)
+        && let Ok(value) = poem::http::HeaderValue::from_str(&allow)
+    {
+        resp.headers_mut().insert(poem::http::header::ALLOW, value);
     }
+    Ok(resp)
+}
+
+/// The methods the spec lists for the path template matching `path`.
+fn allowed_methods(path: &str) -> Option<String> {
+    static TEMPLATES: std::sync::OnceLock<Vec<(Vec<String>, String)>> = std::sync::OnceLock::new();
+    let templates = TEMPLATES.get_or_init(|| {
+        let spec: serde_json::Value = serde_json::from_str(&super::spec_json()).unwrap_or_default();
+        spec["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(template, item)| {
+                        let segments = template.split('/').map(str::to_owned).collect();
+                        let methods = item
+                            .as_object()
+                            .map(|ops| {
+                                ops.keys()
+                                    .map(|m| m.to_ascii_uppercase())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            })
+                            .unwrap_or_default();
+                        (segments, methods)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let parts: Vec<&str> = path.split('/').collect();
+    templates
+        .iter()
+        .find(|(segments, _)| {
+            segments.len() == parts.len()
+                && segments
+                    .iter()
+                    .zip(&parts)
+                    .all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+        })
+        .map(|(_, methods)| methods.clone())
+        .or_else(|| (!path.starts_with(super::PREFIX)).then(|| "GET".to_owned()))
 }
 
 fn render_poem_error(err: poem::Error) -> Response {
@@ -242,7 +352,7 @@ fn render_poem_error(err: poem::Error) -> Response {
                 "an unexpected error occurred; the details are in the server log".to_owned(),
             )
         }
-        _ => ("invalid_request", err.to_string()),
+        _ => parameter_error(err.to_string()),
     };
     let body = ErrorBody {
         error: ErrorDetail {

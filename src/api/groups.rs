@@ -94,7 +94,7 @@ impl GroupsApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
         /// Bypass the cache.
         refresh: Query<Option<bool>>,
     ) -> Result<Json<GroupList>, ApiError> {
@@ -123,7 +123,7 @@ impl GroupsApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
         /// The group's JID, with or without `@g.us`.
         group_id: Path<String>,
         /// Bypass the cache.

@@ -117,7 +117,7 @@ pub struct SendMessageRequest {
     #[oai(validator(max_length = 65536))]
     message: Option<String>,
     /// ISO 3166 alpha-2 country of a national `recipient` number.
-    #[oai(validator(max_length = 2))]
+    #[oai(validator(pattern = "^[A-Za-z]{2}$"))]
     country: Option<String>,
     /// A JID that overrides `recipient`.
     #[oai(validator(max_length = 128))]
@@ -182,7 +182,7 @@ pub struct TypingRequest {
     recipient: Option<String>,
     /// true shows "typing…", false clears it.
     is_typing: bool,
-    #[oai(validator(max_length = 2))]
+    #[oai(validator(pattern = "^[A-Za-z]{2}$"))]
     country: Option<String>,
     #[oai(validator(max_length = 128))]
     jid: Option<String>,
@@ -205,7 +205,7 @@ pub struct HasWhatsappRequest {
     /// Several numbers to check at once (up to 50); the answer is then a list.
     #[oai(validator(max_items = 50))]
     recipients: Option<Vec<String>>,
-    #[oai(validator(max_length = 2))]
+    #[oai(validator(pattern = "^[A-Za-z]{2}$"))]
     country: Option<String>,
 }
 
@@ -331,7 +331,7 @@ impl MessagesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
         body: SendBody,
     ) -> Result<Json<SentView>, ApiError> {
         let phone = path_phone(&phone)?;
@@ -363,7 +363,7 @@ impl MessagesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
         body: Json<TypingRequest>,
     ) -> Result<Json<TypingView>, ApiError> {
         let phone = path_phone(&phone)?;
@@ -397,7 +397,7 @@ impl MessagesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
         body: Json<HasWhatsappRequest>,
     ) -> Result<Json<HasWhatsappView>, ApiError> {
         let phone = path_phone(&phone)?;
@@ -476,10 +476,12 @@ impl MessagesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
         /// Page number, from 1.
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000000")))]
         page: Query<Option<u64>>,
         /// Messages per page (default 20; larger values are capped at `messaging.history_max_limit`).
+        #[oai(validator(minimum(value = "1")))]
         limit: Query<Option<u64>>,
         /// Only this chat: a JID, a number with `country`, or digits with country code.
         recipient: Query<Option<String>>,

@@ -9,20 +9,38 @@ use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 
 use super::error::{ApiError, Rejection};
+use crate::metrics::{Metrics, OperationLabels, RequestLabels};
+use poem_openapi::OperationId;
+use std::sync::Arc;
 
-/// Logs method, path, status and latency of every request inside its own span.
-pub async fn trace_requests<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+/// Logs method, path, status and latency of every request inside its own span, and
+/// counts it in the metrics by operation.
+pub async fn trace_requests<E: Endpoint>(next: E, req: Request, metrics: Arc<Metrics>) -> poem::Result<Response> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("http", %method, %path);
     async move {
         let started = Instant::now();
         let resp = next.call(req).await.map(IntoResponse::into_response);
-        let status = match &resp {
-            Ok(r) => r.status(),
-            Err(e) => e.status(),
+        let (status, operation) = match &resp {
+            Ok(r) => (r.status(), r.data::<OperationId>().map(|o| o.0)),
+            Err(e) => (e.status(), e.data::<OperationId>().map(|o| o.0)),
         };
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed();
+        let operation = operation.unwrap_or_else(|| route_kind(&path)).to_owned();
+        metrics
+            .http_requests
+            .get_or_create(&RequestLabels {
+                operation: operation.clone(),
+                method: method.to_string(),
+                status: status.as_u16(),
+            })
+            .inc();
+        metrics
+            .http_latency
+            .get_or_create(&OperationLabels { operation })
+            .observe(elapsed.as_secs_f64());
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), latency_ms, "request failed");
         } else {
@@ -32,6 +50,18 @@ pub async fn trace_requests<E: Endpoint>(next: E, req: Request) -> poem::Result<
     }
     .instrument(span)
     .await
+}
+
+/// A label for requests that are not API operations, without their variable parts.
+fn route_kind(path: &str) -> &'static str {
+    match path {
+        "/" => "dashboard",
+        "/metrics" => "metrics",
+        p if p.starts_with("/assets/") => "dashboard",
+        p if p.starts_with("/docs") => "docs",
+        "/api/v1/openapi.json" => "spec",
+        _ => "other",
+    }
 }
 
 /// Body size limits: one for the send-message route, which may carry media, one for the rest.

@@ -7,7 +7,7 @@ use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 /// A JSON body that may be left out entirely (no body, no `Content-Type`): then it is
-/// `T::default()`. A body that is present must be valid JSON for `T`.
+/// `T::default()`. A body that is present must be valid JSON for `T` (`null` is not).
 pub struct OptionalJson<T>(pub T);
 
 impl<'a, T: ParseFromJSON + Type + Default> ApiExtractor<'a> for OptionalJson<T> {
@@ -45,8 +45,8 @@ impl<'a, T: ParseFromJSON + Type + Default> ApiExtractor<'a> for OptionalJson<T>
         if length == 0 && headers.get(poem::http::header::TRANSFER_ENCODING).is_none() {
             return Ok(Self(T::default()));
         }
-        let Json(value) = <Json<Option<T>> as ApiExtractor>::from_request(request, body, param_opts).await?;
-        Ok(Self(value.unwrap_or_default()))
+        let Json(value) = <Json<T> as ApiExtractor>::from_request(request, body, param_opts).await?;
+        Ok(Self(value))
     }
 }
 

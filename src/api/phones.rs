@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use qrcode::QrCode;
 
@@ -155,7 +156,7 @@ pub struct AddPhoneRequest {
     #[oai(validator(max_length = 32))]
     phone: String,
     /// ISO 3166 alpha-2 country (`US`, `GB`, `BR`) for a number written without country code.
-    #[oai(validator(max_length = 2))]
+    #[oai(validator(pattern = "^[A-Za-z]{2}$"))]
     country: Option<String>,
 }
 
@@ -163,7 +164,7 @@ pub struct AddPhoneRequest {
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ConnectRequest {
     /// Pair by typing a code on the phone instead of scanning a QR code. Default false.
-    pairing_code_mode: Option<bool>,
+    pairing_code_mode: MaybeUndefined<bool>,
 }
 
 #[derive(ApiResponse)]
@@ -226,7 +227,7 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
     ) -> Result<Json<PhoneView>, ApiError> {
         let phone = path_phone(&phone)?;
         Ok(Json(state.phones.get(&phone)?.into()))
@@ -240,7 +241,7 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
     ) -> Result<Json<Confirmation>, ApiError> {
         let phone = path_phone(&phone)?;
         state.phones.remove(&phone).await?;
@@ -259,11 +260,17 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
         body: OptionalJson<ConnectRequest>,
     ) -> Result<Json<PhoneView>, ApiError> {
         let phone = path_phone(&phone)?;
-        let mode = if body.pairing_code_mode.unwrap_or(false) {
+        if body.pairing_code_mode.is_null() {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "`pairingCodeMode` must be true or false",
+            ));
+        }
+        let mode = if body.pairing_code_mode.as_opt_ref().flatten().copied().unwrap_or(false) {
             PairingMode::Code
         } else {
             PairingMode::Qr
@@ -284,7 +291,7 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
     ) -> Result<Json<PhoneView>, ApiError> {
         let phone = path_phone(&phone)?;
         Ok(Json(state.phones.disconnect(&phone).await?.into()))
@@ -299,7 +306,7 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
     ) -> Result<Json<PhoneView>, ApiError> {
         let phone = path_phone(&phone)?;
         Ok(Json(state.phones.logout(&phone).await?.into()))

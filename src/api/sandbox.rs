@@ -313,7 +313,7 @@ impl SandboxApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
     ) -> Result<Json<ReceivedList>, ApiError> {
         let network = sandbox(&state)?;
         let phone = path_phone(&phone)?;
@@ -332,7 +332,7 @@ impl SandboxApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
     ) -> Result<Json<Confirmation>, ApiError> {
         let network = sandbox(&state)?;
         let phone = gateway_phone(&state, &phone)?;
@@ -349,7 +349,7 @@ impl SandboxApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
         body: Json<InboundRequest>,
     ) -> Result<Json<InboundView>, ApiError> {
         let network = sandbox(&state)?;
@@ -385,7 +385,7 @@ impl SandboxApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        phone: Path<String>,
+        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
         body: Json<FaultRequest>,
     ) -> Result<Json<Confirmation>, ApiError> {
         let network = sandbox(&state)?;

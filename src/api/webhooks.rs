@@ -325,8 +325,10 @@ impl WebhooksApi {
         state: Data<&AppState>,
         id: Path<String>,
         /// Page number, from 1.
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000000")))]
         page: Query<Option<u64>>,
         /// Deliveries per page (default 20, at most 100).
+        #[oai(validator(minimum(value = "1")))]
         limit: Query<Option<u64>>,
         /// Only deliveries in this state.
         status: Query<Option<DeliveryStatus>>,

@@ -34,16 +34,17 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10));
+    let busy = config.database_busy_timeout;
     if url.starts_with("sqlite:") {
         // One writer at a time is SQLite's rule; WAL lets readers run beside it and the
         // busy timeout makes writers queue instead of failing with SQLITE_BUSY.
         options
             .max_connections(8)
             .min_connections(1)
-            .map_sqlx_sqlite_opts(|opts| {
+            .map_sqlx_sqlite_opts(move |opts| {
                 opts.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
+                    .busy_timeout(busy)
                     .foreign_keys(true)
                     .create_if_missing(true)
             });

@@ -11,6 +11,7 @@ mod fixtures;
 mod health;
 mod helpers;
 mod messages;
+mod metrics;
 mod offline;
 mod phones;
 mod spec;

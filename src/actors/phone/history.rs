@@ -70,6 +70,9 @@ impl PhoneState {
         };
         let (row, event, delivery) = stored;
         self.announce(vec![event], delivery.into_iter().collect());
+        if result.is_ok() {
+            self.shared.metrics.messages_sent.inc();
+        }
         result.map(|_| row).map_err(PhoneError::from)
     }
 
@@ -101,8 +104,11 @@ impl PhoneState {
         };
         let contact = (new.direction == messages::IN).then_some(learnt);
         match self.store_with_event(new, contact, kind).await {
-            Ok((_, event, delivery)) => {
+            Ok((row, event, delivery)) => {
                 ack.done();
+                if row.direction == messages::IN {
+                    self.shared.metrics.messages_received.inc();
+                }
                 self.announce(vec![event], delivery.into_iter().collect());
             }
             Err(err) => {

@@ -1,0 +1,157 @@
+//! Prometheus metrics at `/metrics`: HTTP requests by operation and status with latency,
+//! phones by status, session restarts, messages sent and received, webhook deliveries by
+//! outcome, and the outbox depth. Counters are updated where things happen; gauges are
+//! read when scraped.
+
+use std::sync::atomic::Ordering;
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Request, Response, handler, web::Data};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::actors::Shared;
+use crate::api::error::ApiError;
+use crate::auth::Auth;
+use crate::auth::scheme::presented_token;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The API operation (`sendMessage`, …), or `dashboard`, `docs`, `other`.
+    pub operation: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// delivered, failed (a failed attempt, to be retried) or given_up.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_latency: Family<OperationLabels, Histogram>,
+    pub messages_sent: Counter,
+    pub messages_received: Counter,
+    pub webhook_deliveries: Family<OutcomeLabels, Counter>,
+    pub session_restarts: Counter,
+    phones: Family<StatusLabels, Gauge>,
+    outbox_depth: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("wagate");
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        let http_latency = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let metrics = Self {
+            http_requests,
+            http_latency,
+            messages_sent: Counter::default(),
+            messages_received: Counter::default(),
+            webhook_deliveries: Family::default(),
+            session_restarts: Counter::default(),
+            phones: Family::default(),
+            outbox_depth: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("http_requests", "HTTP requests answered", metrics.http_requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            metrics.http_latency.clone(),
+        );
+        registry.register(
+            "messages_sent",
+            "Messages phones sent through the API",
+            metrics.messages_sent.clone(),
+        );
+        registry.register(
+            "messages_received",
+            "Messages phones received",
+            metrics.messages_received.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome",
+            metrics.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "session_restarts",
+            "Phone sessions restarted by their supervisor",
+            metrics.session_restarts.clone(),
+        );
+        registry.register("phones", "Phones by connection status", metrics.phones.clone());
+        registry.register(
+            "outbox_depth",
+            "Webhook deliveries waiting to be sent or retried",
+            metrics.outbox_depth.clone(),
+        );
+        Self { registry, ..metrics }
+    }
+
+    /// The text exposition, with gauges read now.
+    pub fn render(&self, shared: &Shared) -> String {
+        for (status, count) in shared.directory.counts() {
+            self.phones
+                .get_or_create(&StatusLabels {
+                    status: status.as_str(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.outbox_depth
+            .set(i64::try_from(shared.outbox.pending.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `GET /metrics`: needs a token unless served on its own listener (`metrics.listen`).
+#[handler]
+pub async fn scrape(
+    req: &Request,
+    shared: Data<&std::sync::Arc<Shared>>,
+    auth: Data<&Option<std::sync::Arc<Auth>>>,
+) -> Response {
+    if let Some(auth) = auth.0 {
+        let allowed = presented_token(req).is_some_and(|t| auth.authenticate(&t).is_ok());
+        if !allowed {
+            return ApiError::unauthorized(
+                "unauthorized",
+                "send `Authorization: Bearer <token>` to read the metrics",
+            )
+            .into_response();
+        }
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(shared.metrics.render(&shared))
+}
