@@ -203,7 +203,7 @@ impl AuthApi {
         let body = body.0;
         let name = body
             .name
-            .map(|n| n.trim().to_owned())
+            .map(|n| n.replace('\0', "").trim().to_owned())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| format!("token {}", Utc::now().format("%Y-%m-%d %H:%M")));
         let (issued, row) = state.auth.generate_token(client_ip(req), body.password, &name).await?;

@@ -191,6 +191,11 @@ impl From<sea_orm::DbErr> for ApiError {
                     "the database is not available right now; retry shortly",
                 )
             }
+            // PostgreSQL refuses NUL in text: the input was bad, not the server.
+            _ if err.to_string().contains("invalid byte sequence") => Self::bad_request(
+                "invalid_request",
+                "a text value contains a NUL character, which cannot be stored",
+            ),
             _ if is_busy(&err) => {
                 tracing::warn!(error = %err, "database unavailable");
                 Self::unavailable(

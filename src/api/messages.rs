@@ -651,6 +651,12 @@ async fn build_message(state: &AppState, phone: &PhoneNumber, input: SendInput) 
         .quoted_message_id
         .map(|q| q.trim().to_owned())
         .filter(|q| !q.is_empty());
+    if quoted_id.as_ref().is_some_and(|q| q.chars().any(char::is_control)) {
+        return Err(ApiError::bad_request(
+            "invalid_message",
+            "`quotedMessageId` is not a message id",
+        ));
+    }
     // The quoted message's sender and text let WhatsApp show the quote; the history
     // knows them when the message went through this gateway.
     let quoted = match &quoted_id {

@@ -267,6 +267,7 @@ impl WebhooksApi {
         id: Path<String>,
         body: Json<WebhookRequest>,
     ) -> Result<Json<WebhookView>, ApiError> {
+        checked(&id)?;
         let (url, services) = validate(&state, body.0)?;
         let _serialised = state.webhook_edits.lock().await;
         webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
@@ -287,6 +288,7 @@ impl WebhooksApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> Result<Json<Confirmation>, ApiError> {
+        checked(&id)?;
         let _serialised = state.webhook_edits.lock().await;
         if !webhooks::delete(&state.db, &id).await? {
             return Err(not_found(&id));
@@ -306,6 +308,7 @@ impl WebhooksApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> Result<Json<SecretView>, ApiError> {
+        checked(&id)?;
         let _serialised = state.webhook_edits.lock().await;
         webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
         let secret = new_secret();
@@ -333,6 +336,7 @@ impl WebhooksApi {
         /// Only deliveries in this state.
         status: Query<Option<DeliveryStatus>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
+        checked(&id)?;
         webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
         let (page, limit) = page_params(page.0, limit.0, 20, 100)?;
         let offset = (page - 1).saturating_mul(limit);
@@ -360,6 +364,13 @@ impl WebhooksApi {
         /// The delivery (event) id.
         delivery_id: Path<String>,
     ) -> Result<Json<DeliveryView>, ApiError> {
+        checked(&id)?;
+        if uuid::Uuid::parse_str(&delivery_id).is_err() {
+            return Err(ApiError::not_found(
+                "delivery_not_found",
+                "this webhook has no delivery with that id",
+            ));
+        }
         let row = webhooks::requeue(&state.db, &id, &delivery_id)
             .await?
             .ok_or_else(|| ApiError::not_found("delivery_not_found", "this webhook has no delivery with that id"))?;
@@ -378,6 +389,7 @@ impl WebhooksApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> Result<Json<TestResult>, ApiError> {
+        checked(&id)?;
         let hook = webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
         let event_id = uuid::Uuid::now_v7().to_string();
         let payload = serde_json::json!({
@@ -460,6 +472,11 @@ async fn ensure_free(state: &AppState, services: &[String], except: Option<&str>
 async fn reload(state: &AppState) -> Result<(), ApiError> {
     state.phones.shared().outbox.load(&state.db).await?;
     Ok(())
+}
+
+/// Webhook ids are UUIDs: anything else names no webhook (and never reaches a query).
+fn checked(id: &str) -> Result<&str, ApiError> {
+    uuid::Uuid::parse_str(id).map(|_| id).map_err(|_| not_found(id))
 }
 
 fn not_found(id: &str) -> ApiError {

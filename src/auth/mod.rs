@@ -217,6 +217,9 @@ impl Auth {
     }
 
     pub async fn revoke_token(&self, id: &str) -> Result<(), AuthError> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(AuthError::TokenNotFound);
+        }
         if !tokens::revoke_api_token(&self.db, id).await? {
             return Err(AuthError::TokenNotFound);
         }

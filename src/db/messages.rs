@@ -109,6 +109,8 @@ pub async fn insert(
     message: NewMessage,
 ) -> Result<Model, DbErr> {
     let now = Utc::now();
+    // PostgreSQL's text cannot hold NUL; it carries nothing a person reads anyway.
+    let clean = |s: Option<String>| s.map(|s| s.replace('\0', ""));
     ActiveModel {
         phone: Set(phone.to_string()),
         seq: Set(seq),
@@ -117,12 +119,12 @@ pub async fn insert(
         chat: Set(message.chat),
         sender: Set(message.sender),
         kind: Set(message.kind),
-        body: Set(message.body),
-        media_mime: Set(message.media_mime),
-        media_file_name: Set(message.media_file_name),
+        body: Set(clean(message.body)),
+        media_mime: Set(clean(message.media_mime)),
+        media_file_name: Set(clean(message.media_file_name)),
         media_size: Set(message.media_size),
-        quoted_id: Set(message.quoted_id),
-        push_name: Set(message.push_name),
+        quoted_id: Set(clean(message.quoted_id)),
+        push_name: Set(clean(message.push_name)),
         status: Set(message.status.as_str().to_owned()),
         timestamp: Set(message.timestamp),
         created_at: Set(now),

@@ -816,3 +816,25 @@ async fn a_paced_queue_refuses_what_it_cannot_send_in_time() {
     refused.assert_error(429, "too_many_requests");
     assert!(refused.header("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn texts_with_nul_characters_are_stored_on_every_database() {
+    let (app, token) = ready().await;
+    let resp = app
+        .post(
+            &path(A, "/message"),
+            Some(&token),
+            json!({"recipient": ALICE, "message": "before\u{0}after"}),
+        )
+        .await;
+    resp.assert_status(200);
+    assert_eq!(history(&app, &token, "").await["data"][0]["text"], "beforeafter");
+    app.post(
+        &format!("/api/v1/sandbox/phones/{A}/inbound"),
+        Some(&token),
+        json!({"from": ALICE, "message": "in\u{0}bound"}),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(history(&app, &token, "").await["data"][0]["text"], "inbound");
+}

@@ -1,0 +1,474 @@
+//! Faults the gateway must ride out: a `kill -9` in the middle of a burst, a database that
+//! is locked for a while, a webhook receiver that hangs, phones that keep crashing under
+//! load, and SIGTERM with requests in flight. Each is bounded in time.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fixtures::Receiver;
+use crate::helpers::{PASSWORD, Response, builder, fresh_database, send, spawn_app_with_password};
+
+const A: &str = "+12015550101";
+const B: &str = "+12015550102";
+const ALICE: &str = "+12015550150";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The gateway as its own process, so it can be killed or signalled.
+struct Process {
+    child: Child,
+    base: String,
+    token: Option<String>,
+}
+
+impl Process {
+    async fn start(port: u16, dir: &std::path::Path, database_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wagate"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(dir)
+            .env("WAGATE_ENGINE", "sandbox")
+            .env("WAGATE_DATABASE_URL", database_url)
+            .env("WAGATE_WEBHOOKS__BACKOFF_MIN", "20ms")
+            .env("WAGATE_WEBHOOKS__BACKOFF_MAX", "200ms")
+            .env("WAGATE_SANDBOX__CONNECT_DELAY", "10ms")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let process = Self {
+            child: cmd.spawn().unwrap(),
+            base: format!("http://127.0.0.1:{port}"),
+            token: None,
+        };
+        for _ in 0..500 {
+            if reqwest::get(format!("{}/api/v1/health", process.base)).await.is_ok() {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the gateway did not start");
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Response {
+        let mut req = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        send(req).await
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        send(
+            reqwest::Client::new()
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(self.token.as_deref().unwrap_or_default()),
+        )
+        .await
+    }
+
+    async fn log_in(&mut self, first: bool) {
+        if first {
+            self.post("/api/v1/auth/change-password", json!({"newPassword": PASSWORD}))
+                .await
+                .assert_status(200);
+        }
+        let token = self
+            .post("/api/v1/auth/generate-token", json!({"password": PASSWORD}))
+            .await
+            .body["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.token = Some(token);
+    }
+
+    async fn wait_connected(&self, phone: &str) {
+        for _ in 0..500 {
+            if self.get(&format!("/api/v1/user/phones/{phone}")).await.body["status"] == "connected" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{phone} never connected");
+    }
+
+    async fn pair(&self, phone: &str) {
+        self.post("/api/v1/user/phones", json!({"phone": phone}))
+            .await
+            .assert_status(201);
+        self.post(&format!("/api/v1/user/phones/{phone}/connect"), json!({}))
+            .await
+            .assert_status(200);
+        self.post(&format!("/api/v1/sandbox/phones/{phone}/scan"), json!({}))
+            .await
+            .assert_status(200);
+        self.wait_connected(phone).await;
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn history_ids(process: &Process, phone: &str) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    let mut page = 1;
+    loop {
+        let body = process
+            .get(&format!("/api/v1/user/phones/{phone}/messages?limit=100&page={page}"))
+            .await
+            .body;
+        let data = body["data"].as_array().unwrap();
+        if data.is_empty() {
+            return ids;
+        }
+        ids.extend(data.iter().map(|m| m["id"].as_str().unwrap().to_owned()));
+        page += 1;
+    }
+}
+
+#[tokio::test]
+async fn a_kill_9_during_a_burst_loses_nothing_that_was_acknowledged() {
+    wagate::app::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, _guard) = fresh_database().await;
+    let port = free_port();
+    let receiver = Receiver::start().await;
+    let mut gateway = Process::start(port, dir.path(), &database_url, &[]).await;
+    gateway.log_in(true).await;
+    gateway
+        .post("/api/v1/sandbox/accounts", json!({"phone": ALICE, "name": "Alice"}))
+        .await
+        .assert_status(201);
+    gateway.pair(A).await;
+    gateway
+        .post(
+            "/api/v1/user/webhooks",
+            json!({"url": receiver.url(), "services": ["message.received"]}),
+        )
+        .await
+        .assert_status(201);
+
+    // A burst of inbound messages and sends, from several clients, cut short by SIGKILL.
+    let base = gateway.base.clone();
+    let token = gateway.token.clone().unwrap();
+    let mut tasks = Vec::new();
+    for worker in 0..6 {
+        let base = base.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut acknowledged = Vec::new();
+            for i in 0..1000 {
+                let (path, body) = if worker % 2 == 0 {
+                    (
+                        format!("/api/v1/sandbox/phones/{A}/inbound"),
+                        json!({"from": ALICE, "message": format!("in {worker}-{i}")}),
+                    )
+                } else {
+                    (
+                        format!("/api/v1/user/phones/{A}/message"),
+                        json!({"recipient": ALICE, "message": format!("out {worker}-{i}")}),
+                    )
+                };
+                let Ok(resp) = client
+                    .post(format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                if resp.status() != 200 {
+                    break;
+                }
+                let Ok(body) = resp.json::<Value>().await else { break };
+                let inbound = worker % 2 == 0;
+                if !inbound || body["delivered"] == true {
+                    acknowledged.push((inbound, body["id"].as_str().unwrap().to_owned()));
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gateway.signal("-KILL");
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    drop(gateway);
+    assert!(acknowledged.len() > 20, "the burst got going: {}", acknowledged.len());
+
+    let mut gateway = Process::start(port, dir.path(), &database_url, &[]).await;
+    gateway.log_in(false).await;
+    gateway.wait_connected(A).await;
+    let stored = history_ids(&gateway, A).await;
+    for (_, id) in &acknowledged {
+        assert!(
+            stored.contains(id),
+            "acknowledged message {id} is missing after the restart"
+        );
+    }
+    // Every stored inbound message reaches the webhook (the outbox was written with it).
+    let inbound: HashSet<String> = acknowledged
+        .iter()
+        .filter(|(i, _)| *i)
+        .map(|(_, id)| id.clone())
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let delivered: HashSet<String> = receiver
+            .hits()
+            .iter()
+            .map(|h| h.json()["data"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        if inbound.is_subset(&delivered) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} acknowledged inbound messages never reached the webhook",
+            inbound.difference(&delivered).count()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_locked_database_gives_clear_503s_and_recovers_without_a_restart() {
+    let postgres = std::env::var("WAGATE_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty());
+    let app = builder()
+        .with("database_busy_timeout", "200ms")
+        .with("http.request_timeout", "1s")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let token = app.token().await;
+    use sea_orm::ConnectionTrait;
+    // Another client takes the write lock and holds it.
+    let locker = sea_orm::Database::connect(if postgres {
+        app.database_url.clone()
+    } else {
+        format!("sqlite://{}?mode=rw", app.data_dir.join("wagate.db").display())
+    })
+    .await
+    .unwrap();
+    let txn = sea_orm::TransactionTrait::begin(&locker).await.unwrap();
+    if postgres {
+        txn.execute_unprepared("LOCK TABLE phones IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    } else {
+        // A write in the open transaction holds SQLite's write lock until it ends.
+        txn.execute_unprepared("UPDATE settings SET updated_at = updated_at")
+            .await
+            .unwrap();
+    }
+    let resp = app.post("/api/v1/user/phones", Some(&token), json!({"phone": A})).await;
+    resp.assert_status(503);
+    let code = resp.body["error"]["code"].as_str().unwrap();
+    assert!(
+        ["database_unavailable", "request_timeout"].contains(&code),
+        "{}",
+        resp.body
+    );
+    // The process is fine meanwhile.
+    app.get("/api/v1/health", None).await.assert_status(200);
+    txn.rollback().await.unwrap();
+    drop(locker);
+    app.post("/api/v1/user/phones", Some(&token), json!({"phone": A}))
+        .await
+        .assert_status(201);
+}
+
+#[tokio::test]
+async fn a_hanging_webhook_receiver_does_not_hold_up_the_api() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    app.post(
+        "/api/v1/sandbox/accounts",
+        Some(&token),
+        json!({"phone": ALICE, "name": "Alice"}),
+    )
+    .await;
+    app.pair_phone(&token, A).await;
+    app.pair_phone(&token, B).await;
+    app.post(
+        "/api/v1/user/webhooks",
+        Some(&token),
+        json!({"url": url, "services": ["message.received", "message.sent"]}),
+    )
+    .await
+    .assert_status(201);
+    for i in 0..50 {
+        let phone = if i % 2 == 0 { A } else { B };
+        let resp = tokio::time::timeout(
+            Duration::from_secs(5),
+            app.post(
+                &format!("/api/v1/sandbox/phones/{phone}/inbound"),
+                Some(&token),
+                json!({"from": ALICE, "message": format!("m{i}")}),
+            ),
+        )
+        .await
+        .expect("inbound is stored while the receiver hangs");
+        resp.assert_status(200);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            app.post(
+                &format!("/api/v1/user/phones/{phone}/message"),
+                Some(&token),
+                json!({"recipient": ALICE, "message": "x"}),
+            ),
+        )
+        .await
+        .expect("sends go on while the receiver hangs")
+        .assert_status(200);
+    }
+    let resources = app.get("/api/v1/health/resources", Some(&token)).await.body;
+    assert!(
+        resources["queues"]["webhookDeliveries"].as_u64().unwrap() >= 50,
+        "{resources}"
+    );
+    holder.abort();
+}
+
+#[tokio::test]
+async fn phones_crashing_under_load_leave_the_others_alone() {
+    let app = builder().with("phones.max_restarts", 100).spawn().await;
+    app.set_first_password().await;
+    let token = app.token().await;
+    app.post(
+        "/api/v1/sandbox/accounts",
+        Some(&token),
+        json!({"phone": ALICE, "name": "Alice"}),
+    )
+    .await;
+    app.pair_phone(&token, A).await;
+    app.pair_phone(&token, B).await;
+    let crasher = async {
+        for _ in 0..10 {
+            app.post(
+                &format!("/api/v1/sandbox/phones/{A}/faults"),
+                Some(&token),
+                json!({"kind": "crash"}),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+    };
+    let sender = async {
+        let mut ok = 0;
+        for i in 0..100 {
+            let resp = app
+                .post(
+                    &format!("/api/v1/user/phones/{B}/message"),
+                    Some(&token),
+                    json!({"recipient": ALICE, "message": format!("b{i}")}),
+                )
+                .await;
+            assert_eq!(resp.status, 200, "B's send {i}: {}", resp.body);
+            ok += 1;
+        }
+        ok
+    };
+    let ((), sent) = tokio::join!(crasher, sender);
+    assert_eq!(sent, 100);
+    app.wait_for_status(&token, A, "connected").await;
+    let restarts = app.get("/api/v1/health/resources", Some(&token)).await.body["actors"]["sessionRestarts"]
+        .as_u64()
+        .unwrap();
+    assert!(restarts >= 5, "A was restarted: {restarts}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    wagate::app::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, _guard) = fresh_database().await;
+    let port = free_port();
+    // Paced sends: the second of two waits about a second in the phone's queue.
+    let pacing = [
+        ("WAGATE_MESSAGING__PACING", "on"),
+        ("WAGATE_MESSAGING__SEND_INTERVAL", "1s"),
+        ("WAGATE_MESSAGING__SEND_JITTER", "0s"),
+    ];
+    let mut gateway = Process::start(port, dir.path(), &database_url, &pacing).await;
+    gateway.log_in(true).await;
+    gateway
+        .post("/api/v1/sandbox/accounts", json!({"phone": ALICE, "name": "Alice"}))
+        .await
+        .assert_status(201);
+    gateway.pair(A).await;
+    let send_one = |text: &'static str| {
+        let base = gateway.base.clone();
+        let token = gateway.token.clone().unwrap();
+        tokio::spawn(async move {
+            send(
+                reqwest::Client::new()
+                    .post(format!("{base}/api/v1/user/phones/{A}/message"))
+                    .bearer_auth(token)
+                    .json(&json!({"recipient": ALICE, "message": text})),
+            )
+            .await
+        })
+    };
+    let first = send_one("first");
+    let second = send_one("second");
+    let first = first.await.unwrap();
+    first.assert_status(200);
+    gateway.signal("-TERM");
+    let second = second.await.unwrap();
+    second.assert_status(200);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = gateway.child.wait().unwrap();
+        (status, gateway)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exits cleanly: {:?}", status.0);
+    drop(status.1);
+
+    let mut gateway = Process::start(port, dir.path(), &database_url, &pacing).await;
+    gateway.log_in(false).await;
+    let stored = history_ids(&gateway, A).await;
+    for resp in [&first, &second] {
+        assert!(
+            stored.contains(resp.body["id"].as_str().unwrap()),
+            "an answered send was not stored"
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! Every protected operation refuses every kind of bad credential; hostile strings in
+//! every path parameter and body field get a 4xx, never a 5xx or a split header; and no
+//! secret reaches the logs.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use wagate::auth::jwt::{Claims, Jwt, TokenKind};
+use wagate::db::settings::{self, Key};
+
+use crate::helpers::{PASSWORD, TestApp, send, spawn_app_with_password};
+
+/// Every operation of the spec: method, path template, operation.
+fn operations() -> Vec<(Method, String, Value)> {
+    let spec: Value = serde_json::from_str(&wagate::api::spec_json()).unwrap();
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            ops.push((method.to_uppercase().parse().unwrap(), path.clone(), op.clone()));
+        }
+    }
+    ops
+}
+
+fn fill(path: &str, value: &str) -> String {
+    let mut out = String::new();
+    for segment in path.split('/') {
+        if !out.is_empty() || path.starts_with('/') {
+            out.push('/');
+        }
+        out.push_str(if segment.starts_with('{') { value } else { segment });
+    }
+    out.replacen("//", "/", 1)
+}
+
+fn plausible(path: &str) -> String {
+    path.replace("{phone}", "+12015550101")
+        .replace("{group_id}", "120363000000000000@g.us")
+        .replace("{delivery_id}", "00000000-0000-0000-0000-000000000000")
+        .replace("{id}", "00000000-0000-0000-0000-000000000000")
+}
+
+async fn bad_tokens(app: &TestApp) -> Vec<(&'static str, Option<String>)> {
+    let good = app.token().await;
+    let parts: Vec<&str> = good.split('.').collect();
+    let mut payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    payload["kind"] = json!("api");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        parts[2]
+    );
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        parts[1]
+    );
+    let secret = settings::get(&app.state.db, Key::JwtSecret).await.unwrap().unwrap();
+    let own = Jwt::new(&hex::decode(secret).unwrap());
+    let now = chrono::Utc::now().timestamp();
+    let claims = |exp: i64| Claims {
+        sub: "owner".into(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: now,
+        exp: Some(now + exp),
+        kind: TokenKind::Session,
+        epoch: Some(1),
+    };
+    let expired = own.encode(&claims(-3600)).unwrap();
+    let foreign = Jwt::new(b"another server's secret").encode(&claims(3600)).unwrap();
+    let revoked = app.token().await;
+    app.request(Method::POST, "/api/v1/auth/logout", Some(&revoked), None)
+        .await
+        .assert_status(200);
+    vec![
+        ("none", None),
+        ("tampered", Some(tampered)),
+        ("alg none", Some(unsigned)),
+        ("expired", Some(expired)),
+        ("another server's", Some(foreign)),
+        ("revoked", Some(revoked)),
+        ("garbage", Some("garbage".into())),
+    ]
+}
+
+#[tokio::test]
+async fn every_protected_operation_refuses_bad_credentials() {
+    let app = spawn_app_with_password().await;
+    let tokens = bad_tokens(&app).await;
+    let mut checked = 0;
+    for (method, path, op) in operations() {
+        if op.get("security").is_none() {
+            continue;
+        }
+        for (what, token) in &tokens {
+            let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
+            let resp = app
+                .request(method.clone(), &plausible(&path), token.as_deref(), body)
+                .await;
+            assert_eq!(resp.status, 401, "{method} {path} with a {what} token: {}", resp.body);
+            checked += 1;
+        }
+        // The cookie is checked the same way.
+        let req = app
+            .client
+            .request(method.clone(), app.url(&plausible(&path)))
+            .header("Cookie", format!("wagate_session={}", tokens[1].1.as_deref().unwrap()));
+        assert_eq!(send(req).await.status, 401, "{method} {path} with a tampered cookie");
+    }
+    assert!(checked > 200, "only {checked} checks: the spec lost its operations?");
+}
+
+const HOSTILE: &[&str] = &[
+    "../../etc/passwd",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%00",
+    "a\r\nX-Injected: yes",
+    "<script>alert(1)</script>",
+    "' OR '1'='1",
+    "\u{202e}\u{0000}",
+];
+
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// A JSON body with every string property of the operation's schema set to `value`.
+fn hostile_body(spec: &Value, op: &Value, value: &str) -> Option<Value> {
+    let schema = &op["requestBody"]["content"]["application/json; charset=utf-8"]["schema"];
+    let name = schema["$ref"].as_str()?.rsplit('/').next()?;
+    let properties = spec["components"]["schemas"][name]["properties"].as_object()?;
+    let mut body = Map::new();
+    for (key, prop) in properties {
+        if prop["type"] == "string" {
+            body.insert(key.clone(), json!(value));
+        } else if prop["type"] == "array" && prop["items"]["type"] == "string" {
+            body.insert(key.clone(), json!([value]));
+        }
+    }
+    Some(Value::Object(body))
+}
+
+#[tokio::test]
+async fn hostile_strings_get_4xx_answers_and_never_split_headers() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    app.post("/api/v1/user/phones", Some(&token), json!({"phone": "+12015550101"}))
+        .await
+        .assert_status(201);
+    let spec: Value = serde_json::from_str(&wagate::api::spec_json()).unwrap();
+    let long = "x".repeat(10_000);
+    let mut values: Vec<&str> = HOSTILE.to_vec();
+    values.push(&long);
+    let mut checked = 0;
+    for (method, path, op) in operations() {
+        // Skip the destructive and the slow: logging out ends the session under test.
+        let id = op["operationId"].as_str().unwrap();
+        if ["logout", "streamEvents", "revokeToken"].contains(&id) {
+            continue;
+        }
+        for value in &values {
+            if path.contains('{') {
+                let resp = app
+                    .request(method.clone(), &fill(&path, &encode(value)), Some(&token), None)
+                    .await;
+                assert!(
+                    resp.status.as_u16() < 500,
+                    "{method} {path} with path {value:?}: {} {}",
+                    resp.status,
+                    resp.body
+                );
+                assert!(resp.header("x-injected").is_none());
+                checked += 1;
+            }
+            if let Some(body) = hostile_body(&spec, &op, value) {
+                let resp = app
+                    .request(method.clone(), &plausible(&path), Some(&token), Some(body.clone()))
+                    .await;
+                assert!(
+                    resp.status.as_u16() < 500,
+                    "{method} {path} with body {body}: {} {}",
+                    resp.status,
+                    resp.body
+                );
+                assert!(resp.header("x-injected").is_none());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} checks");
+    // The stored data is intact.
+    app.get("/api/v1/user/phones/+12015550101", Some(&token))
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs() {
+    wagate::app::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wagate"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .env("WAGATE_ENGINE", "sandbox")
+        .env("WAGATE_LOG__FORMAT", "json")
+        .env("RUST_LOG", "trace,hyper=debug,h2=debug")
+        .env_remove("WAGATE_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{base}/api/v1/health")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut req = client.post(format!("{base}{path}")).json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    post("/api/v1/auth/change-password", None, json!({"newPassword": PASSWORD}))
+        .await
+        .unwrap();
+    let login: Value = post("/api/v1/auth/login", None, json!({"password": PASSWORD}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = login["token"].as_str().unwrap().to_owned();
+    let permanent: Value = post("/api/v1/auth/generate-token", None, json!({"password": PASSWORD}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let permanent = permanent["token"].as_str().unwrap().to_owned();
+    let hook: Value = post(
+        "/api/v1/user/webhooks",
+        Some(&session),
+        json!({"url": "http://127.0.0.1:9/hook", "services": ["message.received"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    client
+        .get(format!("{base}/api/v1/auth/verify?token={permanent}"))
+        .send()
+        .await
+        .unwrap();
+    post("/api/v1/auth/login", None, json!({"password": "a wrong password"}))
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/api/v1/user/phones"))
+        .header("Cookie", format!("wagate_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    let mut logs = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    child.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
+    child.wait().unwrap();
+    assert!(logs.len() > 1000, "the server logged: {logs}");
+    for (what, value) in [
+        ("the password", PASSWORD),
+        ("a wrong password", "a wrong password"),
+        ("a session token", session.as_str()),
+        ("a permanent token", permanent.as_str()),
+        ("a webhook secret", secret.as_str()),
+    ] {
+        assert!(!logs.contains(value), "{what} appears in the logs");
+    }
+}
