@@ -73,6 +73,11 @@ impl Outbox {
             .cloned()
     }
 
+    /// Whether a webhook receives this kind of event.
+    pub fn wants(&self, kind: EventKind) -> bool {
+        self.target_for(kind).is_some()
+    }
+
     fn target_for(&self, kind: EventKind) -> Option<Arc<Target>> {
         self.by_kind
             .read()

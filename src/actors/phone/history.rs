@@ -126,6 +126,13 @@ impl PhoneState {
         contact: Option<Learnt>,
         kind: EventKind,
     ) -> Result<(StoredMessage, GatewayEvent, Option<delivery::Model>), DbErr> {
+        if contact.is_none() && !self.shared.outbox.wants(kind) {
+            // One row and nothing to keep with it: a single statement, no transaction.
+            let row = messages::insert(&self.shared.db, &self.phone, self.next_seq, new).await?;
+            self.next_seq += 1;
+            let event = self.event(kind, &row);
+            return Ok((row, event, None));
+        }
         let txn = self.shared.db.begin().await?;
         let row = messages::insert(&txn, &self.phone, self.next_seq, new).await?;
         if let Some(contact) = contact {
