@@ -10,6 +10,7 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{Endpoint, EndpointExt, Route, Server};
 use ractor::{Actor, ActorRef};
 use sea_orm::DatabaseConnection;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::root::{self, RootArgs, RootMsg, RootSupervisor};
@@ -100,6 +101,7 @@ impl App {
             cache: Default::default(),
             outbox,
             metrics: Arc::new(Metrics::new()),
+            logins: Arc::new(Semaphore::new(config.phones.resume_concurrency)),
         });
         let supervisor_slot = Arc::default();
         let (root, _) = Actor::spawn(

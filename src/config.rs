@@ -159,8 +159,9 @@ pub struct PhonesConfig {
     pub max_restarts: u32,
     #[serde(with = "humantime_serde")]
     pub restart_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub resume_stagger: Duration,
+    /// At most this many sessions log in with their stored link at once (start-up and
+    /// restarts after a crash).
+    pub resume_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -329,6 +330,9 @@ impl Config {
                 "phones.restart_backoff_min",
                 "must not exceed phones.restart_backoff_max",
             );
+        }
+        if self.phones.resume_concurrency == 0 {
+            return invalid("phones.resume_concurrency", "must be at least 1");
         }
         if self.messaging.queue_size == 0 {
             return invalid("messaging.queue_size", "must be at least 1");

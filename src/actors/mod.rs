@@ -189,6 +189,8 @@ pub struct Shared {
     /// Webhook routing and the dispatcher it feeds.
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Slots for sessions logging in by themselves (`phones.resume_concurrency`).
+    pub logins: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {

@@ -22,7 +22,8 @@ pub enum SupervisorMsg {
         phone: PhoneNumber,
         reply: Option<Reply<()>>,
     },
-    /// Restart a session: after its backoff (`delay` zero), or at start-up (staggered).
+    /// Start a session again: after a crash (`delay` is the backoff), or at start-up (no delay).
+    /// Phones that were online log in again within `phones.resume_concurrency`.
     Restart { phone: PhoneNumber, delay: Duration },
     /// Stop the phone's session for good (the phone is being deleted).
     Stop {
@@ -52,9 +53,8 @@ impl Actor for PhoneSupervisor {
         myself: ActorRef<SupervisorMsg>,
         shared: Arc<Shared>,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        // Every known phone gets its session; those that were online resume, staggered.
-        let stagger = shared.config.phones.resume_stagger;
-        let mut resumed = 0u32;
+        // Every known phone gets its session; those that were online log in again, as many
+        // at once as `phones.resume_concurrency` allows.
         for phone in shared.directory.phones() {
             let Some(entry) = shared.directory.get(&phone) else {
                 continue;
@@ -62,13 +62,10 @@ impl Actor for PhoneSupervisor {
             if entry.state.status == PhoneStatus::Failed {
                 continue;
             }
-            let delay = if entry.state.status.resumes() {
-                resumed += 1;
-                stagger.saturating_mul(resumed - 1)
-            } else {
-                Duration::ZERO
-            };
-            myself.cast(SupervisorMsg::Restart { phone, delay })?;
+            myself.cast(SupervisorMsg::Restart {
+                phone,
+                delay: Duration::ZERO,
+            })?;
         }
         Ok(SupervisorState {
             shared,

@@ -107,6 +107,19 @@ impl Page {
         panic!("{css} never became visible");
     }
 
+    /// An attribute of the visible element, looked up again if a re-render replaced it.
+    async fn attribute(&self, css: &str, name: &str) -> String {
+        for _ in 0..200 {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && let Ok(Some(value)) = element.attr(name).await
+            {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{css} never had a {name} attribute");
+    }
+
     async fn text_of(&self, css: &str, expected: &str) {
         for _ in 0..200 {
             if let Ok(element) = self.client.find(Locator::Css(css)).await
@@ -129,8 +142,17 @@ impl Page {
         input.send_keys(value).await.unwrap();
     }
 
+    /// Clicks the element, finding it again if a re-render replaced it in between.
     async fn click(&self, css: &str) {
-        self.visible(css).await.click().await.unwrap();
+        let mut last = None;
+        for _ in 0..20 {
+            match self.visible(css).await.click().await {
+                Ok(()) => return,
+                Err(err) => last = Some(err),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("cannot click {css}: {last:?}");
     }
 }
 
@@ -207,14 +229,10 @@ async fn run(app: &TestApp, page: &mut Page) {
 
     // Connect: the QR code shows; the owner scans it; the page turns connected by itself.
     page.click(&format!("li[data-phone='{A}'] .actions button")).await;
-    let qr = page.visible(&format!("li[data-phone='{A}'] img.qr")).await;
-    assert!(
-        qr.attr("src")
-            .await
-            .unwrap()
-            .unwrap()
-            .starts_with("data:image/png;base64,")
-    );
+    let qr = format!("li[data-phone='{A}'] img.qr");
+    page.visible(&qr).await;
+    // The list re-renders on every status event, so the element is looked up afresh.
+    assert!(page.attribute(&qr, "src").await.starts_with("data:image/png;base64,"));
     page.shot("qr").await;
     let token = app.token().await;
     app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))

@@ -271,6 +271,44 @@ async fn a_restart_resumes_connected_phones_without_a_qr() {
 }
 
 #[tokio::test]
+async fn resumed_phones_log_in_at_most_resume_concurrency_at_once() {
+    const C: &str = "+12015550103";
+    let app = builder()
+        .with("phones.resume_concurrency", 1)
+        .with("sandbox.connect_delay", "400ms")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let token = app.token().await;
+    for phone in [A, B, C] {
+        app.pair_phone(&token, phone).await;
+    }
+    let app = app.restart().await;
+    let token = app.token().await;
+    let statuses = |phones: serde_json::Value| -> Vec<String> {
+        phones["data"]
+            .as_array()
+            .expect("phones")
+            .iter()
+            .map(|p| p["status"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    // One login at a time, 400 ms each: when the first phone is back the others still wait.
+    let first = loop {
+        let now = statuses(app.get("/api/v1/user/phones", Some(&token)).await.body);
+        if now.iter().any(|s| s == "connected") {
+            break now;
+        }
+        assert!(now.iter().all(|s| s == "connecting"), "{now:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(first.iter().filter(|s| *s == "connected").count(), 1, "{first:?}");
+    for phone in [A, B, C] {
+        app.wait_for_status(&token, phone, "connected").await;
+    }
+}
+
+#[tokio::test]
 async fn the_quota_limits_phones_and_is_reported() {
     let app = builder().with("limits.max_phones", 2).spawn().await;
     app.set_first_password().await;

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::oneshot;
 
 use super::{Pairing, PhoneEntry, PhoneError, Reply, Shared};
 use crate::db::messages::{self, Model as StoredMessage};
@@ -42,8 +43,9 @@ pub enum PhoneMsg {
     Engine(EngineEvent),
     /// `connect_wait` passed: answer the connect requests still waiting.
     ConnectWaitOver,
-    /// Bring a phone that was online before the restart back online.
-    Resume,
+    /// Bring a phone that was online before the restart back online. `done` is told once the
+    /// login is over (connected or not), which frees its slot in `Shared::logins`.
+    Resume { done: oneshot::Sender<()> },
     /// Queue a message; answers with the stored message once the engine accepted it.
     Send {
         message: OutgoingMessage,
@@ -91,6 +93,8 @@ pub struct PhoneState {
     next_seq: i64,
     /// Receipts waiting to be written together ([`history::RECEIPT_BATCH`]).
     receipts: Vec<Receipt>,
+    /// A login started by [`PhoneMsg::Resume`] that is still under way.
+    login: Option<oneshot::Sender<()>>,
 }
 
 impl Actor for PhoneSession {
@@ -138,12 +142,13 @@ impl Actor for PhoneSession {
             queue,
             next_seq,
             receipts: Vec::new(),
+            login: None,
         };
         // Say only what is true now: nothing is connected yet in a fresh actor.
         let was = this.state.status;
         let next = match (resume_after, was.resumes(), this.session.is_linked()) {
             (Some(delay), true, true) => {
-                myself.send_after(delay, || PhoneMsg::Resume);
+                this.resume_after(&myself, delay);
                 Some((PhoneStatus::Connecting, this.state.last_error.clone()))
             }
             (_, true, false) if this.state.jid.is_some() => Some((
@@ -209,7 +214,8 @@ impl Actor for PhoneSession {
             }
             PhoneMsg::Engine(event) => return this.on_engine_event(&myself, event).await,
             PhoneMsg::ConnectWaitOver => this.answer_waiters(),
-            PhoneMsg::Resume if this.state.status == PhoneStatus::Connecting => {
+            PhoneMsg::Resume { done } if this.state.status == PhoneStatus::Connecting => {
+                this.login = Some(done);
                 if let Err(err) = this.session.connect(PairingMode::Qr).await {
                     this.state.status = PhoneStatus::Reconnecting;
                     this.state.last_error = Some(format!("cannot connect: {err}"));
@@ -218,7 +224,7 @@ impl Actor for PhoneSession {
                     return Err(err.into());
                 }
             }
-            PhoneMsg::Resume => {}
+            PhoneMsg::Resume { .. } => {}
             PhoneMsg::Send { message, reply } => {
                 if this.state.status == PhoneStatus::Connected {
                     this.queue.push(SendJob { message, reply });
@@ -262,7 +268,32 @@ impl PhoneState {
         entry
     }
 
-    async fn publish(&self) {
+    /// Once `phones.resume_concurrency` allows it (and `delay` passed), logs in with the
+    /// stored link. The slot is held until the login is over or `phones.connect_wait`
+    /// passed, so a phone that hangs does not hold up the others for long.
+    fn resume_after(&self, myself: &ActorRef<PhoneMsg>, delay: Duration) {
+        let logins = Arc::clone(&self.shared.logins);
+        let wait = self.shared.config.phones.connect_wait;
+        let me = myself.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Ok(_slot) = logins.acquire_owned().await else {
+                return;
+            };
+            let (done, over) = oneshot::channel();
+            if me.cast(PhoneMsg::Resume { done }).is_ok() {
+                // Told, dropped (the actor moved on or stopped) or timed out: the slot is free.
+                let _ = tokio::time::timeout(wait, over).await;
+            }
+        });
+    }
+
+    async fn publish(&mut self) {
+        if self.state.status != PhoneStatus::Connecting
+            && let Some(done) = self.login.take()
+        {
+            let _ = done.send(());
+        }
         self.shared
             .publish(&self.phone, self.state.clone(), self.pairing.clone())
             .await;
