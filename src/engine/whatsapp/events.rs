@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use whatsapp_rust::Client;
 use whatsapp_rust::InboundDurabilityHook;
-use whatsapp_rust::wacore::types::events::{Event, EventHandler, InboundMessage as WaInbound};
+use whatsapp_rust::wacore::types::events::{ConnectFailureReason, Event, EventHandler, InboundMessage as WaInbound};
 
 use super::convert::{self, from_wa_jid};
 use crate::engine::{Ack, ContactInfo, EngineEvent, EventSink, Identity};
@@ -75,23 +75,45 @@ impl EventHandler for Forwarder {
             Event::Disconnected(d) => sink(EngineEvent::Disconnected {
                 reason: format!("the connection to WhatsApp dropped ({}); reconnecting", d.reason),
             }),
-            Event::LoggedOut(out) => sink(EngineEvent::LoggedOut {
-                reason: format!("logged out by WhatsApp ({:?}); connect to pair again", out.reason),
-            }),
+            Event::LoggedOut(out) => {
+                let told = out.logout_message.as_ref().map(|m| {
+                    [m.header.as_deref(), m.subtext.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                });
+                let told = told.filter(|t| !t.is_empty()).map(|t| format!(" (WhatsApp says: {t})"));
+                sink(EngineEvent::LoggedOut {
+                    reason: format!(
+                        "logged out: {}{}; connect to pair again",
+                        failure_reason(&out.reason),
+                        told.unwrap_or_default()
+                    ),
+                })
+            }
             Event::StreamReplaced(_) => sink(EngineEvent::Disconnected {
                 reason: "another client took over this session (stream replaced)".into(),
             }),
             Event::TemporaryBan(ban) => sink(EngineEvent::Disconnected {
-                reason: format!(
-                    "WhatsApp temporarily banned this number ({}); it expires in {:?}",
-                    ban.code, ban.expire
-                ),
+                reason: match ban.expire.to_std() {
+                    Ok(left) => format!(
+                        "WhatsApp temporarily banned this number ({}); the ban ends in {}",
+                        ban.code,
+                        humantime::format_duration(Duration::from_secs(left.as_secs()))
+                    ),
+                    Err(_) => format!("WhatsApp temporarily banned this number ({})", ban.code),
+                },
             }),
             Event::ClientOutdated(_) => sink(EngineEvent::Disconnected {
                 reason: "WhatsApp says this client version is outdated (405); update wagate".into(),
             }),
             Event::ConnectFailure(failure) => sink(EngineEvent::Disconnected {
-                reason: format!("WhatsApp refused the connection ({:?})", failure.reason),
+                reason: format!(
+                    "WhatsApp refused the connection: {}{}",
+                    failure_reason(&failure.reason),
+                    failure.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                ),
             }),
             Event::Messages(batch) if !batch.hook_committed => {
                 // Newsletter and placeholder messages bypass the durability hook.
@@ -135,6 +157,21 @@ impl EventHandler for Forwarder {
     }
 }
 
+/// Why WhatsApp ended or refused a session, in words (the crate only gives the code).
+fn failure_reason(reason: &ConnectFailureReason) -> String {
+    match reason {
+        ConnectFailureReason::LoggedOut => "the device was unlinked (on the phone, under Linked devices)".into(),
+        ConnectFailureReason::UnknownLogout => "WhatsApp ended this linked device's session".into(),
+        ConnectFailureReason::TempBanned => "the number is temporarily banned".into(),
+        ConnectFailureReason::AccountLocked => "WhatsApp locked the account".into(),
+        ConnectFailureReason::ClientOutdated => "this client version is outdated; update wagate".into(),
+        ConnectFailureReason::ServiceUnavailable | ConnectFailureReason::InternalServerError => {
+            "WhatsApp's service is unavailable for now".into()
+        }
+        other => format!("WhatsApp's reason {other:?}"),
+    }
+}
+
 /// Commits inbound messages through the gateway before WhatsApp is acknowledged.
 pub struct Hook {
     sink: EventSink,
@@ -164,5 +201,235 @@ impl InboundDurabilityHook for Hook {
                 "the gateway did not store the messages; leaving them unacknowledged"
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::Utc;
+    use whatsapp_rust::wacore::net::DisconnectReason;
+    use whatsapp_rust::wacore::stanza::groups::GroupNotificationAction;
+    use whatsapp_rust::wacore::types::events::{BatchOrigin, InboundMessage as WaInbound};
+    use whatsapp_rust::wacore::types::events::{
+        Connected, ContactUpdate, Disconnected, GroupUpdate, LoggedOut, LogoutMessage, MessageBatch, PairingQrCode,
+        PairingQrCodesExhausted, PushNameUpdate, StreamReplaced, TempBanReason, TemporaryBan,
+    };
+    use whatsapp_rust::wacore::types::message::{MessageInfo, MessageSource};
+    use whatsapp_rust::waproto::whatsapp as wa;
+
+    use super::*;
+    use crate::domain::Jid;
+    use crate::engine::InboundContent;
+
+    /// A forwarder whose events land in a list.
+    fn forwarder() -> (Forwarder, Arc<Mutex<Vec<EngineEvent>>>) {
+        let seen: Arc<Mutex<Vec<EngineEvent>>> = Arc::default();
+        let sink_seen = Arc::clone(&seen);
+        let sink: EventSink = Arc::new(move |event| sink_seen.lock().unwrap().push(event));
+        (Forwarder::new(sink), seen)
+    }
+
+    fn one(forwarder: &Forwarder, seen: &Mutex<Vec<EngineEvent>>, event: Event) -> EngineEvent {
+        forwarder.handle_event(Arc::new(event));
+        let mut seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        seen.pop().unwrap()
+    }
+
+    fn wa_jid(s: &str) -> whatsapp_rust::Jid {
+        s.parse().unwrap()
+    }
+
+    fn jid(s: &str) -> Jid {
+        s.parse().unwrap()
+    }
+
+    fn info(sender: &str) -> MessageInfo {
+        MessageInfo {
+            source: MessageSource {
+                chat: wa_jid(sender),
+                sender: wa_jid(sender),
+                ..Default::default()
+            },
+            id: "3EB0PUSH".into(),
+            push_name: "Alice".into(),
+            timestamp: Utc::now(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pairing_events_become_codes_and_failures() {
+        let (f, seen) = forwarder();
+        let qr = PairingQrCode::builder()
+            .code("2@abc,def".into())
+            .timeout(Duration::from_secs(20))
+            .build();
+        match one(&f, &seen, Event::PairingQrCode(qr)) {
+            EngineEvent::QrCode { code, valid_for } => {
+                assert_eq!(code, "2@abc,def");
+                assert_eq!(valid_for, Duration::from_secs(20));
+            }
+            other => panic!("{other:?}"),
+        }
+        let exhausted = PairingQrCodesExhausted::builder().disconnected(true).build();
+        match one(&f, &seen, Event::PairingQrCodesExhausted(exhausted)) {
+            EngineEvent::PairingFailed { reason } => assert!(reason.contains("not scanned in time"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn connection_events_explain_themselves() {
+        let (f, seen) = forwarder();
+        // Without the client there is no number to report: not "connected" yet.
+        match one(&f, &seen, Event::Connected(Connected::builder().build())) {
+            EngineEvent::Disconnected { reason } => assert!(reason.contains("did not tell"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let dropped = Disconnected::builder().reason(DisconnectReason::StreamEnded).build();
+        match one(&f, &seen, Event::Disconnected(dropped)) {
+            EngineEvent::Disconnected { reason } => assert!(reason.contains("reconnecting"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        match one(&f, &seen, Event::StreamReplaced(StreamReplaced::builder().build())) {
+            EngineEvent::Disconnected { reason } => assert!(reason.contains("another client"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let ban = TemporaryBan::builder()
+            .code(TempBanReason::SentToTooManyPeople)
+            .expire(chrono::TimeDelta::hours(25))
+            .build();
+        match one(&f, &seen, Event::TemporaryBan(ban)) {
+            EngineEvent::Disconnected { reason } => {
+                assert!(reason.contains("temporarily banned"), "{reason}");
+                assert!(reason.contains("too many messages"), "{reason}");
+                assert!(reason.contains("ends in 1day 1h"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_logout_needs_pairing_again() {
+        let (f, seen) = forwarder();
+        let out = LoggedOut::builder()
+            .on_connect(false)
+            .reason(ConnectFailureReason::LoggedOut)
+            .build();
+        match one(&f, &seen, Event::LoggedOut(out)) {
+            EngineEvent::LoggedOut { reason } => assert_eq!(
+                reason,
+                "logged out: the device was unlinked (on the phone, under Linked devices); connect to pair again"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let locked = LoggedOut::builder()
+            .on_connect(true)
+            .reason(ConnectFailureReason::AccountLocked)
+            .logout_message(
+                LogoutMessage::builder()
+                    .header("Your account is locked".into())
+                    .subtext("Verify it on your phone.".into())
+                    .build(),
+            )
+            .build();
+        match one(&f, &seen, Event::LoggedOut(locked)) {
+            EngineEvent::LoggedOut { reason } => assert_eq!(
+                reason,
+                "logged out: WhatsApp locked the account (WhatsApp says: Your account is locked Verify it on \
+                 your phone.); connect to pair again"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn push_names_and_address_book_entries_become_contacts() {
+        let (f, seen) = forwarder();
+        let push = PushNameUpdate::builder()
+            .jid(wa_jid("12015550150@s.whatsapp.net"))
+            .message(Box::new(info("12015550150@s.whatsapp.net")))
+            .old_push_name("Al".into())
+            .new_push_name("Alice".into())
+            .build();
+        match one(&f, &seen, Event::PushNameUpdate(push)) {
+            EngineEvent::Contacts(contacts) => {
+                assert_eq!(contacts.len(), 1);
+                assert_eq!(contacts[0].jid, jid("12015550150@s.whatsapp.net"));
+                assert_eq!(contacts[0].push_name.as_deref(), Some("Alice"));
+                assert_eq!(contacts[0].name, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let book = ContactUpdate::builder()
+            .jid(wa_jid("12015550151@s.whatsapp.net"))
+            .timestamp(Utc::now())
+            .action(Box::new(wa::sync_action_value::ContactAction {
+                full_name: Some("Bob Builder".into()),
+                first_name: Some("Bob".into()),
+                lid_jid: Some("98765432109876@lid".into()),
+                ..Default::default()
+            }))
+            .from_full_sync(true)
+            .build();
+        match one(&f, &seen, Event::ContactUpdate(book)) {
+            EngineEvent::Contacts(contacts) => {
+                assert_eq!(contacts[0].jid, jid("12015550151@s.whatsapp.net"));
+                assert_eq!(contacts[0].name.as_deref(), Some("Bob Builder"));
+                assert_eq!(contacts[0].lid, Some(jid("98765432109876@lid")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_group_update_invalidates_that_group() {
+        let (f, seen) = forwarder();
+        let update = GroupUpdate::builder()
+            .group_jid(wa_jid("120363000000000001@g.us"))
+            .timestamp(Utc::now())
+            .is_lid_addressing_mode(false)
+            .action(GroupNotificationAction::Subject {
+                subject: "Team".into(),
+                subject_owner: None,
+                subject_time: None,
+            })
+            .build();
+        match one(&f, &seen, Event::GroupUpdate(update)) {
+            EngineEvent::GroupsChanged { group } => assert_eq!(group, Some(jid("120363000000000001@g.us"))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_the_hook_did_not_commit_are_forwarded_once() {
+        let (f, seen) = forwarder();
+        let message = WaInbound::builder()
+            .message(Arc::new(wa::Message {
+                conversation: Some("from a newsletter".into()),
+                ..Default::default()
+            }))
+            .info(Arc::new(info("12015550150@s.whatsapp.net")))
+            .build();
+        let batch = |committed: bool| {
+            MessageBatch::builder()
+                .messages(Arc::from(vec![message.clone()]))
+                .origin(BatchOrigin::Live)
+                .hook_committed(committed)
+                .build()
+        };
+        match one(&f, &seen, Event::Messages(batch(false))) {
+            EngineEvent::Message(message, _) => {
+                assert_eq!(message.content, InboundContent::Text("from a newsletter".into()));
+                assert_eq!(message.id, "3EB0PUSH");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Already stored through the durability hook: not a second time.
+        f.handle_event(Arc::new(Event::Messages(batch(true))));
+        assert!(seen.lock().unwrap().is_empty());
     }
 }
