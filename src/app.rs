@@ -70,7 +70,9 @@ impl App {
         let auth = Auth::load(db.clone(), config.auth.clone())
             .await
             .context("cannot load the auth state")?;
+        let auth = Arc::new(auth);
         let stop = CancellationToken::new();
+        auth.spawn_reload(config.auth.reload_interval, stop.clone());
         let monitor = Monitor::new();
         monitor.spawn(config.health.refresh_interval, stop.clone());
         let config = Arc::new(config);
@@ -135,7 +137,7 @@ impl App {
             state: AppState {
                 config,
                 db,
-                auth: Arc::new(auth),
+                auth,
                 monitor,
                 phones,
                 events,

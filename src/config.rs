@@ -105,6 +105,10 @@ pub struct AuthConfig {
     #[serde(with = "humantime_serde")]
     pub login_window: Duration,
     pub allow_loopback_setup: bool,
+    /// How often the password state is re-read from the database (`wagate password set`
+    /// beside a running server).
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,6 +316,9 @@ impl Config {
         }
         if self.auth.session_ttl < Duration::from_secs(1) {
             return invalid("auth.session_ttl", "must be at least 1s");
+        }
+        if self.auth.reload_interval < Duration::from_millis(10) {
+            return invalid("auth.reload_interval", "must be at least 10ms");
         }
         if self.auth.login_max_failures == 0 {
             return invalid("auth.login_max_failures", "must be at least 1");

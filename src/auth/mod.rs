@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rand::Rng;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::AuthConfig;
 use crate::db::settings::{self, Key};
@@ -255,7 +256,7 @@ impl Auth {
     ) -> Result<(), AuthError> {
         validate_new_password(&new_password)?;
         let _serialised = self.password_change.lock().await;
-        if self.stored_hash().await?.is_some() {
+        if self.reload().await?.is_some() {
             let old = old_password
                 .filter(|p| !p.is_empty())
                 .ok_or(AuthError::OldPasswordRequired)?;
@@ -288,15 +289,45 @@ impl Auth {
         Ok(())
     }
 
-    async fn stored_hash(&self) -> Result<Option<String>, AuthError> {
-        Ok(settings::get(&self.db, Key::PasswordHash).await?)
+    /// Re-reads the password state from the database, so that `wagate password set` run
+    /// beside a running server takes effect here too (its sessions end, its password
+    /// counts). Returns the stored password hash.
+    pub async fn reload(&self) -> Result<Option<String>, DbErr> {
+        let hash = settings::get(&self.db, Key::PasswordHash).await?;
+        if let Some(epoch) = settings::get(&self.db, Key::SessionEpoch)
+            .await?
+            .and_then(|value| value.parse::<i64>().ok())
+        {
+            self.epoch.store(epoch, Ordering::Release);
+        }
+        if hash.is_some() && !self.password_set.swap(true, Ordering::AcqRel) {
+            *lock(&self.setup_code) = None;
+        }
+        Ok(hash)
+    }
+
+    /// Calls [`Auth::reload`] every `interval` until `stop` fires.
+    pub fn spawn_reload(self: &Arc<Self>, interval: Duration, stop: CancellationToken) {
+        let auth = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                if let Err(err) = auth.reload().await {
+                    tracing::warn!(error = %err, "cannot re-read the password state");
+                }
+            }
+        });
     }
 
     async fn check_password(&self, ip: IpAddr, password: String) -> Result<(), AuthError> {
         self.throttle.check(ip).map_err(AuthError::Throttled)?;
-        let hash = self.stored_hash().await?.ok_or(AuthError::PasswordNotSet)?;
-        // A password set by `wagate password set` while the server runs is picked up here.
-        self.password_set.store(true, Ordering::Release);
+        // Fresh from the database: a token issued now carries the current epoch.
+        let hash = self.reload().await?.ok_or(AuthError::PasswordNotSet)?;
         if password.len() > password::MAX_LENGTH {
             self.throttle.record_failure(ip);
             return Err(AuthError::InvalidPassword);

@@ -91,6 +91,55 @@ async fn a_password_set_by_the_cli_works_for_login() {
         .expect("login with the CLI's password");
 }
 
+#[tokio::test]
+async fn a_password_set_by_the_cli_ends_a_running_servers_sessions() {
+    let app = crate::helpers::builder()
+        .with("auth.reload_interval", "50ms")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let old = app.token().await;
+    app.get("/api/v1/health/resources", Some(&old)).await.assert_status(200);
+
+    let mut child = wagate(&["password", "set"], &app.data_dir)
+        .env("WAGATE_DATABASE_URL", &app.database_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"set beside the server\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    // Within a few reload intervals the old session is over, without a restart.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.get("/api/v1/health/resources", Some(&old)).await.status != 401 {
+        assert!(std::time::Instant::now() < deadline, "the old session still works");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        serde_json::json!({"password": crate::helpers::PASSWORD}),
+    )
+    .await
+    .assert_status(401);
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({"password": "set beside the server"}),
+        )
+        .await;
+    login.assert_status(200);
+    let new = login.body["token"].as_str().unwrap().to_owned();
+    app.get("/api/v1/health/resources", Some(&new)).await.assert_status(200);
+}
+
 #[test]
 fn a_bad_config_value_fails_at_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
