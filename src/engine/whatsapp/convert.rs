@@ -108,87 +108,61 @@ fn text_message(text: &str, context: Option<wa::ContextInfo>, link_preview: bool
     }
 }
 
+/// A media message of type `$ty` carrying the upload's location and keys, the media's
+/// type, and the given extra fields. (The crate's own builders in `whatsapp_rust::media`
+/// take its `UploadResponse`, which cannot be built outside the crate, and have no sticker.)
+macro_rules! uploaded_media {
+    ($ty:ident, $up:expr, $media:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+        MessageField::some(wa::message::$ty {
+            url: Some($up.url.clone()),
+            direct_path: Some($up.direct_path.clone()),
+            media_key: Some($up.media_key.clone()),
+            file_enc_sha256: Some($up.file_enc_sha256.clone()),
+            file_sha256: Some($up.file_sha256.clone()),
+            file_length: Some($up.file_length),
+            media_key_timestamp: Some($up.media_key_timestamp),
+            mimetype: Some($media.mime.clone()),
+            $($field: $value,)*
+            ..Default::default()
+        })
+    };
+}
+
 fn media_message(media: &Media, up: &Uploaded, context: Option<wa::ContextInfo>) -> wa::Message {
+    let context_info = field(context);
     let mut message = wa::Message::default();
     match media.kind {
         MediaKind::Image => {
-            message.image_message = MessageField::some(wa::message::ImageMessage {
-                url: Some(up.url.clone()),
-                direct_path: Some(up.direct_path.clone()),
-                media_key: Some(up.media_key.clone()),
-                file_enc_sha256: Some(up.file_enc_sha256.clone()),
-                file_sha256: Some(up.file_sha256.clone()),
-                file_length: Some(up.file_length),
-                media_key_timestamp: Some(up.media_key_timestamp),
-                mimetype: Some(media.mime.clone()),
+            message.image_message = uploaded_media!(ImageMessage, up, media, {
                 caption: media.caption.clone(),
-                context_info: field(context),
-                ..Default::default()
+                context_info: context_info,
             });
         }
         MediaKind::Video => {
-            message.video_message = MessageField::some(wa::message::VideoMessage {
-                url: Some(up.url.clone()),
-                direct_path: Some(up.direct_path.clone()),
-                media_key: Some(up.media_key.clone()),
-                file_enc_sha256: Some(up.file_enc_sha256.clone()),
-                file_sha256: Some(up.file_sha256.clone()),
-                file_length: Some(up.file_length),
-                media_key_timestamp: Some(up.media_key_timestamp),
-                mimetype: Some(media.mime.clone()),
+            message.video_message = uploaded_media!(VideoMessage, up, media, {
                 caption: media.caption.clone(),
                 streaming_sidecar: up.streaming_sidecar.clone(),
-                context_info: field(context),
-                ..Default::default()
+                context_info: context_info,
             });
         }
         MediaKind::Audio => {
-            message.audio_message = MessageField::some(wa::message::AudioMessage {
-                url: Some(up.url.clone()),
-                direct_path: Some(up.direct_path.clone()),
-                media_key: Some(up.media_key.clone()),
-                file_enc_sha256: Some(up.file_enc_sha256.clone()),
-                file_sha256: Some(up.file_sha256.clone()),
-                file_length: Some(up.file_length),
-                media_key_timestamp: Some(up.media_key_timestamp),
-                mimetype: Some(media.mime.clone()),
+            message.audio_message = uploaded_media!(AudioMessage, up, media, {
                 ptt: Some(media.voice_note),
                 streaming_sidecar: up.streaming_sidecar.clone(),
-                context_info: field(context),
-                ..Default::default()
+                context_info: context_info,
             });
         }
         MediaKind::Document => {
             let name = media.file_name.clone().unwrap_or_else(|| "file".to_owned());
-            message.document_message = MessageField::some(wa::message::DocumentMessage {
-                url: Some(up.url.clone()),
-                direct_path: Some(up.direct_path.clone()),
-                media_key: Some(up.media_key.clone()),
-                file_enc_sha256: Some(up.file_enc_sha256.clone()),
-                file_sha256: Some(up.file_sha256.clone()),
-                file_length: Some(up.file_length),
-                media_key_timestamp: Some(up.media_key_timestamp),
-                mimetype: Some(media.mime.clone()),
+            message.document_message = uploaded_media!(DocumentMessage, up, media, {
                 title: Some(name.clone()),
                 file_name: Some(name),
                 caption: media.caption.clone(),
-                context_info: field(context),
-                ..Default::default()
+                context_info: context_info,
             });
         }
         MediaKind::Sticker => {
-            message.sticker_message = MessageField::some(wa::message::StickerMessage {
-                url: Some(up.url.clone()),
-                direct_path: Some(up.direct_path.clone()),
-                media_key: Some(up.media_key.clone()),
-                file_enc_sha256: Some(up.file_enc_sha256.clone()),
-                file_sha256: Some(up.file_sha256.clone()),
-                file_length: Some(up.file_length),
-                media_key_timestamp: Some(up.media_key_timestamp),
-                mimetype: Some(media.mime.clone()),
-                context_info: field(context),
-                ..Default::default()
-            });
+            message.sticker_message = uploaded_media!(StickerMessage, up, media, { context_info: context_info });
         }
     }
     message
@@ -394,14 +368,14 @@ pub fn unix_time(seconds: Option<u64>) -> Option<DateTime<Utc>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use bytes::Bytes;
     use whatsapp_rust::wacore::types::message::MessageSource;
 
     use super::*;
     use crate::engine::{ListRow, ListSection, Quoted};
 
-    fn jid(s: &str) -> Jid {
+    pub(in crate::engine::whatsapp) fn jid(s: &str) -> Jid {
         s.parse().unwrap()
     }
 
@@ -539,7 +513,8 @@ mod tests {
         assert_eq!(l.sections[0].rows[0].description.as_deref(), Some("fresh"));
     }
 
-    fn info(sender: &str) -> MessageInfo {
+    /// A direct message's info from `sender`, id `3EB0FROMTHEM`, push name Alice.
+    pub(in crate::engine::whatsapp) fn info(sender: &str) -> MessageInfo {
         let sender: whatsapp_rust::Jid = sender.parse().unwrap();
         MessageInfo {
             source: MessageSource {

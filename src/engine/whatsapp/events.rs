@@ -216,12 +216,11 @@ mod tests {
         Connected, ContactUpdate, Disconnected, GroupUpdate, LoggedOut, LogoutMessage, MessageBatch, PairingQrCode,
         PairingQrCodesExhausted, PushNameUpdate, StreamReplaced, TempBanReason, TemporaryBan,
     };
-    use whatsapp_rust::wacore::types::message::{MessageInfo, MessageSource};
     use whatsapp_rust::waproto::whatsapp as wa;
 
     use super::*;
-    use crate::domain::Jid;
     use crate::engine::InboundContent;
+    use crate::engine::whatsapp::convert::tests::{info, jid};
 
     /// A forwarder whose events land in a list.
     fn forwarder() -> (Forwarder, Arc<Mutex<Vec<EngineEvent>>>) {
@@ -240,24 +239,6 @@ mod tests {
 
     fn wa_jid(s: &str) -> whatsapp_rust::Jid {
         s.parse().unwrap()
-    }
-
-    fn jid(s: &str) -> Jid {
-        s.parse().unwrap()
-    }
-
-    fn info(sender: &str) -> MessageInfo {
-        MessageInfo {
-            source: MessageSource {
-                chat: wa_jid(sender),
-                sender: wa_jid(sender),
-                ..Default::default()
-            },
-            id: "3EB0PUSH".into(),
-            push_name: "Alice".into(),
-            timestamp: Utc::now(),
-            ..Default::default()
-        }
     }
 
     #[test]
@@ -424,7 +405,7 @@ mod tests {
         match one(&f, &seen, Event::Messages(batch(false))) {
             EngineEvent::Message(message, _) => {
                 assert_eq!(message.content, InboundContent::Text("from a newsletter".into()));
-                assert_eq!(message.id, "3EB0PUSH");
+                assert_eq!(message.id, "3EB0FROMTHEM");
             }
             other => panic!("{other:?}"),
         }
