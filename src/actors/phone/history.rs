@@ -2,7 +2,7 @@
 //! and contacts. An inbound message is stored, with the contact it reveals, in one
 //! transaction before the engine is allowed to acknowledge it.
 
-use sea_orm::{DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ use crate::engine::{
     OutgoingMessage, Receipt, SentMessage,
 };
 use crate::events::{self, EventKind, GatewayEvent};
+
+/// A stored message, its event, and the event's webhook delivery when one is wanted.
+type Written = (StoredMessage, GatewayEvent, Option<delivery::Model>);
 
 /// How long receipts are gathered before they are written together.
 pub const RECEIPT_BATCH: Duration = Duration::from_millis(25);
@@ -118,30 +121,41 @@ impl PhoneState {
         }
     }
 
-    /// Stores a message, the contact it reveals and its event's webhook delivery in one
-    /// transaction; the `seq` counter moves only once it is committed.
+    /// Stores a message, the contact it reveals and its event's webhook delivery together;
+    /// the `seq` counter moves only once they are written. With nothing to write beside
+    /// the message row, a single statement needs no transaction.
     async fn store_with_event(
         &mut self,
         new: NewMessage,
         contact: Option<Learnt>,
         kind: EventKind,
-    ) -> Result<(StoredMessage, GatewayEvent, Option<delivery::Model>), DbErr> {
-        if contact.is_none() && !self.shared.outbox.wants(kind) {
-            // One row and nothing to keep with it: a single statement, no transaction.
-            let row = messages::insert(&self.shared.db, &self.phone, self.next_seq, new).await?;
-            self.next_seq += 1;
-            let event = self.event(kind, &row);
-            return Ok((row, event, None));
-        }
-        let txn = self.shared.db.begin().await?;
-        let row = messages::insert(&txn, &self.phone, self.next_seq, new).await?;
+    ) -> Result<Written, DbErr> {
+        let db = &self.shared.db;
+        let written = if contact.is_some() || self.shared.outbox.wants(kind) {
+            let txn = db.begin().await?;
+            let written = self.write_with_event(&txn, new, contact, kind).await?;
+            txn.commit().await?;
+            written
+        } else {
+            self.write_with_event(db, new, None, kind).await?
+        };
+        self.next_seq += 1;
+        Ok(written)
+    }
+
+    async fn write_with_event(
+        &self,
+        db: &impl ConnectionTrait,
+        new: NewMessage,
+        contact: Option<Learnt>,
+        kind: EventKind,
+    ) -> Result<Written, DbErr> {
+        let row = messages::insert(db, &self.phone, self.next_seq, new).await?;
         if let Some(contact) = contact {
-            contacts::upsert(&txn, &self.phone, &[contact]).await?;
+            contacts::upsert(db, &self.phone, &[contact]).await?;
         }
         let event = self.event(kind, &row);
-        let delivery = self.shared.outbox.record(&txn, &event).await?;
-        txn.commit().await?;
-        self.next_seq += 1;
+        let delivery = self.shared.outbox.record(db, &event).await?;
         Ok((row, event, delivery))
     }
 
