@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod monitor;
 pub mod net;
 pub mod outbox;
+pub mod ticker;
 pub mod web;

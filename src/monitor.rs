@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio_util::sync::CancellationToken;
 
+use crate::ticker::Every;
+
 /// One reading of the machine and of this process.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -64,13 +66,8 @@ impl Monitor {
             };
             let pid = sysinfo::get_current_pid().ok();
             let mut system = Some(system);
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = ticker.tick() => {}
-                }
+            let mut every = Every::new(interval, stop);
+            while every.tick().await {
                 let Some(mut sys) = system.take() else { return };
                 let reading = tokio::task::spawn_blocking(move || {
                     let snapshot = read(&mut sys, pid);

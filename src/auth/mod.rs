@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::AuthConfig;
 use crate::db::settings::{self, Key};
 use crate::db::tokens::{self, api_token};
+use crate::ticker::Every;
 use jwt::{Claims, Jwt, OWNER, TokenKind};
 use throttle::LoginThrottle;
 
@@ -256,11 +257,12 @@ impl Auth {
     ) -> Result<(), AuthError> {
         validate_new_password(&new_password)?;
         let _serialised = self.password_change.lock().await;
-        if self.reload().await?.is_some() {
+        if let Some(hash) = self.reload().await? {
             let old = old_password
                 .filter(|p| !p.is_empty())
                 .ok_or(AuthError::OldPasswordRequired)?;
-            self.check_password(ip, old).await?;
+            self.throttle.check(ip).map_err(AuthError::Throttled)?;
+            self.verify(ip, old, hash).await?;
         } else {
             self.throttle.check(ip).map_err(AuthError::Throttled)?;
             let loopback_ok = self.config.allow_loopback_setup && ip.is_loopback();
@@ -310,13 +312,8 @@ impl Auth {
     pub fn spawn_reload(self: &Arc<Self>, interval: Duration, stop: CancellationToken) {
         let auth = Arc::clone(self);
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = ticker.tick() => {}
-                }
+            let mut every = Every::new(interval, stop);
+            while every.tick().await {
                 if let Err(err) = auth.reload().await {
                     tracing::warn!(error = %err, "cannot re-read the password state");
                 }
@@ -328,6 +325,11 @@ impl Auth {
         self.throttle.check(ip).map_err(AuthError::Throttled)?;
         // Fresh from the database: a token issued now carries the current epoch.
         let hash = self.reload().await?.ok_or(AuthError::PasswordNotSet)?;
+        self.verify(ip, password, hash).await
+    }
+
+    /// Checks `password` against the stored `hash`, counting failures for the throttle.
+    async fn verify(&self, ip: IpAddr, password: String, hash: String) -> Result<(), AuthError> {
         if password.len() > password::MAX_LENGTH {
             self.throttle.record_failure(ip);
             return Err(AuthError::InvalidPassword);
