@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use poem_openapi::Object;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use crate::db::messages::Model as StoredMessage;
 use crate::domain::PhoneNumber;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -89,23 +91,106 @@ impl EventBus {
     }
 }
 
-/// The `data` of a message event: the message as history shows it.
-pub fn message_data(row: &crate::db::messages::Model) -> serde_json::Value {
-    let media = row
-        .media_mime
-        .as_ref()
-        .map(|mime| serde_json::json!({"mimeType": mime, "fileName": row.media_file_name, "size": row.media_size}));
-    serde_json::json!({
-        "id": row.message_id,
-        "direction": row.direction,
-        "chat": row.chat,
-        "sender": row.sender,
-        "pushName": row.push_name,
-        "type": row.kind,
-        "text": row.body,
-        "media": media,
-        "quotedId": row.quoted_id,
-        "status": row.status,
-        "timestamp": row.timestamp,
-    })
+/// The `data` of a message event: the message as history shows it. The webhook payload
+/// is this type serialised, and the spec documents this same type.
+#[derive(Debug, Serialize, Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct MessageEventData {
+    /// The WhatsApp message id.
+    id: String,
+    /// in or out.
+    direction: String,
+    chat: String,
+    sender: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push_name: Option<String>,
+    r#type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media: Option<MediaEventData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quoted_id: Option<String>,
+    /// received, sent, delivered, read or failed.
+    status: String,
+    timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct MediaEventData {
+    mime_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<i64>,
+}
+
+impl From<&StoredMessage> for MessageEventData {
+    fn from(row: &StoredMessage) -> Self {
+        Self {
+            id: row.message_id.clone(),
+            direction: row.direction.clone(),
+            chat: row.chat.clone(),
+            sender: row.sender.clone(),
+            push_name: row.push_name.clone(),
+            r#type: row.kind.clone(),
+            text: row.body.clone(),
+            media: row.media_mime.clone().map(|mime_type| MediaEventData {
+                mime_type,
+                file_name: row.media_file_name.clone(),
+                size: row.media_size,
+            }),
+            quoted_id: row.quoted_id.clone(),
+            status: row.status.clone(),
+            timestamp: row.timestamp,
+        }
+    }
+}
+
+/// The `data` of a `phone.status` event.
+#[derive(Debug, Default, Serialize, Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct PhoneStatusData {
+    /// disconnected, connecting, pairing, connected, reconnecting, logged_out, failed
+    /// (or deleted).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr: Option<QrEventData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pairing_code: Option<PairingCodeEventData>,
+}
+
+#[derive(Debug, Serialize, Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct QrEventData {
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+    /// How many codes this pairing attempt has shown.
+    pub count: u32,
+}
+
+#[derive(Debug, Serialize, Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct PairingCodeEventData {
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An event's `data` as JSON.
+pub fn data(value: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
 }

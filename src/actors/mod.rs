@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::db::phones::{self, SessionState};
 use crate::domain::{PhoneNumber, PhoneStatus};
 use crate::engine::{Engine, EngineError, PairingMode};
-use crate::events::{EventBus, EventKind, GatewayEvent};
+use crate::events::{EventBus, EventKind, GatewayEvent, PairingCodeEventData, PhoneStatusData, QrEventData};
 use crate::outbox::Outbox;
 pub use phone::PhoneMsg;
 pub use supervisor::SupervisorMsg;
@@ -282,27 +282,36 @@ impl Shared {
 
 /// The `data` of a `phone.status` event.
 pub fn status_event(entry: &PhoneEntry) -> serde_json::Value {
-    let mut data = serde_json::json!({
-        "status": entry.state.status.as_str(),
-        "jid": entry.state.jid,
-        "lid": entry.state.lid,
-        "pushName": entry.state.push_name,
-        "lastError": entry.state.last_error,
-    });
+    let state = &entry.state;
+    let mut data = PhoneStatusData {
+        status: state.status.as_str().to_owned(),
+        jid: state.jid.clone(),
+        lid: state.lid.clone(),
+        push_name: state.push_name.clone(),
+        last_error: state.last_error.clone(),
+        ..Default::default()
+    };
     match &entry.pairing {
         Some(Pairing::Qr {
             code,
             expires_at,
             count,
         }) => {
-            data["qr"] = serde_json::json!({"code": code, "expiresAt": expires_at, "count": count});
+            data.qr = Some(QrEventData {
+                code: code.clone(),
+                expires_at: *expires_at,
+                count: *count,
+            });
         }
         Some(Pairing::Code { code, expires_at }) => {
-            data["pairingCode"] = serde_json::json!({"code": code, "expiresAt": expires_at});
+            data.pairing_code = Some(PairingCodeEventData {
+                code: code.clone(),
+                expires_at: *expires_at,
+            });
         }
         None => {}
     }
-    data
+    crate::events::data(&data)
 }
 
 /// The gateway's handle on the phones: every call goes to an actor, with a timeout.
@@ -397,7 +406,10 @@ impl Phones {
         self.shared.events.publish(GatewayEvent::new(
             EventKind::PhoneStatus,
             Some(phone.clone()),
-            serde_json::json!({"status": "deleted"}),
+            crate::events::data(&PhoneStatusData {
+                status: "deleted".into(),
+                ..Default::default()
+            }),
         ));
         Ok(())
     }

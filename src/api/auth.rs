@@ -17,6 +17,7 @@ use crate::auth::scheme::{Owner, presented_token};
 use crate::auth::{AuthError, COOKIE_NAME};
 use crate::db::tokens::api_token;
 
+#[derive(Default)]
 pub struct AuthApi;
 
 #[derive(Debug, Object)]

@@ -12,11 +12,12 @@ use poem_openapi::{Object, OpenApi};
 use super::ApiTags;
 use super::error::ApiError;
 use super::pagination::{Pagination, page_params};
-use super::phones::path_phone;
+use super::phones::PhonePath;
 use crate::app::AppState;
 use crate::auth::scheme::Owner;
 use crate::db::contacts::{self, Model as ContactRow};
 
+#[derive(Default)]
 pub struct ContactsApi;
 
 /// Largest page of merged contacts.
@@ -138,9 +139,9 @@ impl ContactsApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
     ) -> Result<Json<ContactList>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         state.phones.get(&phone)?;
         let rows = contacts::of_phone(&state.db, &phone).await?;
         Ok(Json(ContactList {

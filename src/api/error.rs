@@ -5,6 +5,7 @@
 
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::error::ParsePathError;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
@@ -155,6 +156,18 @@ impl ApiError {
         if let Some(Rejection(api_error)) = err.downcast_ref::<Rejection>() {
             return api_error.clone();
         }
+        // A path segment that does not parse: of the path parameters only a `PhonePath` can
+        // fail (the others are plain strings). The reason ends with the phone number's error.
+        if let Some(path) = err.downcast_ref::<ParsePathError>() {
+            let reason = path
+                .reason
+                .split_once(": ")
+                .map_or(path.reason.as_str(), |(_, why)| why);
+            return Self::bad_request(
+                "invalid_phone",
+                format!("{reason} (in a path: +12015550123, 12015550123 or %2B12015550123)"),
+            );
+        }
         let status = err.status();
         let message = err.to_string();
         match status {
@@ -166,9 +179,10 @@ impl ApiError {
                 "unsupported_content_type",
                 format!("{message}; send `Content-Type: application/json`"),
             ),
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::payload_too_large("payload_too_large", "the request body is too large")
-            }
+            StatusCode::PAYLOAD_TOO_LARGE => Self::payload_too_large(
+                "payload_too_large",
+                "the request body is larger than the server accepts (http.body_limit)",
+            ),
             _ => {
                 let (code, message) = parameter_error(message);
                 Self::bad_request(code, message)
@@ -211,12 +225,7 @@ impl From<sea_orm::DbErr> for ApiError {
 /// The code for a request the spec's validators refused: parameters with their own
 /// codes keep them, so the caller sees the same answer as from the handler's own checks.
 fn parameter_error(message: String) -> (&'static str, String) {
-    if message.contains("parameter `phone`") {
-        (
-            "invalid_phone",
-            "the {phone} in the path is not a phone number; use +12015550123, 12015550123 or %2B12015550123".to_owned(),
-        )
-    } else if message.contains("parameter `limit`") {
+    if message.contains("parameter `limit`") {
         ("invalid_limit", format!("`limit` must be at least 1 ({message})"))
     } else if message.contains("parameter `page`") {
         (
@@ -333,23 +342,17 @@ fn allowed_methods(path: &str) -> Option<String> {
         .or_else(|| (!path.starts_with(super::PREFIX)).then(|| "GET".to_owned()))
 }
 
+/// Route-level errors (no such route, wrong method, a server error) get their own codes;
+/// everything about the request itself is read as [`ApiError::from_request_error`] does.
 fn render_poem_error(err: poem::Error) -> Response {
-    if let Some(Rejection(api_error)) = err.downcast_ref::<Rejection>() {
-        return api_error.clone().into_response();
-    }
     let status = err.status();
     let (code, message) = match status {
+        _ if err.is::<Rejection>() => return ApiError::from_request_error(err).into_response(),
         StatusCode::NOT_FOUND => ("not_found", "no such route; see /docs for the API".to_owned()),
         StatusCode::METHOD_NOT_ALLOWED => (
             "method_not_allowed",
             "this route does not accept that HTTP method; see /docs".to_owned(),
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "the request body is larger than the server accepts (http.body_limit)".to_owned(),
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_content_type", err.to_string()),
-        StatusCode::UNAUTHORIZED => ("unauthorized", err.to_string()),
         s if s.is_server_error() => {
             tracing::error!(error = %err, status = %s, "request failed");
             (
@@ -357,7 +360,7 @@ fn render_poem_error(err: poem::Error) -> Response {
                 "an unexpected error occurred; the details are in the server log".to_owned(),
             )
         }
-        _ => parameter_error(err.to_string()),
+        _ => return ApiError::from_request_error(err).into_response(),
     };
     let body = ErrorBody {
         error: ErrorDetail {

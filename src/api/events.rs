@@ -13,7 +13,9 @@ use super::ApiTags;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::scheme::Owner;
+use crate::events::{MessageEventData, PhoneStatusData};
 
+#[derive(Default)]
 pub struct EventsApi;
 
 #[OpenApi(tag = "ApiTags::Events")]
@@ -62,34 +64,6 @@ impl EventsApi {
     }
 }
 
-/// A message event's `data`: the message as the history shows it.
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct MessageEventData {
-    /// The WhatsApp message id.
-    id: String,
-    /// in or out.
-    direction: String,
-    chat: String,
-    sender: String,
-    push_name: Option<String>,
-    r#type: String,
-    text: Option<String>,
-    media: Option<MediaEventData>,
-    quoted_id: Option<String>,
-    /// received, sent, delivered, read or failed.
-    status: String,
-    timestamp: DateTime<Utc>,
-}
-
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct MediaEventData {
-    mime_type: String,
-    file_name: Option<String>,
-    size: Option<i64>,
-}
-
 /// The body of every message webhook request.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -102,36 +76,6 @@ pub struct MessageEvent {
     phone: String,
     timestamp: DateTime<Utc>,
     data: MessageEventData,
-}
-
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct QrEventData {
-    code: String,
-    expires_at: DateTime<Utc>,
-    /// How many codes this pairing attempt has shown.
-    count: u32,
-}
-
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct PairingCodeEventData {
-    code: String,
-    expires_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct PhoneStatusData {
-    /// disconnected, connecting, pairing, connected, reconnecting, logged_out, failed
-    /// (or deleted).
-    status: String,
-    jid: Option<String>,
-    lid: Option<String>,
-    push_name: Option<String>,
-    last_error: Option<String>,
-    qr: Option<QrEventData>,
-    pairing_code: Option<PairingCodeEventData>,
 }
 
 /// The body of a `phone.status` webhook request.

@@ -9,7 +9,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
 use super::error::ApiError;
-use super::phones::path_phone;
+use super::phones::PhonePath;
 use crate::actors::cache::{CacheKey, CacheMsg, CacheValue, Cached};
 use crate::actors::call;
 use crate::app::AppState;
@@ -17,6 +17,7 @@ use crate::auth::scheme::Owner;
 use crate::domain::{GROUP_SERVER, Jid, PhoneNumber};
 use crate::engine::Group;
 
+#[derive(Default)]
 pub struct GroupsApi;
 
 #[derive(Debug, Object)]
@@ -56,12 +57,8 @@ pub struct ParticipantView {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupDetail {
-    jid: String,
-    subject: String,
-    description: Option<String>,
-    owner: Option<String>,
-    created_at: Option<DateTime<Utc>>,
-    size: u64,
+    #[oai(flatten)]
+    summary: GroupSummary,
     participants: Vec<ParticipantView>,
 }
 
@@ -94,11 +91,11 @@ impl GroupsApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
         /// Bypass the cache.
         refresh: Query<Option<bool>>,
     ) -> Result<Json<GroupList>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         let cached = cached(&state, CacheKey::Groups(phone), refresh.0.unwrap_or(false)).await?;
         let data = match &cached.value {
             CacheValue::Groups(groups) => groups.iter().map(GroupSummary::from).collect(),
@@ -123,13 +120,13 @@ impl GroupsApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
         /// The group's JID, with or without `@g.us`.
         group_id: Path<String>,
         /// Bypass the cache.
         refresh: Query<Option<bool>>,
     ) -> Result<Json<GroupResponse>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         let jid = group_jid(&group_id)?;
         let cached = cached(&state, CacheKey::Group(phone, jid), refresh.0.unwrap_or(false)).await?;
         let CacheValue::Group(group) = &cached.value else {
@@ -137,12 +134,7 @@ impl GroupsApi {
         };
         Ok(Json(GroupResponse {
             data: GroupDetail {
-                jid: group.jid.to_string(),
-                subject: group.subject.clone(),
-                description: group.description.clone(),
-                owner: group.owner.as_ref().map(ToString::to_string),
-                created_at: group.created_at,
-                size: group.participants.len() as u64,
+                summary: GroupSummary::from(group.as_ref()),
                 participants: group
                     .participants
                     .iter()

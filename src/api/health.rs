@@ -11,6 +11,7 @@ use crate::app::AppState;
 use crate::auth::scheme::Owner;
 use crate::domain::PhoneStatus;
 
+#[derive(Default)]
 pub struct HealthApi;
 
 #[derive(Debug, Object)]

@@ -13,7 +13,7 @@ use poem_openapi::{ApiRequest, Enum, Multipart, Object, OpenApi, Union};
 use super::ApiTags;
 use super::error::ApiError;
 use super::pagination::{Pagination, page_params};
-use super::phones::path_phone;
+use super::phones::PhonePath;
 use crate::actors::PhoneMsg;
 use crate::app::AppState;
 use crate::auth::scheme::Owner;
@@ -23,6 +23,7 @@ use crate::domain::{Jid, PhoneNumber, RecipientError, recipient};
 use crate::engine::{ListMessage, ListRow, ListSection, Lookup, Media, OutgoingContent, OutgoingMessage, Quoted};
 use crate::media::{self, MediaError, MediaFile};
 
+#[derive(Default)]
 pub struct MessagesApi;
 
 /// Most numbers one has-whatsapp request may check.
@@ -331,10 +332,10 @@ impl MessagesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
         body: SendBody,
     ) -> Result<Json<SentView>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         state.phones.get(&phone)?;
         let input = match body {
             SendBody::Json(Json(req)) => json_input(req)?,
@@ -363,10 +364,10 @@ impl MessagesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
         body: Json<TypingRequest>,
     ) -> Result<Json<TypingView>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         let body = body.0;
         let chat = resolve(body.recipient.as_deref(), body.country.as_deref(), body.jid.as_deref())?;
         let typing = body.is_typing;
@@ -397,10 +398,10 @@ impl MessagesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
         body: Json<HasWhatsappRequest>,
     ) -> Result<Json<HasWhatsappView>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         let body = body.0;
         let (asked, batch) = match (body.recipient, body.recipients) {
             (Some(one), None) => (vec![one], false),
@@ -476,7 +477,7 @@ impl MessagesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
         /// Page number, from 1.
         #[oai(validator(minimum(value = "1"), maximum(value = "1000000000")))]
         page: Query<Option<u64>>,
@@ -489,7 +490,7 @@ impl MessagesApi {
         /// Only this chat, by JID.
         jid: Query<Option<String>>,
     ) -> Result<Json<MessagePage>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         state.phones.get(&phone)?;
         let (page, limit) = page_params(page.0, limit.0, 20, state.config.messaging.history_max_limit)?;
         let chat = if recipient.0.is_some() || jid.0.is_some() {

@@ -66,26 +66,12 @@ pub type Apis = (
 
 /// The API with its OpenAPI description; the routes and the spec come from this one value.
 pub fn service() -> OpenApiService<Apis, &'static dyn WagateWebhooks> {
-    OpenApiService::new(
-        (
-            AuthApi,
-            HealthApi,
-            PhonesApi,
-            MessagesApi,
-            GroupsApi,
-            ContactsApi,
-            WebhooksApi,
-            EventsApi,
-            SandboxApi,
-        ),
-        "wagate",
-        env!("CARGO_PKG_VERSION"),
-    )
-    // `webhooks` first: it resets the URL prefix.
-    .webhooks::<&'static dyn WagateWebhooks>()
-    .summary("Self-hosted multi-phone WhatsApp HTTP API gateway")
-    .description(DESCRIPTION)
-    .url_prefix(PREFIX)
+    OpenApiService::new(Apis::default(), "wagate", env!("CARGO_PKG_VERSION"))
+        // `webhooks` first: it resets the URL prefix.
+        .webhooks::<&'static dyn WagateWebhooks>()
+        .summary("Self-hosted multi-phone WhatsApp HTTP API gateway")
+        .description(DESCRIPTION)
+        .url_prefix(PREFIX)
 }
 
 /// The spec as pretty JSON with a trailing newline, exactly as committed.

@@ -1,6 +1,7 @@
 //! `/api/v1/user/phones` and `/api/v1/user/quota`: add, list and delete phones, and link
 //! them to WhatsApp (QR code or pairing code), disconnect and log out.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -8,7 +9,8 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::types::MaybeUndefined;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{MaybeUndefined, ParseError, ParseFromParameter, ParseResult, Type};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use qrcode::QrCode;
 
@@ -22,6 +24,7 @@ use crate::auth::scheme::Owner;
 use crate::domain::{PhoneNumber, PhoneStatus};
 use crate::engine::{EngineError, PairingMode};
 
+#[derive(Default)]
 pub struct PhonesApi;
 
 /// A phone's connection state.
@@ -227,9 +230,9 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
     ) -> Result<Json<PhoneView>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         Ok(Json(state.phones.get(&phone)?.into()))
     }
 
@@ -241,9 +244,9 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
     ) -> Result<Json<Confirmation>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         state.phones.remove(&phone).await?;
         Ok(Confirmation::new(format!("phone {phone} deleted")))
     }
@@ -260,10 +263,10 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
         body: OptionalJson<ConnectRequest>,
     ) -> Result<Json<PhoneView>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         if body.pairing_code_mode.is_null() {
             return Err(ApiError::bad_request(
                 "invalid_request",
@@ -291,9 +294,9 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
     ) -> Result<Json<PhoneView>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         Ok(Json(state.phones.disconnect(&phone).await?.into()))
     }
 
@@ -306,9 +309,9 @@ impl PhonesApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
     ) -> Result<Json<PhoneView>, ApiError> {
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         Ok(Json(state.phones.logout(&phone).await?.into()))
     }
 
@@ -328,9 +331,40 @@ impl PhonesApi {
     }
 }
 
-/// The `{phone}` of a path: `+12015550123`, `12015550123` or `%2B12015550123`.
-pub fn path_phone(segment: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse_path(segment).map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))
+/// The `{phone}` of a path: `+12015550123`, `12015550123` or `%2B12015550123`, parsed
+/// once here for every route. A segment that is not a phone number is refused before the
+/// handler runs (400 `invalid_phone`, see [`super::error`]).
+pub struct PhonePath(pub PhoneNumber);
+
+impl Type for PhonePath {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "string".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some(r"^(\+|%2B)?[1-9][0-9]{6,14}$".into()),
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromParameter for PhonePath {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        PhoneNumber::parse_path(value).map(Self).map_err(ParseError::custom)
+    }
 }
 
 fn qr_svg(code: &str) -> String {

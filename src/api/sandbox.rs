@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use super::ApiTags;
 use super::auth::Confirmation;
 use super::error::ApiError;
-use super::phones::path_phone;
+use super::phones::PhonePath;
 use crate::app::AppState;
 use crate::auth::scheme::Owner;
 use crate::config::MediaKind;
@@ -20,6 +20,7 @@ use crate::domain::PhoneNumber;
 use crate::engine::sandbox::{Fault, Received, SandboxError, SandboxNetwork};
 use crate::engine::{InboundContent, OutgoingContent};
 
+#[derive(Default)]
 pub struct SandboxApi;
 
 #[derive(Debug, Object)]
@@ -313,10 +314,10 @@ impl SandboxApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
     ) -> Result<Json<ReceivedList>, ApiError> {
         let network = sandbox(&state)?;
-        let phone = path_phone(&phone)?;
+        let phone = phone.0.0;
         let received = network.received(&phone).map_err(sandbox_error)?;
         Ok(Json(ReceivedList {
             data: received.into_iter().map(ReceivedView::from).collect(),
@@ -332,10 +333,10 @@ impl SandboxApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
     ) -> Result<Json<Confirmation>, ApiError> {
         let network = sandbox(&state)?;
-        let phone = gateway_phone(&state, &phone)?;
+        let phone = gateway_phone(&state, phone.0.0)?;
         network.scan(&phone).map_err(sandbox_error)?;
         Ok(Confirmation::new(format!("{phone} paired")))
     }
@@ -349,11 +350,11 @@ impl SandboxApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
         body: Json<InboundRequest>,
     ) -> Result<Json<InboundView>, ApiError> {
         let network = sandbox(&state)?;
-        let phone = gateway_phone(&state, &phone)?;
+        let phone = gateway_phone(&state, phone.0.0)?;
         let body = body.0;
         let from = body_phone(&body.from)?;
         let content = match body.media {
@@ -385,11 +386,11 @@ impl SandboxApi {
         &self,
         _owner: Owner,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^(\+|%2B)?[1-9][0-9]{6,14}$"))] phone: Path<String>,
+        phone: Path<PhonePath>,
         body: Json<FaultRequest>,
     ) -> Result<Json<Confirmation>, ApiError> {
         let network = sandbox(&state)?;
-        let phone = gateway_phone(&state, &phone)?;
+        let phone = gateway_phone(&state, phone.0.0)?;
         let fault = match body.0.kind {
             FaultKind::Disconnect => Fault::Disconnect,
             FaultKind::Crash => Fault::Crash,
@@ -442,8 +443,7 @@ fn body_phone(input: &str) -> Result<PhoneNumber, ApiError> {
 }
 
 /// A `{phone}` that must be one of the gateway's phones.
-fn gateway_phone(state: &AppState, segment: &str) -> Result<PhoneNumber, ApiError> {
-    let phone = path_phone(segment)?;
+fn gateway_phone(state: &AppState, phone: PhoneNumber) -> Result<PhoneNumber, ApiError> {
     state.phones.get(&phone)?;
     Ok(phone)
 }

@@ -20,6 +20,7 @@ use crate::auth::scheme::Owner;
 use crate::db::webhooks::{self, NewDelivery, WebhookWithServices, delivery};
 use crate::events::EventKind;
 
+#[derive(Default)]
 pub struct WebhooksApi;
 
 /// An event a webhook can receive.

@@ -367,9 +367,15 @@ async fn invalid_duplicate_and_unknown_phones_get_clear_errors() {
     app.post(&path(B, "/connect"), Some(&token), json!({}))
         .await
         .assert_error(404, "phone_not_found");
-    app.get("/api/v1/user/phones/garbage", Some(&token))
-        .await
-        .assert_error(400, "invalid_phone");
+    for bad in ["garbage", "+999123456789"] {
+        let resp = app.get(&format!("/api/v1/user/phones/{bad}"), Some(&token)).await;
+        resp.assert_error(400, "invalid_phone");
+        assert!(
+            resp.body["error"]["message"].as_str().unwrap().contains("not a"),
+            "{}",
+            resp.body
+        );
+    }
     app.get("/api/v1/user/phones", None)
         .await
         .assert_error(401, "unauthorized");

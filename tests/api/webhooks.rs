@@ -71,6 +71,10 @@ async fn an_inbound_message_arrives_signed() {
     assert_eq!(body["data"]["id"], injected["id"]);
     assert_eq!(body["data"]["text"], "hello gateway");
     assert_eq!(body["data"]["pushName"], "Alice");
+    // As the spec documents it: a field without a value is absent, never null.
+    let data = body["data"].as_object().unwrap();
+    assert!(data.values().all(|v| !v.is_null()), "{body}");
+    assert!(!data.contains_key("quotedId"), "{body}");
     let age = chrono::Utc::now().timestamp() - hit.header("x-wagate-timestamp").parse::<i64>().unwrap();
     assert!(age.abs() < 60);
 

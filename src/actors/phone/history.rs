@@ -34,7 +34,11 @@ impl PhoneState {
     }
 
     fn event(&self, kind: EventKind, row: &StoredMessage) -> GatewayEvent {
-        GatewayEvent::new(kind, Some(self.phone.clone()), events::message_data(row))
+        GatewayEvent::new(
+            kind,
+            Some(self.phone.clone()),
+            events::data(&events::MessageEventData::from(row)),
+        )
     }
 
     /// After the commit: the live stream gets the events, the dispatcher their deliveries.
