@@ -1,7 +1,7 @@
 //! The owner's credentials: settings (password hash, JWT secret, session epoch),
 //! permanent API tokens and revoked session tokens.
 
-use sea_orm_migration::prelude::*;
+use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -14,13 +14,9 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Settings::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(Settings::Key).string_len(64).not_null().primary_key())
-                    .col(ColumnDef::new(Settings::Value).text().not_null())
-                    .col(
-                        ColumnDef::new(Settings::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(string_len(Settings::Key, 64).primary_key())
+                    .col(text(Settings::Value))
+                    .col(timestamp_with_time_zone(Settings::UpdatedAt))
                     .to_owned(),
             )
             .await?;
@@ -29,14 +25,10 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(ApiTokens::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(ApiTokens::Id).string_len(36).not_null().primary_key())
-                    .col(ColumnDef::new(ApiTokens::Name).string_len(100).not_null())
-                    .col(
-                        ColumnDef::new(ApiTokens::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(ApiTokens::RevokedAt).timestamp_with_time_zone().null())
+                    .col(string_len(ApiTokens::Id, 36).primary_key())
+                    .col(string_len(ApiTokens::Name, 100))
+                    .col(timestamp_with_time_zone(ApiTokens::CreatedAt))
+                    .col(timestamp_with_time_zone_null(ApiTokens::RevokedAt))
                     .to_owned(),
             )
             .await?;
@@ -45,17 +37,8 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(RevokedSessions::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(RevokedSessions::Jti)
-                            .string_len(36)
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(RevokedSessions::ExpiresAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(string_len(RevokedSessions::Jti, 36).primary_key())
+                    .col(timestamp_with_time_zone(RevokedSessions::ExpiresAt))
                     .to_owned(),
             )
             .await

@@ -1,7 +1,7 @@
 //! Phones: one row per linked (or to-be-linked) WhatsApp account, with the state its
 //! session last reported, so a restart knows which phones to resume.
 
-use sea_orm_migration::prelude::*;
+use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -14,16 +14,16 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Phones::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(Phones::Phone).string_len(20).not_null().primary_key())
-                    .col(ColumnDef::new(Phones::Country).string_len(2).null())
-                    .col(ColumnDef::new(Phones::Status).string_len(20).not_null())
-                    .col(ColumnDef::new(Phones::Jid).string_len(100).null())
-                    .col(ColumnDef::new(Phones::Lid).string_len(100).null())
-                    .col(ColumnDef::new(Phones::PushName).string_len(200).null())
-                    .col(ColumnDef::new(Phones::ConnectedAt).timestamp_with_time_zone().null())
-                    .col(ColumnDef::new(Phones::LastError).text().null())
-                    .col(ColumnDef::new(Phones::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Phones::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(string_len(Phones::Phone, 20).primary_key())
+                    .col(string_len_null(Phones::Country, 2))
+                    .col(string_len(Phones::Status, 20))
+                    .col(string_len_null(Phones::Jid, 100))
+                    .col(string_len_null(Phones::Lid, 100))
+                    .col(string_len_null(Phones::PushName, 200))
+                    .col(timestamp_with_time_zone_null(Phones::ConnectedAt))
+                    .col(text_null(Phones::LastError))
+                    .col(timestamp_with_time_zone(Phones::CreatedAt))
+                    .col(timestamp_with_time_zone(Phones::UpdatedAt))
                     .to_owned(),
             )
             .await

@@ -4,7 +4,7 @@
 //! Redelivered inbound messages are recognised through `(phone, message_id)` by the phone's
 //! actor, the only writer of its rows, so no wide unique index slows every insert.
 
-use sea_orm_migration::prelude::*;
+use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -17,42 +17,24 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Messages::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Messages::Id)
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(Messages::Phone).string_len(20).not_null())
-                    .col(ColumnDef::new(Messages::Seq).big_integer().not_null())
-                    .col(ColumnDef::new(Messages::MessageId).string_len(128).not_null())
-                    .col(ColumnDef::new(Messages::Direction).string_len(3).not_null())
-                    .col(ColumnDef::new(Messages::Chat).string_len(100).not_null())
-                    .col(ColumnDef::new(Messages::Sender).string_len(100).not_null())
-                    .col(ColumnDef::new(Messages::Kind).string_len(16).not_null())
-                    .col(ColumnDef::new(Messages::Body).text().null())
-                    .col(ColumnDef::new(Messages::MediaMime).string_len(100).null())
-                    .col(ColumnDef::new(Messages::MediaFileName).string_len(255).null())
-                    .col(ColumnDef::new(Messages::MediaSize).big_integer().null())
-                    .col(ColumnDef::new(Messages::QuotedId).string_len(128).null())
-                    .col(ColumnDef::new(Messages::PushName).string_len(200).null())
-                    .col(ColumnDef::new(Messages::Status).string_len(12).not_null())
-                    .col(
-                        ColumnDef::new(Messages::Timestamp)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Messages::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Messages::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(big_integer(Messages::Id).auto_increment().primary_key())
+                    .col(string_len(Messages::Phone, 20))
+                    .col(big_integer(Messages::Seq))
+                    .col(string_len(Messages::MessageId, 128))
+                    .col(string_len(Messages::Direction, 3))
+                    .col(string_len(Messages::Chat, 100))
+                    .col(string_len(Messages::Sender, 100))
+                    .col(string_len(Messages::Kind, 16))
+                    .col(text_null(Messages::Body))
+                    .col(string_len_null(Messages::MediaMime, 100))
+                    .col(string_len_null(Messages::MediaFileName, 255))
+                    .col(big_integer_null(Messages::MediaSize))
+                    .col(string_len_null(Messages::QuotedId, 128))
+                    .col(string_len_null(Messages::PushName, 200))
+                    .col(string_len(Messages::Status, 12))
+                    .col(timestamp_with_time_zone(Messages::Timestamp))
+                    .col(timestamp_with_time_zone(Messages::CreatedAt))
+                    .col(timestamp_with_time_zone(Messages::UpdatedAt))
                     .foreign_key(
                         ForeignKey::create()
                             .from(Messages::Table, Messages::Phone)
@@ -91,24 +73,16 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Contacts::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(Contacts::Phone).string_len(20).not_null())
-                    .col(ColumnDef::new(Contacts::Jid).string_len(100).not_null())
-                    .col(ColumnDef::new(Contacts::ContactKey).string_len(100).not_null())
-                    .col(ColumnDef::new(Contacts::Number).string_len(20).null())
-                    .col(ColumnDef::new(Contacts::Lid).string_len(100).null())
-                    .col(ColumnDef::new(Contacts::Name).string_len(200).null())
-                    .col(ColumnDef::new(Contacts::PushName).string_len(200).null())
-                    .col(ColumnDef::new(Contacts::OnWhatsapp).boolean().null())
-                    .col(
-                        ColumnDef::new(Contacts::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Contacts::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(string_len(Contacts::Phone, 20))
+                    .col(string_len(Contacts::Jid, 100))
+                    .col(string_len(Contacts::ContactKey, 100))
+                    .col(string_len_null(Contacts::Number, 20))
+                    .col(string_len_null(Contacts::Lid, 100))
+                    .col(string_len_null(Contacts::Name, 200))
+                    .col(string_len_null(Contacts::PushName, 200))
+                    .col(boolean_null(Contacts::OnWhatsapp))
+                    .col(timestamp_with_time_zone(Contacts::CreatedAt))
+                    .col(timestamp_with_time_zone(Contacts::UpdatedAt))
                     .primary_key(Index::create().col(Contacts::Phone).col(Contacts::Jid))
                     .foreign_key(
                         ForeignKey::create()

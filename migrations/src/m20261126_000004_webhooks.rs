@@ -2,7 +2,7 @@
 //! primary key), and the durable outbox of deliveries. A delivery row is written in the
 //! same transaction as the fact it reports and stays until it is delivered or given up.
 
-use sea_orm_migration::prelude::*;
+use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -15,19 +15,11 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Webhooks::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(Webhooks::Id).string_len(36).not_null().primary_key())
-                    .col(ColumnDef::new(Webhooks::Url).text().not_null())
-                    .col(ColumnDef::new(Webhooks::Secret).string_len(100).not_null())
-                    .col(
-                        ColumnDef::new(Webhooks::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Webhooks::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(string_len(Webhooks::Id, 36).primary_key())
+                    .col(text(Webhooks::Url))
+                    .col(string_len(Webhooks::Secret, 100))
+                    .col(timestamp_with_time_zone(Webhooks::CreatedAt))
+                    .col(timestamp_with_time_zone(Webhooks::UpdatedAt))
                     .to_owned(),
             )
             .await?;
@@ -36,13 +28,8 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(WebhookServices::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(WebhookServices::Service)
-                            .string_len(32)
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(WebhookServices::WebhookId).string_len(36).not_null())
+                    .col(string_len(WebhookServices::Service, 32).primary_key())
+                    .col(string_len(WebhookServices::WebhookId, 36))
                     .foreign_key(
                         ForeignKey::create()
                             .from(WebhookServices::Table, WebhookServices::WebhookId)
@@ -57,47 +44,20 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(WebhookDeliveries::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(WebhookDeliveries::Id)
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(WebhookDeliveries::EventId)
-                            .string_len(36)
-                            .not_null()
-                            .unique_key(),
-                    )
-                    .col(ColumnDef::new(WebhookDeliveries::WebhookId).string_len(36).not_null())
-                    .col(ColumnDef::new(WebhookDeliveries::Event).string_len(32).not_null())
-                    .col(ColumnDef::new(WebhookDeliveries::Phone).string_len(20).null())
-                    .col(ColumnDef::new(WebhookDeliveries::Payload).text().not_null())
-                    .col(ColumnDef::new(WebhookDeliveries::Status).string_len(12).not_null())
-                    .col(ColumnDef::new(WebhookDeliveries::Attempts).integer().not_null())
-                    .col(
-                        ColumnDef::new(WebhookDeliveries::NextAttemptAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(WebhookDeliveries::LastStatusCode).integer().null())
-                    .col(ColumnDef::new(WebhookDeliveries::LastError).text().null())
-                    .col(
-                        ColumnDef::new(WebhookDeliveries::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(WebhookDeliveries::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(WebhookDeliveries::DeliveredAt)
-                            .timestamp_with_time_zone()
-                            .null(),
-                    )
+                    .col(big_integer(WebhookDeliveries::Id).auto_increment().primary_key())
+                    .col(string_len(WebhookDeliveries::EventId, 36).unique_key())
+                    .col(string_len(WebhookDeliveries::WebhookId, 36))
+                    .col(string_len(WebhookDeliveries::Event, 32))
+                    .col(string_len_null(WebhookDeliveries::Phone, 20))
+                    .col(text(WebhookDeliveries::Payload))
+                    .col(string_len(WebhookDeliveries::Status, 12))
+                    .col(integer(WebhookDeliveries::Attempts))
+                    .col(timestamp_with_time_zone(WebhookDeliveries::NextAttemptAt))
+                    .col(integer_null(WebhookDeliveries::LastStatusCode))
+                    .col(text_null(WebhookDeliveries::LastError))
+                    .col(timestamp_with_time_zone(WebhookDeliveries::CreatedAt))
+                    .col(timestamp_with_time_zone(WebhookDeliveries::UpdatedAt))
+                    .col(timestamp_with_time_zone_null(WebhookDeliveries::DeliveredAt))
                     .foreign_key(
                         ForeignKey::create()
                             .from(WebhookDeliveries::Table, WebhookDeliveries::WebhookId)
