@@ -13,6 +13,28 @@ fn wagate(args: &[&str], data_dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// Runs `wagate password set` with `password` on stdin, on the data dir's SQLite file or on
+/// `database_url`.
+fn password_set(data_dir: &std::path::Path, database_url: Option<&str>, password: &str) -> std::process::Output {
+    let mut cmd = wagate(&["password", "set"], data_dir);
+    if let Some(url) = database_url {
+        cmd.env("WAGATE_DATABASE_URL", url);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn openapi_prints_the_spec() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,21 +61,7 @@ fn migrate_up_then_status_lists_applied_migrations() {
 #[test]
 fn password_set_reads_stdin_and_refuses_short_passwords() {
     let dir = tempfile::tempdir().unwrap();
-    let set = |password: &str| {
-        let mut child = wagate(&["password", "set"], dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let set = |password: &str| password_set(dir.path(), None, password);
     let short = set("short");
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("too short"));
@@ -64,18 +72,8 @@ fn password_set_reads_stdin_and_refuses_short_passwords() {
 #[tokio::test]
 async fn a_password_set_by_the_cli_works_for_login() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = wagate(&["password", "set"], dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"from the command line\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let set = password_set(dir.path(), None, "from the command line");
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
 
     let config = wagate::config::Config::from_figment(
         wagate::config::Config::base()
@@ -101,19 +99,8 @@ async fn a_password_set_by_the_cli_ends_a_running_servers_sessions() {
     let old = app.token().await;
     app.get("/api/v1/health/resources", Some(&old)).await.assert_status(200);
 
-    let mut child = wagate(&["password", "set"], &app.data_dir)
-        .env("WAGATE_DATABASE_URL", &app.database_url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"set beside the server\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let set = password_set(&app.data_dir, Some(&app.database_url), "set beside the server");
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
 
     // Within a few reload intervals the old session is over, without a restart.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -3,134 +3,17 @@
 //! load, and SIGTERM with requests in flight. Each is bounded in time.
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::fixtures::Receiver;
-use crate::helpers::{PASSWORD, Response, builder, fresh_database, send, spawn_app_with_password};
+use crate::helpers::{builder, free_port, fresh_database, send, spawn_app_with_password};
+use crate::process::Process;
 
 const A: &str = "+12015550101";
 const B: &str = "+12015550102";
 const ALICE: &str = "+12015550150";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The gateway as its own process, so it can be killed or signalled.
-struct Process {
-    child: Child,
-    base: String,
-    token: Option<String>,
-}
-
-impl Process {
-    async fn start(port: u16, dir: &std::path::Path, database_url: &str, env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wagate"));
-        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(dir)
-            .env("WAGATE_ENGINE", "sandbox")
-            .env("WAGATE_DATABASE_URL", database_url)
-            .env("WAGATE_WEBHOOKS__BACKOFF_MIN", "20ms")
-            .env("WAGATE_WEBHOOKS__BACKOFF_MAX", "200ms")
-            .env("WAGATE_SANDBOX__CONNECT_DELAY", "10ms")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (key, value) in env {
-            cmd.env(key, value);
-        }
-        let process = Self {
-            child: cmd.spawn().unwrap(),
-            base: format!("http://127.0.0.1:{port}"),
-            token: None,
-        };
-        for _ in 0..500 {
-            if reqwest::get(format!("{}/api/v1/health", process.base)).await.is_ok() {
-                return process;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the gateway did not start");
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Response {
-        let mut req = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        send(req).await
-    }
-
-    async fn get(&self, path: &str) -> Response {
-        send(
-            reqwest::Client::new()
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(self.token.as_deref().unwrap_or_default()),
-        )
-        .await
-    }
-
-    async fn log_in(&mut self, first: bool) {
-        if first {
-            self.post("/api/v1/auth/change-password", json!({"newPassword": PASSWORD}))
-                .await
-                .assert_status(200);
-        }
-        let token = self
-            .post("/api/v1/auth/generate-token", json!({"password": PASSWORD}))
-            .await
-            .body["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        self.token = Some(token);
-    }
-
-    async fn wait_connected(&self, phone: &str) {
-        for _ in 0..500 {
-            if self.get(&format!("/api/v1/user/phones/{phone}")).await.body["status"] == "connected" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{phone} never connected");
-    }
-
-    async fn pair(&self, phone: &str) {
-        self.post("/api/v1/user/phones", json!({"phone": phone}))
-            .await
-            .assert_status(201);
-        self.post(&format!("/api/v1/user/phones/{phone}/connect"), json!({}))
-            .await
-            .assert_status(200);
-        self.post(&format!("/api/v1/sandbox/phones/{phone}/scan"), json!({}))
-            .await
-            .assert_status(200);
-        self.wait_connected(phone).await;
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn history_ids(process: &Process, phone: &str) -> HashSet<String> {
     let mut ids = HashSet::new();
@@ -381,12 +264,7 @@ async fn phones_crashing_under_load_leave_the_others_alone() {
     app.pair_phone(&token, B).await;
     let crasher = async {
         for _ in 0..10 {
-            app.post(
-                &format!("/api/v1/sandbox/phones/{A}/faults"),
-                Some(&token),
-                json!({"kind": "crash"}),
-            )
-            .await;
+            app.fault(&token, A, "crash").await;
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
     };

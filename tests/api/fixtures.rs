@@ -53,16 +53,29 @@ pub fn webp() -> Vec<u8> {
 }
 
 /// Serves `/files/{name}` with the sample files, `/big` (2 MiB), anything else 404.
-pub struct FileServer {
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
+pub struct FileServer(Serving);
 
 impl FileServer {
     pub async fn start() -> Self {
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
-        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
         let app = Route::new().at("/files/:name", serve_file).at("/big", big);
+        Self(Serving::start("127.0.0.1:0", app).await)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.0.addr)
+    }
+}
+
+/// A poem app served on loopback until dropped.
+struct Serving {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Serving {
+    async fn start(addr: &str, app: impl poem::Endpoint + 'static) -> Self {
+        let acceptor = TcpListener::bind(addr.to_owned()).into_acceptor().await.unwrap();
+        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             app,
@@ -73,13 +86,9 @@ impl FileServer {
         ));
         Self { addr, stop: Some(tx) }
     }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
 }
 
-impl Drop for FileServer {
+impl Drop for Serving {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -135,9 +144,8 @@ struct ReceiverState {
 
 /// A webhook receiver on loopback that records every request.
 pub struct Receiver {
-    pub addr: SocketAddr,
+    server: Serving,
     state: std::sync::Arc<ReceiverState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Receiver {
@@ -146,8 +154,6 @@ impl Receiver {
     }
 
     pub async fn start_on(addr: &str) -> Self {
-        let acceptor = TcpListener::bind(addr.to_owned()).into_acceptor().await.unwrap();
-        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
         let state = std::sync::Arc::new(ReceiverState::default());
         let shared = state.clone();
         let app = poem::endpoint::make(move |req: poem::Request| {
@@ -173,23 +179,14 @@ impl Receiver {
                 }
             }
         });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
-            app,
-            async move {
-                let _ = rx.await;
-            },
-            None,
-        ));
         Self {
-            addr,
+            server: Serving::start(addr, app).await,
             state,
-            stop: Some(tx),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        format!("http://{}/hook", self.server.addr)
     }
 
     pub fn fail_next(&self, n: usize) {
@@ -214,14 +211,6 @@ impl Receiver {
                 hits.len()
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
         }
     }
 }

@@ -267,6 +267,16 @@ impl TestApp {
         self.wait_for_status(token, phone, "connected").await
     }
 
+    /// Injects a sandbox fault (`disconnect`, `crash`, `logout`) into the phone's session.
+    pub async fn fault(&self, token: &str, phone: &str, kind: &str) -> Response {
+        self.post(
+            &format!("/api/v1/sandbox/phones/{phone}/faults"),
+            Some(token),
+            json!({"kind": kind}),
+        )
+        .await
+    }
+
     pub async fn set_first_password(&self) {
         self.post("/api/v1/auth/change-password", None, json!({"newPassword": PASSWORD}))
             .await
@@ -381,4 +391,13 @@ fn replace_db_name(url: &str, name: &str) -> String {
     let mut parsed = url::Url::parse(url).expect("WAGATE_TEST_DATABASE_URL is a URL");
     parsed.set_path(&format!("/{name}"));
     parsed.to_string()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -15,6 +15,7 @@ mod messages;
 mod metrics;
 mod offline;
 mod phones;
+mod process;
 mod security;
 mod spec;
 mod webhooks;

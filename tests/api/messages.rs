@@ -4,7 +4,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, FileServer};
-use crate::helpers::{TestApp, builder, send, spawn_app_with_password};
+use crate::helpers::{Response, TestApp, builder, send, spawn_app_with_password};
 
 const A: &str = "+12015550101";
 const B: &str = "+12015550102";
@@ -33,6 +33,11 @@ async fn connected_app(app: TestApp) -> (TestApp, String) {
 
 async fn ready() -> (TestApp, String) {
     connected_app(spawn_app_with_password().await).await
+}
+
+/// Sends from phone A.
+async fn send_message(app: &TestApp, token: &str, body: Value) -> Response {
+    app.post(&path(A, "/message"), Some(token), body).await
 }
 
 async fn received(app: &TestApp, token: &str, account: &str) -> Vec<Value> {
@@ -68,13 +73,12 @@ async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str) {
 #[tokio::test]
 async fn a_text_reaches_the_recipient_and_history_follows_its_receipts() {
     let (app, token) = ready().await;
-    let resp = app
-        .post(
-            &path(A, "/message"),
-            Some(&token),
-            json!({"recipient": "12015550150", "message": "hello Alice"}),
-        )
-        .await;
+    let resp = send_message(
+        &app,
+        &token,
+        json!({"recipient": "12015550150", "message": "hello Alice"}),
+    )
+    .await;
     resp.assert_status(200);
     assert_eq!(resp.body["status"], "sent");
     assert_eq!(resp.body["recipient"], "12015550150@s.whatsapp.net");
@@ -106,7 +110,7 @@ async fn recipients_follow_the_seed_rules() {
         json!({"recipient": "12015550150@s.whatsapp.net", "message": "by jid"}),
         json!({"recipient": "ignored", "jid": "12015550150@s.whatsapp.net", "message": "jid wins"}),
     ] {
-        let resp = app.post(&path(A, "/message"), Some(&token), body.clone()).await;
+        let resp = send_message(&app, &token, body.clone()).await;
         resp.assert_status(200);
         assert_eq!(resp.body["recipient"], "12015550150@s.whatsapp.net", "{body}");
     }
@@ -123,18 +127,12 @@ async fn recipients_follow_the_seed_rules() {
         (json!({"message": "x"}), "recipient_required"),
         (json!({"recipient": "12015550150"}), "message_required"),
     ] {
-        app.post(&path(A, "/message"), Some(&token), body)
-            .await
-            .assert_error(400, code);
+        send_message(&app, &token, body).await.assert_error(400, code);
     }
     // Not on WhatsApp: WhatsApp refuses it, and history keeps the failed attempt.
-    app.post(
-        &path(A, "/message"),
-        Some(&token),
-        json!({"recipient": "12015550177", "message": "x"}),
-    )
-    .await
-    .assert_error(400, "rejected_by_whatsapp");
+    send_message(&app, &token, json!({"recipient": "12015550177", "message": "x"}))
+        .await
+        .assert_error(400, "rejected_by_whatsapp");
     assert_eq!(history(&app, &token, "").await["data"][0]["status"], "failed");
 }
 
@@ -149,12 +147,7 @@ async fn every_media_kind_can_be_sent_by_link() {
         ("voice.ogg", "audio", "audio/ogg"),
         ("report.pdf", "document", "application/pdf"),
     ] {
-        let resp = app
-            .post(
-                &path(A, "/message"),
-                Some(&token),
-                json!({"recipient": ALICE, "message": format!("here is {file}"), "mediaLink": files.url(&format!("/files/{file}"))}),
-            )
+        let resp = send_message(&app, &token, json!({"recipient": ALICE, "message": format!("here is {file}"), "mediaLink": files.url(&format!("/files/{file}"))}))
             .await;
         resp.assert_status(200);
         assert_eq!(resp.body["type"], kind, "{file}");
@@ -172,13 +165,12 @@ async fn every_media_kind_can_be_sent_by_link() {
             assert_eq!(last["media"]["fileName"], "report.pdf");
         }
     }
-    let sticker = app
-        .post(
-            &path(A, "/message"),
-            Some(&token),
-            json!({"recipient": ALICE, "mediaLink": files.url("/files/sticker.webp"), "mediaType": "sticker"}),
-        )
-        .await;
+    let sticker = send_message(
+        &app,
+        &token,
+        json!({"recipient": ALICE, "mediaLink": files.url("/files/sticker.webp"), "mediaType": "sticker"}),
+    )
+    .await;
     sticker.assert_status(200);
     assert_eq!(sticker.body["type"], "sticker");
     let page = history(&app, &token, "?limit=3").await;
@@ -215,12 +207,7 @@ async fn media_can_be_uploaded_or_sent_as_base64() {
     assert_eq!(last["text"], "uploaded photo");
 
     let voice = base64::engine::general_purpose::STANDARD.encode(fixtures::ogg());
-    let resp = app
-        .post(
-            &path(A, "/message"),
-            Some(&token),
-            json!({"recipient": ALICE, "media": format!("data:audio/ogg;base64,{voice}"), "messageOptions": {"voiceNote": true}}),
-        )
+    let resp = send_message(&app, &token, json!({"recipient": ALICE, "media": format!("data:audio/ogg;base64,{voice}"), "messageOptions": {"voiceNote": true}}))
         .await;
     resp.assert_status(200);
     let last = received(&app, &token, ALICE).await.pop().unwrap();
@@ -228,13 +215,12 @@ async fn media_can_be_uploaded_or_sent_as_base64() {
     assert_eq!(last["media"]["voiceNote"], true);
 
     let doc = base64::engine::general_purpose::STANDARD.encode(fixtures::pdf());
-    let resp = app
-        .post(
-            &path(A, "/message"),
-            Some(&token),
-            json!({"recipient": ALICE, "media": doc, "fileName": "../../q3.pdf"}),
-        )
-        .await;
+    let resp = send_message(
+        &app,
+        &token,
+        json!({"recipient": ALICE, "media": doc, "fileName": "../../q3.pdf"}),
+    )
+    .await;
     resp.assert_status(200);
     let last = received(&app, &token, ALICE).await.pop().unwrap();
     assert_eq!(last["media"]["fileName"], "q3.pdf", "directories are stripped");
@@ -253,13 +239,7 @@ async fn a_list_message_arrives_with_its_sections() {
             {"title": "Drinks", "rows": [{"id": "d1", "title": "Tea"}]}
         ]
     });
-    let resp = app
-        .post(
-            &path(A, "/message"),
-            Some(&token),
-            json!({"recipient": ALICE, "list": list}),
-        )
-        .await;
+    let resp = send_message(&app, &token, json!({"recipient": ALICE, "list": list})).await;
     resp.assert_status(200);
     assert_eq!(resp.body["type"], "list");
     let last = received(&app, &token, ALICE).await.pop().unwrap();
@@ -269,40 +249,30 @@ async fn a_list_message_arrives_with_its_sections() {
     assert_eq!(last["list"]["sections"][1]["rows"][0]["id"], "d1");
 
     let duplicate = json!({"title": "x", "body": "y", "buttonText": "z", "sections": [{"title": "s", "rows": [{"id": "a", "title": "1"}, {"id": "a", "title": "2"}]}]});
-    app.post(
-        &path(A, "/message"),
-        Some(&token),
-        json!({"recipient": ALICE, "list": duplicate}),
-    )
-    .await
-    .assert_error(400, "invalid_list");
+    send_message(&app, &token, json!({"recipient": ALICE, "list": duplicate}))
+        .await
+        .assert_error(400, "invalid_list");
 }
 
 #[tokio::test]
 async fn replies_quote_mention_and_can_skip_link_previews() {
     let (app, token) = ready().await;
-    let first = app
-        .post(
-            &path(A, "/message"),
-            Some(&token),
-            json!({"recipient": ALICE, "message": "first"}),
-        )
+    let first = send_message(&app, &token, json!({"recipient": ALICE, "message": "first"}))
         .await
         .body["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let resp = app
-        .post(
-            &path(A, "/message"),
-            Some(&token),
-            json!({
-                "recipient": ALICE,
-                "message": "see https://example.com @12015550151",
-                "messageOptions": {"quotedMessageId": first, "mentions": ["12015550151"], "linkPreview": false}
-            }),
-        )
-        .await;
+    let resp = send_message(
+        &app,
+        &token,
+        json!({
+            "recipient": ALICE,
+            "message": "see https://example.com @12015550151",
+            "messageOptions": {"quotedMessageId": first, "mentions": ["12015550151"], "linkPreview": false}
+        }),
+    )
+    .await;
     resp.assert_status(200);
     let last = received(&app, &token, ALICE).await.pop().unwrap();
     assert_eq!(last["quotedId"], first.as_str());
@@ -592,9 +562,9 @@ async fn groups_come_from_the_cache_until_refreshed_or_changed() {
 async fn history_pages_are_stable_at_the_edges() {
     let (app, token) = ready().await;
     for i in 0..25 {
-        app.post(
-            &path(A, "/message"),
-            Some(&token),
+        send_message(
+            &app,
+            &token,
             json!({"recipient": if i % 5 == 0 { BOB } else { ALICE }, "message": format!("m{i}")}),
         )
         .await
@@ -661,14 +631,7 @@ async fn send_errors_are_clear_and_never_500() {
     let send_link = |link: String| {
         let app = &app;
         let token = token.clone();
-        async move {
-            app.post(
-                &path(A, "/message"),
-                Some(&token),
-                json!({"recipient": ALICE, "mediaLink": link}),
-            )
-            .await
-        }
+        async move { send_message(app, &token, json!({"recipient": ALICE, "mediaLink": link})).await }
     };
     send_link(files.url("/files/clip.mp4"))
         .await
@@ -686,30 +649,26 @@ async fn send_errors_are_clear_and_never_500() {
     send_link("ftp://example.com/a.png".into())
         .await
         .assert_error(400, "invalid_media_link");
-    app.post(
-        &path(A, "/message"),
-        Some(&token),
+    send_message(
+        &app,
+        &token,
         json!({"recipient": ALICE, "mediaLink": files.url("/files/report.pdf"), "mediaType": "image"}),
     )
     .await
     .assert_error(415, "media_type_mismatch");
-    app.post(
-        &path(A, "/message"),
-        Some(&token),
+    send_message(
+        &app,
+        &token,
         json!({"recipient": ALICE, "mediaLink": files.url("/files/mislabelled.png"), "mediaType": "image"}),
     )
     .await
     .assert_error(415, "media_type_mismatch");
-    app.post(
-        &path(A, "/message"),
-        Some(&token),
-        json!({"recipient": ALICE, "media": "%%%not base64"}),
-    )
-    .await
-    .assert_error(400, "invalid_media");
-    app.post(
-        &path(A, "/message"),
-        Some(&token),
+    send_message(&app, &token, json!({"recipient": ALICE, "media": "%%%not base64"}))
+        .await
+        .assert_error(400, "invalid_media");
+    send_message(
+        &app,
+        &token,
         json!({"recipient": ALICE, "media": "aGk=", "mediaLink": files.url("/files/photo.png")}),
     )
     .await
@@ -724,13 +683,9 @@ async fn send_errors_are_clear_and_never_500() {
     app.post(&path(A, "/disconnect"), Some(&token), json!({}))
         .await
         .assert_status(200);
-    app.post(
-        &path(A, "/message"),
-        Some(&token),
-        json!({"recipient": ALICE, "message": "x"}),
-    )
-    .await
-    .assert_error(409, "phone_not_connected");
+    send_message(&app, &token, json!({"recipient": ALICE, "message": "x"}))
+        .await
+        .assert_error(409, "phone_not_connected");
     // A mislabelled request body type is a 415 too.
     let req = app
         .client
@@ -755,14 +710,7 @@ async fn paced_sends_are_spaced_and_do_not_hold_up_other_phones() {
     let send_a = |i: usize| {
         let app = &app;
         let token = token.clone();
-        async move {
-            app.post(
-                &path(A, "/message"),
-                Some(&token),
-                json!({"recipient": ALICE, "message": format!("a{i}")}),
-            )
-            .await
-        }
+        async move { send_message(app, &token, json!({"recipient": ALICE, "message": format!("a{i}")})).await }
     };
     let from_b = async {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -820,13 +768,7 @@ async fn a_paced_queue_refuses_what_it_cannot_send_in_time() {
 #[tokio::test]
 async fn texts_with_nul_characters_are_stored_on_every_database() {
     let (app, token) = ready().await;
-    let resp = app
-        .post(
-            &path(A, "/message"),
-            Some(&token),
-            json!({"recipient": ALICE, "message": "before\u{0}after"}),
-        )
-        .await;
+    let resp = send_message(&app, &token, json!({"recipient": ALICE, "message": "before\u{0}after"})).await;
     resp.assert_status(200);
     assert_eq!(history(&app, &token, "").await["data"][0]["text"], "beforeafter");
     app.post(

@@ -161,13 +161,7 @@ async fn a_crashed_session_is_restarted_while_another_phone_keeps_answering() {
     let token = app.token().await;
     app.pair_phone(&token, A).await;
     app.pair_phone(&token, B).await;
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/faults"),
-        Some(&token),
-        json!({"kind": "crash"}),
-    )
-    .await
-    .assert_status(200);
+    app.fault(&token, A, "crash").await.assert_status(200);
     // B is untouched and answers its requests meanwhile.
     let b = app.phone(&token, B).await;
     assert_eq!(b["status"], "connected");
@@ -196,13 +190,7 @@ async fn a_dropped_connection_reconnects_by_itself() {
     app.set_first_password().await;
     let token = app.token().await;
     app.pair_phone(&token, A).await;
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/faults"),
-        Some(&token),
-        json!({"kind": "disconnect"}),
-    )
-    .await
-    .assert_status(200);
+    app.fault(&token, A, "disconnect").await.assert_status(200);
     let reconnecting = app.wait_for_status(&token, A, "reconnecting").await;
     assert!(
         reconnecting["lastError"].as_str().unwrap().contains("lost"),
@@ -219,23 +207,11 @@ async fn repeated_crashes_mark_the_phone_failed_until_it_is_connected_again() {
     let token = app.token().await;
     app.pair_phone(&token, A).await;
     for _ in 0..2 {
-        app.post(
-            &format!("/api/v1/sandbox/phones/{A}/faults"),
-            Some(&token),
-            json!({"kind": "crash"}),
-        )
-        .await
-        .assert_status(200);
+        app.fault(&token, A, "crash").await.assert_status(200);
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         app.wait_for_status(&token, A, "connected").await;
     }
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/faults"),
-        Some(&token),
-        json!({"kind": "crash"}),
-    )
-    .await
-    .assert_status(200);
+    app.fault(&token, A, "crash").await.assert_status(200);
     let failed = app.wait_for_status(&token, A, "failed").await;
     assert!(
         failed["lastError"].as_str().unwrap().contains("failed 3 times"),
@@ -419,13 +395,7 @@ async fn unlinking_on_the_phone_logs_the_phone_out() {
     let app = spawn_app_with_password().await;
     let token = app.token().await;
     app.pair_phone(&token, A).await;
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/faults"),
-        Some(&token),
-        json!({"kind": "logout"}),
-    )
-    .await
-    .assert_status(200);
+    app.fault(&token, A, "logout").await.assert_status(200);
     let view = app.wait_for_status(&token, A, "logged_out").await;
     assert!(view["lastError"].as_str().unwrap().contains("unlinked"), "{view}");
     assert!(!app.data_dir.join("sandbox/devices/12015550101.json").exists());
@@ -442,13 +412,9 @@ async fn sandbox_controls_check_their_input() {
     app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))
         .await
         .assert_error(409, "not_pairing");
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/faults"),
-        Some(&token),
-        json!({"kind": "explode"}),
-    )
-    .await
-    .assert_error(400, "invalid_request");
+    app.fault(&token, A, "explode")
+        .await
+        .assert_error(400, "invalid_request");
     let account = app
         .post(
             "/api/v1/sandbox/accounts",
