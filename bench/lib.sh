@@ -16,7 +16,7 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# start_server VAR_PREFIX [extra env...]: sets ${prefix}_url, ${prefix}_pid, ${prefix}_dir
+# start_server [VAR=value...]: starts the server with that environment; sets base, server_pid, server_dir
 start_server() {
   local dir port
   dir=$(mktemp -d)
@@ -46,7 +46,24 @@ set_password_and_login() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 }
 
-# wrk_rps <wrk args...>: prints "requests/s p50 p99" from one wrk run
+# pair_phone PHONE: adds the phone and links it through the sandbox (after set_password_and_login)
+pair_phone() {
+  local auth=(-H "Authorization: Bearer $token")
+  json_post /api/v1/user/phones "{\"phone\":\"$1\"}" "${auth[@]}" >/dev/null
+  curl -fs -X POST "$base/api/v1/user/phones/$1/connect" "${auth[@]}" >/dev/null
+  curl -fs -X POST "$base/api/v1/sandbox/phones/$1/scan" "${auth[@]}" >/dev/null
+}
+
+# start_receiver: builds examples/webhook_receiver and starts it on a free port; sets
+# rport and receiver (its pid)
+start_receiver() {
+  (cd "$root" && cargo build --release --quiet --example webhook_receiver)
+  rport=$(free_port)
+  "$CARGO_TARGET_DIR/release/examples/webhook_receiver" "127.0.0.1:$rport" >/dev/null 2>&1 &
+  receiver=$!
+}
+
+# wrk_run <wrk args...>: prints "requests/s p50_ms p99_ms non2xx" from one wrk run
 wrk_run() {
   wrk --latency "$@" | python3 "$root/bench/wrk_summary.py"
 }

@@ -12,13 +12,11 @@ start_server RUST_LOG=warn WAGATE_ENGINE=sandbox WAGATE_MESSAGING__PACING=off ${
 trap stop_server EXIT
 set_password_and_login
 auth=(-H "Authorization: Bearer $token")
-json_post /api/v1/sandbox/accounts '{"phone":"+12015550150","name":"Alice"}' -H "Authorization: Bearer $token" >/dev/null
+json_post /api/v1/sandbox/accounts '{"phone":"+12015550150","name":"Alice"}' "${auth[@]}" >/dev/null
 phones=()
 for n in 01 02 03 04; do
   p="+120155501$n"
-  curl -fs -X POST "$base/api/v1/user/phones" "${auth[@]}" -H 'Content-Type: application/json' -d "{\"phone\":\"$p\"}" >/dev/null
-  curl -fs -X POST "$base/api/v1/user/phones/$p/connect" "${auth[@]}" >/dev/null
-  curl -fs -X POST "$base/api/v1/sandbox/phones/$p/scan" "${auth[@]}" >/dev/null
+  pair_phone "$p"
   phones+=("%2B120155501$n")
 done
 sleep 1

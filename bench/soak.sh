@@ -8,19 +8,14 @@ source "$(dirname "$0")/lib.sh"
 need hey hey
 secs=${1:-600}
 build_release
-(cd "$root" && cargo build --release --quiet --example webhook_receiver)
-rport=$(free_port)
-"$CARGO_TARGET_DIR/release/examples/webhook_receiver" "127.0.0.1:$rport" >/dev/null 2>&1 &
-receiver=$!
+start_receiver
 start_server RUST_LOG=warn WAGATE_ENGINE=sandbox WAGATE_MESSAGING__PACING=off
 trap 'stop_server; kill $receiver 2>/dev/null' EXIT
 set_password_and_login
 auth=(-H "Authorization: Bearer $token")
 json_post /api/v1/sandbox/accounts '{"phone":"+12015550150","name":"Alice"}' "${auth[@]}" >/dev/null
 for p in +12015550101 +12015550102; do
-  json_post /api/v1/user/phones "{\"phone\":\"$p\"}" "${auth[@]}" >/dev/null
-  curl -fs -X POST "$base/api/v1/user/phones/$p/connect" "${auth[@]}" >/dev/null
-  curl -fs -X POST "$base/api/v1/sandbox/phones/$p/scan" "${auth[@]}" >/dev/null
+  pair_phone "$p"
 done
 json_post /api/v1/user/webhooks "{\"url\":\"http://127.0.0.1:$rport/hook\",\"services\":[\"message.received\"]}" "${auth[@]}" >/dev/null
 sleep 1

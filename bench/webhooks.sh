@@ -12,10 +12,7 @@ need hey hey
 events=${1:-20000}
 secs=${2:-15}
 build_release
-(cd "$root" && cargo build --release --quiet --example webhook_receiver)
-rport=$(free_port)
-"$CARGO_TARGET_DIR/release/examples/webhook_receiver" "127.0.0.1:$rport" >/dev/null 2>&1 &
-receiver=$!
+start_receiver
 start_server RUST_LOG=warn WAGATE_ENGINE=sandbox WAGATE_WEBHOOKS__BACKOFF_MIN=200ms WAGATE_WEBHOOKS__BACKOFF_MAX=500ms
 trap 'stop_server; kill $receiver 2>/dev/null' EXIT
 set_password_and_login
@@ -24,9 +21,7 @@ json_post /api/v1/sandbox/accounts '{"phone":"+12015550150","name":"Alice"}' "${
 phones=()
 for n in 01 02 03 04; do
   p="+120155501$n"
-  json_post /api/v1/user/phones "{\"phone\":\"$p\"}" "${auth[@]}" >/dev/null
-  curl -fs -X POST "$base/api/v1/user/phones/$p/connect" "${auth[@]}" >/dev/null
-  curl -fs -X POST "$base/api/v1/sandbox/phones/$p/scan" "${auth[@]}" >/dev/null
+  pair_phone "$p"
   phones+=("%2B120155501$n")
 done
 json_post /api/v1/user/webhooks "{\"url\":\"http://127.0.0.1:$rport/hook\",\"services\":[\"message.received\"]}" "${auth[@]}" >/dev/null
