@@ -229,6 +229,11 @@ pub struct NetworkConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
+    /// How long a delivery is retried, from its first attempt (or from a redelivery by
+    /// hand), before it is marked failed.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// An extra cap on attempts; 0 means none (only `give_up_after` counts).
     pub max_attempts: u32,
     #[serde(with = "humantime_serde")]
     pub backoff_min: Duration,
@@ -350,8 +355,8 @@ impl Config {
         if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
             return invalid("metrics.listen", "must be empty or an address such as 127.0.0.1:9100");
         }
-        if self.webhooks.max_attempts == 0 {
-            return invalid("webhooks.max_attempts", "must be at least 1");
+        if self.webhooks.give_up_after.is_zero() {
+            return invalid("webhooks.give_up_after", "must be longer than 0s");
         }
         if self.webhooks.max_in_flight == 0 {
             return invalid("webhooks.max_in_flight", "must be at least 1");

@@ -8,6 +8,7 @@ mod m20261126_000001_auth;
 mod m20261126_000002_phones;
 mod m20261126_000003_messages;
 mod m20261126_000004_webhooks;
+mod m20261202_000005_delivery_retry_since;
 
 /// Every migration in the order it must run.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_phones::Migration),
             Box::new(m20261126_000003_messages::Migration),
             Box::new(m20261126_000004_webhooks::Migration),
+            Box::new(m20261202_000005_delivery_retry_since::Migration),
         ]
     }
 }

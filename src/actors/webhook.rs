@@ -1,7 +1,8 @@
 //! `WebhookDispatcher`: drains the outbox. Deliveries wait in lanes, one lane per
 //! (webhook, phone); a lane sends its oldest delivery and only moves on when it is
 //! delivered or given up, so each phone's events arrive in order, while lanes run side by
-//! side. Failures retry with exponential backoff and jitter up to `webhooks.max_attempts`.
+//! side. Failures retry with exponential backoff and jitter for `webhooks.give_up_after`
+//! (and at most `webhooks.max_attempts` times, when set).
 //! At start-up every pending delivery is loaded from the database, so a crash or
 //! `kill -9` only delays delivery. Delivered marks are written in short batches; a crash
 //! before a batch is written means a delivery is sent again, with the same id.
@@ -217,12 +218,11 @@ impl DispatcherState {
             lane.busy = false;
             if let Some(mut head) = lane.queue.pop_front().filter(|h| h.id == id) {
                 let attempts = head.attempts + 1;
+                let next = next_attempt(&config, &head, attempts);
                 let metric = match &outcome {
                     Outcome::Delivered(_) => "delivered",
                     Outcome::Gone => "dropped",
-                    Outcome::Failed { .. } if u32::try_from(attempts).unwrap_or(u32::MAX) >= config.max_attempts => {
-                        "given_up"
-                    }
+                    Outcome::Failed { .. } if next.is_none() => "given_up",
                     Outcome::Failed { .. } => "failed",
                 };
                 self.shared
@@ -242,11 +242,6 @@ impl DispatcherState {
                         self.known.remove(&id);
                     }
                     Outcome::Failed { code, error } => {
-                        let give_up = u32::try_from(attempts).unwrap_or(u32::MAX) >= config.max_attempts;
-                        let next = (!give_up).then(|| {
-                            let wait = backoff(config.backoff_min, config.backoff_max, attempts.unsigned_abs());
-                            Utc::now() + wait
-                        });
                         if let Err(err) =
                             webhooks::record_failure(&self.shared.db, id, attempts, code, &error, next).await
                         {
@@ -282,6 +277,30 @@ impl DispatcherState {
             tracing::warn!(error = %err, count = done.len(), "cannot mark webhook deliveries delivered");
         }
     }
+}
+
+/// When to try a failed delivery again after its `attempts`-th attempt, or `None` to give
+/// up: the backoff, but never past `give_up_after` from the start of its run of attempts
+/// (the last try is made right then), and never beyond `max_attempts` when that is set.
+fn next_attempt(
+    config: &crate::config::WebhooksConfig,
+    row: &delivery::Model,
+    attempts: i32,
+) -> Option<chrono::DateTime<Utc>> {
+    let attempts = attempts.unsigned_abs();
+    if config.max_attempts > 0 && attempts >= config.max_attempts {
+        return None;
+    }
+    let now = Utc::now();
+    let next = now + backoff(config.backoff_min, config.backoff_max, attempts);
+    // A give-up time beyond what a date can hold is no give-up time.
+    let Some(give_up_at) = chrono::TimeDelta::from_std(config.give_up_after)
+        .ok()
+        .and_then(|after| row.tried_since().checked_add_signed(after))
+    else {
+        return Some(next);
+    };
+    (now < give_up_at).then(|| next.min(give_up_at))
 }
 
 /// One signed POST of a delivery's payload.

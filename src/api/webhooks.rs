@@ -134,7 +134,7 @@ pub enum DeliveryStatus {
     Pending,
     /// The receiver answered 2xx.
     Delivered,
-    /// Given up after `webhooks.max_attempts` attempts; redeliver it by hand.
+    /// Given up after `webhooks.give_up_after` of failed attempts; redeliver it by hand.
     Failed,
 }
 
@@ -204,6 +204,13 @@ pub struct DeliveryPage {
     /// Newest first.
     data: Vec<DeliveryView>,
     pagination: Pagination,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct RedeliveredView {
+    /// How many deliveries were put back in the queue.
+    requeued: u64,
 }
 
 #[derive(Debug, Object)]
@@ -379,6 +386,39 @@ impl WebhooksApi {
         Ok(Json(row.into()))
     }
 
+    /// Redeliver many
+    ///
+    /// Puts every delivery of the webhook in the given state (`failed` by default) back in
+    /// the queue, oldest first, each for a new run of attempts with the same
+    /// `X-Wagate-Delivery` id as before. Test pings are not sent again.
+    #[oai(
+        path = "/:id/deliveries/redeliver",
+        method = "post",
+        operation_id = "redeliverWebhookDeliveries"
+    )]
+    async fn redeliver_all(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+        id: Path<String>,
+        /// Which deliveries: `failed` (given up) or `delivered` (to replay them).
+        status: Query<Option<DeliveryStatus>>,
+    ) -> Result<Json<RedeliveredView>, ApiError> {
+        checked(&id)?;
+        let status = status.0.unwrap_or(DeliveryStatus::Failed);
+        if status == DeliveryStatus::Pending {
+            return Err(ApiError::bad_request(
+                "invalid_status",
+                "pending deliveries are queued already; choose status=failed or status=delivered",
+            ));
+        }
+        webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
+        let rows = webhooks::requeue_all(&state.db, &id, status.as_str()).await?;
+        let requeued = rows.len() as u64;
+        state.phones.shared().outbox.dispatch(rows);
+        Ok(Json(RedeliveredView { requeued }))
+    }
+
     /// Send a test ping
     ///
     /// POSTs a signed `ping` event to the webhook now and reports how the receiver answered.
@@ -395,7 +435,7 @@ impl WebhooksApi {
         let event_id = uuid::Uuid::now_v7().to_string();
         let payload = serde_json::json!({
             "id": event_id,
-            "event": "ping",
+            "event": webhooks::PING,
             "phone": null,
             "timestamp": Utc::now(),
             "data": {"message": "a test ping from wagate", "webhookId": hook.webhook.id},
@@ -408,7 +448,7 @@ impl WebhooksApi {
             NewDelivery {
                 event_id: &event_id,
                 webhook_id: &hook.webhook.id,
-                event: "ping",
+                event: webhooks::PING,
                 phone: None,
                 payload: &payload,
                 status: webhooks::FAILED,

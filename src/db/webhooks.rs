@@ -63,6 +63,15 @@ pub mod delivery {
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub delivered_at: Option<DateTimeUtc>,
+        /// When the current run of attempts began: `None` means at `created_at`.
+        pub retry_since: Option<DateTimeUtc>,
+    }
+
+    impl Model {
+        /// Since when this delivery has been tried (for `webhooks.give_up_after`).
+        pub fn tried_since(&self) -> DateTimeUtc {
+            self.retry_since.unwrap_or(self.created_at)
+        }
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -74,6 +83,8 @@ pub mod delivery {
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 pub const FAILED: &str = "failed";
+/// The event of a test ping: logged like a delivery, never retried.
+pub const PING: &str = "ping";
 
 /// A webhook with the services it receives.
 #[derive(Debug, Clone)]
@@ -218,6 +229,7 @@ pub async fn insert_delivery(db: &impl ConnectionTrait, new: NewDelivery<'_>) ->
         created_at: Set(now),
         updated_at: Set(now),
         delivered_at: Set(None),
+        retry_since: Set(None),
         ..Default::default()
     }
     .insert(db)
@@ -276,22 +288,48 @@ pub async fn record_failure(
     Ok(())
 }
 
-/// Puts a delivery back in the queue; returns it, or `None` when the webhook has no such delivery.
+/// Puts a delivery back in the queue for a new run of attempts; returns it, or `None`
+/// when the webhook has no such delivery.
 pub async fn requeue(
     db: &impl ConnectionTrait,
     webhook_id: &str,
     event_id: &str,
 ) -> Result<Option<delivery::Model>, DbErr> {
+    let rows = requeue_where(db, webhook_id, delivery::Column::EventId.eq(event_id)).await?;
+    Ok(rows.into_iter().next())
+}
+
+/// Puts every delivery of the webhook in `status` back in the queue, oldest first. Test
+/// pings are never sent again.
+pub async fn requeue_all(
+    db: &impl ConnectionTrait,
+    webhook_id: &str,
+    status: &str,
+) -> Result<Vec<delivery::Model>, DbErr> {
+    let which = sea_orm::Condition::all()
+        .add(delivery::Column::Status.eq(status))
+        .add(delivery::Column::Event.ne(PING));
+    let mut rows = requeue_where(db, webhook_id, which).await?;
+    rows.sort_by_key(|row| row.id);
+    Ok(rows)
+}
+
+async fn requeue_where(
+    db: &impl ConnectionTrait,
+    webhook_id: &str,
+    which: impl sea_orm::sea_query::IntoCondition,
+) -> Result<Vec<delivery::Model>, DbErr> {
     let now = Utc::now();
-    let rows = delivery::Entity::update_many()
+    delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(PENDING))
+        .col_expr(delivery::Column::Attempts, Expr::value(0))
         .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(delivery::Column::RetrySince, Expr::value(now))
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::WebhookId.eq(webhook_id))
-        .filter(delivery::Column::EventId.eq(event_id))
+        .filter(which)
         .exec_with_returning(db)
-        .await?;
-    Ok(rows.into_iter().next())
+        .await
 }
 
 /// One page of a webhook's deliveries, newest first, and the total.

@@ -7,12 +7,11 @@
 //! a failure.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app};
+use crate::helpers::{DEADLINE, PASSWORD, TestApp, eventually, spawn_app};
 
 const A: &str = "+12015550101";
 const NEW_PASSWORD: &str = "a different passphrase";
@@ -46,13 +45,14 @@ async fn start_driver(path: &str) -> Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return driver;
+    eventually(DEADLINE, || async {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(_) => Ok(()),
+            Err(err) => Err(format!("chromedriver does not listen: {err}")),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("chromedriver did not listen");
+    })
+    .await;
+    driver
 }
 
 async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
@@ -92,44 +92,41 @@ impl Page {
 
     /// Waits until the element is displayed (present is not enough: views are hidden).
     async fn visible(&self, css: &str) -> fantoccini::elements::Element {
-        for _ in 0..200 {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await
-                && element.is_displayed().await.unwrap_or(false)
-            {
-                return element;
+        eventually(DEADLINE, || async {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(element) if element.is_displayed().await.unwrap_or(false) => Ok(element),
+                Ok(_) => Err(format!("{css} is hidden")),
+                Err(_) => Err(format!("{css} is missing")),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{css} never became visible");
+        })
+        .await
     }
 
     /// An attribute of the visible element, looked up again if a re-render replaced it.
     async fn attribute(&self, css: &str, name: &str) -> String {
-        for _ in 0..200 {
+        eventually(DEADLINE, || async {
             if let Ok(element) = self.client.find(Locator::Css(css)).await
                 && let Ok(Some(value)) = element.attr(name).await
             {
-                return value;
+                return Ok(value);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{css} never had a {name} attribute");
+            Err(format!("{css} has no {name} attribute"))
+        })
+        .await
     }
 
     async fn text_of(&self, css: &str, expected: &str) {
-        for _ in 0..200 {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await
-                && element.text().await.unwrap_or_default().contains(expected)
-            {
-                return;
+        eventually(DEADLINE, || async {
+            let actual = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => "<missing>".into(),
+            };
+            match actual.contains(expected) {
+                true => Ok(()),
+                false => Err(format!("{css} shows {actual:?}, not {expected:?}")),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let actual = match self.client.find(Locator::Css(css)).await {
-            Ok(element) => element.text().await.unwrap_or_default(),
-            Err(_) => "<missing>".into(),
-        };
-        panic!("{css} never showed {expected:?}; it shows {actual:?}");
+        })
+        .await
     }
 
     async fn fill(&self, css: &str, value: &str) {
@@ -140,15 +137,13 @@ impl Page {
 
     /// Clicks the element, finding it again if a re-render replaced it in between.
     async fn click(&self, css: &str) {
-        let mut last = None;
-        for _ in 0..20 {
+        eventually(DEADLINE, || async {
             match self.visible(css).await.click().await {
-                Ok(()) => return,
-                Err(err) => last = Some(err),
+                Ok(()) => Ok(()),
+                Err(err) => Err(format!("cannot click {css}: {err}")),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("cannot click {css}: {last:?}");
+        })
+        .await
     }
 }
 

@@ -3,17 +3,21 @@
 //! load, and SIGTERM with requests in flight. Each is bounded in time.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::fixtures::Receiver;
-use crate::helpers::{builder, free_port, fresh_database, send, spawn_app_with_password};
+use crate::helpers::{DEADLINE, builder, eventually, free_port, fresh_database, send};
 use crate::process::Process;
 
 const A: &str = "+12015550101";
 const B: &str = "+12015550102";
 const ALICE: &str = "+12015550150";
+/// Longer than any request takes on a loaded machine, far shorter than a hung delivery.
+const HUNG: Duration = Duration::from_secs(30);
 
 async fn history_ids(process: &Process, phone: &str) -> HashSet<String> {
     let mut ids = HashSet::new();
@@ -57,10 +61,12 @@ async fn a_kill_9_during_a_burst_loses_nothing_that_was_acknowledged() {
     // A burst of inbound messages and sends, from several clients, cut short by SIGKILL.
     let base = gateway.base.clone();
     let token = gateway.token.clone().unwrap();
+    let answered = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for worker in 0..6 {
         let base = base.clone();
         let token = token.clone();
+        let answered = Arc::clone(&answered);
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut acknowledged = Vec::new();
@@ -92,19 +98,27 @@ async fn a_kill_9_during_a_burst_loses_nothing_that_was_acknowledged() {
                 let inbound = worker % 2 == 0;
                 if !inbound || body["delivered"] == true {
                     acknowledged.push((inbound, body["id"].as_str().unwrap().to_owned()));
+                    answered.fetch_add(1, Ordering::Relaxed);
                 }
             }
             acknowledged
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Killed once the burst is well under way, however fast this machine is.
+    eventually(DEADLINE, || async {
+        match answered.load(Ordering::Relaxed) {
+            n @ 100.. => Ok(n),
+            n => Err(format!("only {n} requests answered")),
+        }
+    })
+    .await;
     gateway.signal("-KILL");
     let mut acknowledged = Vec::new();
     for task in tasks {
         acknowledged.extend(task.await.unwrap());
     }
     drop(gateway);
-    assert!(acknowledged.len() > 20, "the burst got going: {}", acknowledged.len());
+    assert!(acknowledged.len() >= 100, "the burst got going: {}", acknowledged.len());
 
     let mut gateway = Process::start(port, dir.path(), &database_url, &[]).await;
     gateway.log_in(false).await;
@@ -122,23 +136,20 @@ async fn a_kill_9_during_a_burst_loses_nothing_that_was_acknowledged() {
         .filter(|(i, _)| *i)
         .map(|(_, id)| id.clone())
         .collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(DEADLINE, || async {
         let delivered: HashSet<String> = receiver
             .hits()
             .iter()
             .map(|h| h.json()["data"]["id"].as_str().unwrap().to_owned())
             .collect();
-        if inbound.is_subset(&delivered) {
-            break;
+        match inbound.difference(&delivered).count() {
+            0 => Ok(()),
+            n => Err(format!(
+                "{n} acknowledged inbound messages have not reached the webhook"
+            )),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} acknowledged inbound messages never reached the webhook",
-            inbound.difference(&delivered).count()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -190,7 +201,10 @@ async fn a_locked_database_gives_clear_503s_and_recovers_without_a_restart() {
 
 #[tokio::test]
 async fn a_hanging_webhook_receiver_does_not_hold_up_the_api() {
-    let app = spawn_app_with_password().await;
+    // Deliveries wait an hour for the receiver, so an API call that waited on one would
+    // blow the (generous, machine-independent) 30 s bound below.
+    let app = builder().with("webhooks.timeout", "1h").spawn().await;
+    app.set_first_password().await;
     let token = app.token().await;
     // Accepts connections and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -219,7 +233,7 @@ async fn a_hanging_webhook_receiver_does_not_hold_up_the_api() {
     for i in 0..50 {
         let phone = if i % 2 == 0 { A } else { B };
         let resp = tokio::time::timeout(
-            Duration::from_secs(5),
+            HUNG,
             app.post(
                 &format!("/api/v1/sandbox/phones/{phone}/inbound"),
                 Some(&token),
@@ -230,7 +244,7 @@ async fn a_hanging_webhook_receiver_does_not_hold_up_the_api() {
         .expect("inbound is stored while the receiver hangs");
         resp.assert_status(200);
         tokio::time::timeout(
-            Duration::from_secs(5),
+            HUNG,
             app.post(
                 &format!("/api/v1/user/phones/{phone}/message"),
                 Some(&token),
@@ -262,33 +276,33 @@ async fn phones_crashing_under_load_leave_the_others_alone() {
     .await;
     app.pair_phone(&token, A).await;
     app.pair_phone(&token, B).await;
+    // B sends for as long as A keeps crashing, and every send must succeed.
+    let crashing = std::sync::atomic::AtomicBool::new(true);
     let crasher = async {
-        for _ in 0..10 {
-            app.fault(&token, A, "crash").await;
-            tokio::time::sleep(Duration::from_millis(60)).await;
+        for _ in 0..5 {
+            app.crash_and_recover(&token, A).await;
         }
+        crashing.store(false, Ordering::Relaxed);
     };
     let sender = async {
-        let mut ok = 0;
-        for i in 0..100 {
+        let mut sent = 0;
+        while crashing.load(Ordering::Relaxed) || sent < 20 {
             let resp = app
                 .post(
                     &format!("/api/v1/user/phones/{B}/message"),
                     Some(&token),
-                    json!({"recipient": ALICE, "message": format!("b{i}")}),
+                    json!({"recipient": ALICE, "message": format!("b{sent}")}),
                 )
                 .await;
-            assert_eq!(resp.status, 200, "B's send {i}: {}", resp.body);
-            ok += 1;
+            assert_eq!(resp.status, 200, "B's send {sent}: {}", resp.body);
+            sent += 1;
         }
-        ok
+        sent
     };
     let ((), sent) = tokio::join!(crasher, sender);
-    assert_eq!(sent, 100);
+    assert!(sent >= 20, "{sent}");
     app.wait_for_status(&token, A, "connected").await;
-    let restarts = app.get("/api/v1/health/resources", Some(&token)).await.body["actors"]["sessionRestarts"]
-        .as_u64()
-        .unwrap();
+    let restarts = app.restarts(&token).await;
     assert!(restarts >= 5, "A was restarted: {restarts}");
 }
 

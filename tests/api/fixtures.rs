@@ -8,6 +8,8 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Path;
 use poem::{Response, Route, Server, handler};
 
+use crate::helpers::{DEADLINE, eventually};
+
 pub fn png() -> Vec<u8> {
     let mut bytes = vec![
         0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
@@ -197,21 +199,17 @@ impl Receiver {
         self.state.hits.lock().unwrap().clone()
     }
 
-    /// Waits until at least `n` requests arrived (10 s at most) and returns them.
+    /// Waits until at least `n` requests arrived and returns them.
     pub async fn wait_for(&self, n: usize) -> Vec<Hit> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
+        eventually(DEADLINE, || async {
             let hits = self.hits();
             if hits.len() >= n {
-                return hits;
+                Ok(hits)
+            } else {
+                Err(format!("only {} of {n} webhook requests arrived", hits.len()))
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "only {} of {n} webhook requests arrived",
-                hits.len()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        })
+        .await
     }
 }
 

@@ -21,17 +21,15 @@ async fn resources_need_authentication_and_report_cpu_memory_and_uptime() {
         .assert_error(401, "unauthorized");
     let token = app.token().await;
     // The first reading is taken in the background at start-up.
-    let mut body = serde_json::Value::Null;
-    for _ in 0..50 {
+    let body = crate::helpers::eventually(crate::helpers::DEADLINE, || async {
         let resp = app.get("/api/v1/health/resources", Some(&token)).await;
         resp.assert_status(200);
-        body = resp.body;
-        if !body["measuredAt"].is_null() {
-            break;
+        match resp.body["measuredAt"].is_null() {
+            false => Ok(resp.body),
+            true => Err(format!("no reading yet: {}", resp.body)),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(!body["measuredAt"].is_null(), "a reading was taken: {body}");
+    })
+    .await;
     assert!(body["cpu"]["cores"].as_u64().unwrap() >= 1);
     assert!(body["memory"]["totalBytes"].as_u64().unwrap() > 0);
     assert!(body["process"]["rssBytes"].as_u64().unwrap() > 0);

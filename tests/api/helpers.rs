@@ -2,7 +2,9 @@
 //! dir, or a fresh PostgreSQL database when `WAGATE_TEST_DATABASE_URL` is set), plus a
 //! small HTTP client that speaks its JSON.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use figment::providers::Serialized;
 use reqwest::{Method, StatusCode};
@@ -11,6 +13,32 @@ use wagate::app::{App, AppState};
 use wagate::config::Config;
 
 pub const PASSWORD: &str = "correct horse battery";
+
+/// How long a test waits for a condition before it fails. Generous on purpose: machines
+/// differ by 2x and CI may run on a loaded one; a passing test never waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `check` until it answers `Ok`, and returns that value. `Err` carries what was
+/// seen instead, for the failure message when `deadline` passes. The one way tests wait:
+/// for a condition, never for a fixed time.
+pub async fn eventually<T, E, F, Fut>(deadline: Duration, mut check: F) -> T
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let until = Instant::now() + deadline;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() >= until => panic!("not so after {deadline:?}: {seen}"),
+            Err(_) => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
 
 pub struct TestApp {
     pub base: String,
@@ -234,20 +262,17 @@ impl TestApp {
         resp.body
     }
 
-    /// Polls the phone until its status is `status`; panics with the last view after 10 s.
+    /// Waits until the phone's status is `status` and returns its view.
     pub async fn wait_for_status(&self, token: &str, phone: &str, status: &str) -> Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
+        eventually(DEADLINE, || async {
             let view = self.phone(token, phone).await;
             if view["status"] == status {
-                return view;
+                Ok(view)
+            } else {
+                Err(format!("{phone} is not {status}: {view}"))
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "phone never became {status}: {view}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        })
+        .await
     }
 
     /// Adds (if needed), connects, scans the QR code and waits until connected.
@@ -275,6 +300,30 @@ impl TestApp {
             json!({"kind": kind}),
         )
         .await
+    }
+
+    /// Session restarts so far, from the resources report.
+    pub async fn restarts(&self, token: &str) -> u64 {
+        let resources = self.get("/api/v1/health/resources", Some(token)).await;
+        resources.assert_status(200);
+        resources.body["actors"]["sessionRestarts"]
+            .as_u64()
+            .expect("restart count")
+    }
+
+    /// Crashes the phone's session and waits until the supervisor restarted it and it is
+    /// connected again.
+    pub async fn crash_and_recover(&self, token: &str, phone: &str) {
+        let before = self.restarts(token).await;
+        self.fault(token, phone, "crash").await.assert_status(200);
+        eventually(DEADLINE, || async {
+            match self.restarts(token).await {
+                n if n > before => Ok(()),
+                n => Err(format!("{n} restarts, as before the crash")),
+            }
+        })
+        .await;
+        self.wait_for_status(token, phone, "connected").await;
     }
 
     pub async fn set_first_password(&self) {

@@ -4,7 +4,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, FileServer};
-use crate::helpers::{Response, TestApp, builder, send, spawn_app_with_password};
+use crate::helpers::{DEADLINE, Response, TestApp, builder, eventually, send, spawn_app_with_password};
 
 const A: &str = "+12015550101";
 const B: &str = "+12015550102";
@@ -55,19 +55,15 @@ async fn history(app: &TestApp, token: &str, query: &str) -> Value {
 }
 
 async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str) {
-    for _ in 0..200 {
+    eventually(DEADLINE, || async {
         let page = history(app, token, "").await;
-        if page["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["id"] == id && m["status"] == status)
-        {
-            return;
+        let message = page["data"].as_array().unwrap().iter().find(|m| m["id"] == id).cloned();
+        match message {
+            Some(m) if m["status"] == status => Ok(()),
+            other => Err(format!("message {id} is not {status}: {other:?}")),
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("message {id} never became {status}");
+    })
+    .await
 }
 
 #[tokio::test]
@@ -497,7 +493,16 @@ async fn groups_come_from_the_cache_until_refreshed_or_changed() {
         .await;
     group.assert_status(201);
     let group_jid = group.body["jid"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The new group's change event reaches the phone before any later call to it, and the
+    // phone hands the cache its invalidation while handling it: after one more call to the
+    // phone, no late invalidation can clear the cache under the checks below.
+    app.post(
+        &path(A, "/typing"),
+        Some(&token),
+        json!({"recipient": ALICE, "isTyping": false}),
+    )
+    .await
+    .assert_status(200);
 
     let sandbox = app.state.sandbox.clone().unwrap();
     let queries = || sandbox.stats().group_queries.load(std::sync::atomic::Ordering::Relaxed);
@@ -540,15 +545,14 @@ async fn groups_come_from_the_cache_until_refreshed_or_changed() {
     )
     .await
     .assert_status(201);
-    let mut fresh = Value::Null;
-    for _ in 0..100 {
-        fresh = app.get(&url, Some(&token)).await.body;
-        if fresh["data"].as_array().unwrap().len() == 2 {
-            break;
+    eventually(DEADLINE, || async {
+        let fresh = app.get(&url, Some(&token)).await.body;
+        match fresh["data"].as_array().unwrap().len() {
+            2 => Ok(()),
+            _ => Err(format!("the cache still shows the old groups: {fresh}")),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(fresh["data"].as_array().unwrap().len(), 2, "{fresh}");
+    })
+    .await;
 
     app.get(&format!("{url}/120363999999999999@g.us"), Some(&token))
         .await
@@ -700,7 +704,7 @@ async fn send_errors_are_clear_and_never_500() {
 async fn paced_sends_are_spaced_and_do_not_hold_up_other_phones() {
     let app = builder()
         .with("messaging.pacing", "on")
-        .with("messaging.send_interval", "150ms")
+        .with("messaging.send_interval", "400ms")
         .with("messaging.send_jitter", "0s")
         .spawn()
         .await;
@@ -732,7 +736,7 @@ async fn paced_sends_are_spaced_and_do_not_hold_up_other_phones() {
         .collect();
     for pair in times.windows(2) {
         assert!(
-            pair[1] - pair[0] >= chrono::Duration::milliseconds(140),
+            pair[1] - pair[0] >= chrono::Duration::milliseconds(390),
             "sends are spaced: {times:?}"
         );
     }

@@ -71,15 +71,16 @@ async fn a_separate_metrics_address_serves_them_without_a_token() {
         .spawn()
         .await;
     app.set_first_password().await;
-    let mut text = String::new();
-    for _ in 0..50 {
-        if let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
-            assert_eq!(resp.status(), 200);
-            text = resp.text().await.unwrap();
-            break;
+    let text = crate::helpers::eventually(crate::helpers::DEADLINE, || async {
+        match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            Ok(resp) => {
+                assert_eq!(resp.status(), 200);
+                Ok(resp.text().await.unwrap())
+            }
+            Err(err) => Err(format!("the metrics address does not answer: {err}")),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     assert!(text.contains("wagate_outbox_depth"), "{text}");
     // The main address still wants a token.
     send(app.client.get(app.url("/metrics")))

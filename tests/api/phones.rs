@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{builder, spawn_app_with_password};
+use crate::helpers::{DEADLINE, builder, eventually, spawn_app_with_password};
 
 const A: &str = "+12015550101";
 const B: &str = "+12015550102";
@@ -91,7 +91,7 @@ async fn pairing_code_mode_returns_a_code_to_type() {
 #[tokio::test]
 async fn qr_codes_rotate_and_pairing_gives_up_when_they_run_out() {
     let app = builder()
-        .with("sandbox.qr_period", "150ms")
+        .with("sandbox.qr_period", "1s")
         .with("sandbox.qr_count", 3)
         .spawn()
         .await;
@@ -100,16 +100,15 @@ async fn qr_codes_rotate_and_pairing_gives_up_when_they_run_out() {
     app.add_phone(&token, A).await;
     let first = app.post(&path(A, "/connect"), Some(&token), json!({})).await.body;
     let first_code = first["qr"]["code"].as_str().unwrap().to_owned();
-    let mut rotated = None;
-    for _ in 0..100 {
+    let first_count = first["qr"]["count"].as_u64().unwrap();
+    let rotated = eventually(DEADLINE, || async {
         let view = app.phone(&token, A).await;
-        if view["qr"]["count"] == 2 {
-            rotated = Some(view);
-            break;
+        match view["qr"]["count"].as_u64() {
+            Some(count) if count > first_count => Ok(view),
+            _ => Err(format!("no newer QR code: {view}")),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let rotated = rotated.expect("a second QR code");
+    })
+    .await;
     assert_ne!(rotated["qr"]["code"], first_code.as_str());
     let gave_up = app.wait_for_status(&token, A, "disconnected").await;
     assert!(
@@ -207,9 +206,7 @@ async fn repeated_crashes_mark_the_phone_failed_until_it_is_connected_again() {
     let token = app.token().await;
     app.pair_phone(&token, A).await;
     for _ in 0..2 {
-        app.fault(&token, A, "crash").await.assert_status(200);
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        app.wait_for_status(&token, A, "connected").await;
+        app.crash_and_recover(&token, A).await;
     }
     app.fault(&token, A, "crash").await.assert_status(200);
     let failed = app.wait_for_status(&token, A, "failed").await;
@@ -261,26 +258,20 @@ async fn resumed_phones_log_in_at_most_resume_concurrency_at_once() {
     }
     let app = app.restart().await;
     let token = app.token().await;
-    let statuses = |phones: serde_json::Value| -> Vec<String> {
-        phones["data"]
-            .as_array()
-            .expect("phones")
-            .iter()
-            .map(|p| p["status"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    };
-    // One login at a time, 400 ms each: when the first phone is back the others still wait.
-    let first = loop {
-        let now = statuses(app.get("/api/v1/user/phones", Some(&token)).await.body);
-        if now.iter().any(|s| s == "connected") {
-            break now;
-        }
-        assert!(now.iter().all(|s| s == "connecting"), "{now:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
-    assert_eq!(first.iter().filter(|s| *s == "connected").count(), 1, "{first:?}");
+    // One login at a time, 400 ms each: each phone's connection is made at least one
+    // login after the previous one's. (With three slots they would all connect at once.)
+    let mut connected_at = Vec::new();
     for phone in [A, B, C] {
-        app.wait_for_status(&token, phone, "connected").await;
+        let view = app.wait_for_status(&token, phone, "connected").await;
+        let at: chrono::DateTime<chrono::Utc> = view["connectedAt"].as_str().unwrap().parse().unwrap();
+        connected_at.push(at);
+    }
+    connected_at.sort();
+    for pair in connected_at.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= chrono::Duration::milliseconds(390),
+            "logins overlapped: {connected_at:?}"
+        );
     }
 }
 

@@ -2,11 +2,10 @@
 //! signal it, and start it again on the same data.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Response, send};
+use crate::helpers::{DEADLINE, PASSWORD, Response, eventually, send};
 
 /// The gateway as its own process, so it can be killed or signalled.
 pub struct Process {
@@ -22,8 +21,12 @@ impl Process {
             .arg(dir)
             .env("WAGATE_ENGINE", "sandbox")
             .env("WAGATE_DATABASE_URL", database_url)
+            // Quick retries, and a retry budget measured in time that no slow machine
+            // exhausts while a test keeps a receiver down: tests here are about nothing
+            // being lost, never about giving up.
             .env("WAGATE_WEBHOOKS__BACKOFF_MIN", "20ms")
             .env("WAGATE_WEBHOOKS__BACKOFF_MAX", "200ms")
+            .env("WAGATE_WEBHOOKS__GIVE_UP_AFTER", "24h")
             .env("WAGATE_SANDBOX__CONNECT_DELAY", "10ms")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -36,13 +39,14 @@ impl Process {
             base: format!("http://127.0.0.1:{port}"),
             token: None,
         };
-        for _ in 0..500 {
-            if reqwest::get(format!("{}/api/v1/health", process.base)).await.is_ok() {
-                return process;
+        eventually(DEADLINE, || async {
+            match reqwest::get(format!("{}/api/v1/health", process.base)).await {
+                Ok(_) => Ok(()),
+                Err(err) => Err(format!("the gateway does not answer: {err}")),
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the gateway did not start");
+        })
+        .await;
+        process
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
@@ -79,13 +83,15 @@ impl Process {
     }
 
     pub async fn wait_connected(&self, phone: &str) {
-        for _ in 0..500 {
-            if self.get(&format!("/api/v1/user/phones/{phone}")).await.body["status"] == "connected" {
-                return;
+        eventually(DEADLINE, || async {
+            let view = self.get(&format!("/api/v1/user/phones/{phone}")).await.body;
+            if view["status"] == "connected" {
+                Ok(())
+            } else {
+                Err(format!("{phone} is not connected: {view}"))
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{phone} never connected");
+        })
+        .await;
     }
 
     pub async fn pair(&self, phone: &str) {

@@ -221,12 +221,13 @@ async fn no_secret_reaches_the_logs() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client.get(format!("{base}/api/v1/health")).send().await.is_ok() {
-            break;
+    crate::helpers::eventually(crate::helpers::DEADLINE, || async {
+        match client.get(format!("{base}/api/v1/health")).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => Err(format!("the server does not answer: {err}")),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     let post = |path: &str, token: Option<&str>, body: Value| {
         let mut req = client.post(format!("{base}{path}")).json(&body);
         if let Some(token) = token {

@@ -1,10 +1,8 @@
-use std::time::Duration;
-
 use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::fixtures::{Receiver, signature_valid};
-use crate::helpers::{TestApp, builder, spawn_app_with_password};
+use crate::helpers::{DEADLINE, TestApp, builder, eventually, spawn_app_with_password};
 
 const A: &str = "+12015550101";
 const ALICE: &str = "+12015550150";
@@ -100,14 +98,7 @@ async fn a_failing_receiver_gets_the_event_once_it_recovers() {
         "the same delivery id on every retry: {ids:?}"
     );
     let id = hook["id"].as_str().unwrap();
-    let mut log = Value::Null;
-    for _ in 0..100 {
-        log = app.get(&format!("{HOOKS}/{id}/deliveries"), Some(&token)).await.body;
-        if log["data"][0]["status"] == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let log = deliveries(&app, &token, id, "?status=delivered", 1).await;
     let entry = &log["data"][0];
     assert_eq!(entry["status"], "delivered", "{log}");
     assert_eq!(entry["attempts"], 3);
@@ -128,26 +119,14 @@ async fn deliveries_give_up_after_the_configured_attempts() {
     inbound(&app, &token, "doomed").await;
     receiver.wait_for(2).await;
     let id = hook["id"].as_str().unwrap();
-    let mut log = Value::Null;
-    for _ in 0..100 {
-        log = app
-            .get(&format!("{HOOKS}/{id}/deliveries?status=failed"), Some(&token))
-            .await
-            .body;
-        if log["data"].as_array().is_some_and(|d| !d.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let log = deliveries(&app, &token, id, "?status=failed", 1).await;
     assert_eq!(log["data"][0]["attempts"], 2, "{log}");
     assert_eq!(log["data"][0]["lastStatusCode"], 500);
     assert!(log["data"][0]["lastError"].as_str().unwrap().contains("500"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.hits().len(), 2, "no attempt after giving up");
+    let delivery_id = log["data"][0]["id"].as_str().unwrap();
+    assert_given_up(&app, &token, &receiver, delivery_id, 2).await;
 
     // By hand it goes again, with the same id.
-    receiver.fail_next(0);
-    let delivery_id = log["data"][0]["id"].as_str().unwrap();
     let resp = app
         .post(
             &format!("{HOOKS}/{id}/deliveries/{delivery_id}/redeliver"),
@@ -157,8 +136,19 @@ async fn deliveries_give_up_after_the_configured_attempts() {
         .await;
     resp.assert_status(200);
     assert_eq!(resp.body["status"], "pending");
-    let hits = receiver.wait_for(3).await;
-    assert_eq!(hits[2].header("x-wagate-delivery"), delivery_id);
+    let hits = eventually(DEADLINE, || async {
+        let hits = receiver.hits();
+        match hits
+            .iter()
+            .filter(|h| h.header("x-wagate-delivery") == delivery_id)
+            .count()
+        {
+            3 => Ok(hits),
+            n => Err(format!("{n} attempts of {delivery_id}")),
+        }
+    })
+    .await;
+    assert_eq!(hits.last().unwrap().header("x-wagate-delivery"), delivery_id);
     app.post(
         &format!("{HOOKS}/{id}/deliveries/nope/redeliver"),
         Some(&token),
@@ -166,6 +156,126 @@ async fn deliveries_give_up_after_the_configured_attempts() {
     )
     .await
     .assert_error(404, "delivery_not_found");
+}
+
+/// Waits until the webhook's delivery log (with `query`) holds at least `n` entries.
+async fn deliveries(app: &TestApp, token: &str, hook: &str, query: &str, n: usize) -> Value {
+    eventually(DEADLINE, || async {
+        let log = app.get(&format!("{HOOKS}/{hook}/deliveries{query}"), Some(token)).await;
+        log.assert_status(200);
+        match log.body["data"].as_array().map_or(0, Vec::len) {
+            count if count >= n => Ok(log.body),
+            _ => Err(format!("fewer than {n} deliveries{query}: {}", log.body)),
+        }
+    })
+    .await
+}
+
+/// Proves a given-up delivery is not tried again: a later event of the same phone goes
+/// through the same ordered lane, so once it arrived, the given-up one had its last try.
+async fn assert_given_up(app: &TestApp, token: &str, receiver: &Receiver, delivery_id: &str, tries: usize) {
+    receiver.fail_next(0);
+    let later = inbound(app, token, "later").await;
+    let later_id = later["id"].as_str().unwrap().to_owned();
+    eventually(DEADLINE, || async {
+        match receiver
+            .hits()
+            .iter()
+            .any(|h| h.json()["data"]["id"] == later_id.as_str())
+        {
+            true => Ok(()),
+            false => Err("the later event has not arrived"),
+        }
+    })
+    .await;
+    let tried = receiver
+        .hits()
+        .iter()
+        .filter(|h| h.header("x-wagate-delivery") == delivery_id)
+        .count();
+    assert_eq!(tried, tries, "no attempt after giving up");
+}
+
+#[tokio::test]
+async fn deliveries_give_up_after_the_configured_time_whatever_the_count() {
+    let app = fast_retries()
+        .with("webhooks.backoff_max", "40ms")
+        .with("webhooks.give_up_after", "600ms")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let (app, token) = webhook_app(app).await;
+    let receiver = Receiver::start().await;
+    receiver.fail_next(usize::MAX);
+    let hook = create_hook(&app, &token, &receiver.url(), json!(["message.received"])).await;
+    inbound(&app, &token, "doomed").await;
+    let id = hook["id"].as_str().unwrap();
+    let log = deliveries(&app, &token, id, "?status=failed", 1).await;
+    let entry = &log["data"][0];
+    let created: chrono::DateTime<chrono::Utc> = entry["createdAt"].as_str().unwrap().parse().unwrap();
+    let given_up: chrono::DateTime<chrono::Utc> = entry["updatedAt"].as_str().unwrap().parse().unwrap();
+    assert!(
+        given_up - created >= chrono::Duration::milliseconds(600),
+        "kept trying for give_up_after: {entry}"
+    );
+    let attempts = entry["attempts"].as_u64().unwrap();
+    assert!(attempts >= 3, "retried, not counted out: {entry}");
+    let delivery_id = entry["id"].as_str().unwrap().to_owned();
+    assert_given_up(&app, &token, &receiver, &delivery_id, attempts as usize).await;
+}
+
+#[tokio::test]
+async fn every_failed_delivery_is_redelivered_at_once_in_order() {
+    let app = fast_retries().with("webhooks.max_attempts", 1).spawn().await;
+    app.set_first_password().await;
+    let (app, token) = webhook_app(app).await;
+    let receiver = Receiver::start().await;
+    receiver.fail_next(usize::MAX);
+    let hook = create_hook(&app, &token, &receiver.url(), json!(["message.received"])).await;
+    let id = hook["id"].as_str().unwrap();
+    for text in ["one", "two", "three"] {
+        inbound(&app, &token, text).await;
+    }
+    app.post(&format!("{HOOKS}/{id}/test"), Some(&token), json!({}))
+        .await
+        .assert_status(200);
+    // Three events and the ping, all failed.
+    deliveries(&app, &token, id, "?status=failed", 4).await;
+    let failed_hits = receiver.hits().len();
+
+    receiver.fail_next(0);
+    app.post(
+        &format!("{HOOKS}/{id}/deliveries/redeliver?status=pending"),
+        Some(&token),
+        json!({}),
+    )
+    .await
+    .assert_error(400, "invalid_status");
+    app.post(
+        &format!("{HOOKS}/00000000-0000-0000-0000-000000000000/deliveries/redeliver"),
+        Some(&token),
+        json!({}),
+    )
+    .await
+    .assert_error(404, "webhook_not_found");
+    let resp = app
+        .post(
+            &format!("{HOOKS}/{id}/deliveries/redeliver?status=failed"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["requeued"], 3, "every failed event, but not the ping");
+    deliveries(&app, &token, id, "?status=delivered", 3).await;
+    let again: Vec<String> = receiver.hits()[failed_hits..]
+        .iter()
+        .map(|h| h.json()["data"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(again, ["one", "two", "three"]);
+    let failed = deliveries(&app, &token, id, "?status=failed", 1).await;
+    assert_eq!(failed["data"].as_array().unwrap().len(), 1, "only the ping: {failed}");
+    assert_eq!(failed["data"][0]["event"], "ping");
 }
 
 #[tokio::test]
@@ -369,21 +479,21 @@ async fn message_and_phone_events_reach_their_webhooks() {
     )
     .await
     .assert_status(200);
-    let mut events: Vec<(String, Value)> = Vec::new();
-    for _ in 0..200 {
-        events = receiver
+    let events: Vec<(String, Value)> = eventually(DEADLINE, || async {
+        let events: Vec<(String, Value)> = receiver
             .hits()
             .iter()
             .map(|h| (h.header("x-wagate-event").to_owned(), h.json()))
             .collect();
-        if events
+        match events
             .iter()
             .any(|(e, b)| e == "message.status" && b["data"]["status"] == "read")
         {
-            break;
+            true => Ok(events),
+            false => Err(format!("no read receipt yet among {} events", events.len())),
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
     let phone: Vec<&Value> = events
         .iter()
         .filter(|(e, _)| e == "phone.status")
@@ -424,7 +534,7 @@ async fn the_websocket_streams_qr_and_connection_events() {
     app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))
         .await;
     let mut statuses = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
     while !statuses.contains(&"connected".to_owned()) {
         let message = tokio::time::timeout_at(deadline, socket.next())
             .await

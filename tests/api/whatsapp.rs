@@ -26,14 +26,14 @@ async fn offline_app() -> (TestApp, String) {
 }
 
 async fn wait_for_error(app: &TestApp, token: &str) -> serde_json::Value {
-    for _ in 0..500 {
+    crate::helpers::eventually(crate::helpers::DEADLINE, || async {
         let view = app.phone(token, A).await;
-        if view["lastError"].as_str().is_some_and(|e| e.contains(REASON)) {
-            return view;
+        match view["lastError"].as_str().is_some_and(|e| e.contains(REASON)) {
+            true => Ok(view),
+            false => Err(format!("no readable error: {view}")),
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no readable error: {}", app.phone(token, A).await);
+    })
+    .await
 }
 
 #[tokio::test]
