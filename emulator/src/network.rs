@@ -1,0 +1,295 @@
+//! The emulated WhatsApp network's state: accounts (each a person's primary phone with its
+//! identity key), their linked devices, the live connections, and pairings in progress.
+//! One lock guards it all and is never held across an await, so a connection task, a
+//! control request and a pairing can each read and change it in short steps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+use wacore::libsignal::protocol::KeyPair;
+use wacore_binary::node::Node;
+
+use crate::noise::ServerKeys;
+
+/// Timings a test may shorten.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// QR references offered to a device that needs pairing (WhatsApp: 6).
+    pub qr_refs: usize,
+    /// How long a linking step waits for the device's answer.
+    pub answer_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            qr_refs: 6,
+            answer_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct Network {
+    pub keys: ServerKeys,
+    pub config: Config,
+    state: Mutex<State>,
+    next_conn: AtomicU64,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub accounts: BTreeMap<String, Account>,
+    pub conns: HashMap<u64, Arc<Conn>>,
+    /// QR references shown by devices that need pairing → their connection.
+    pub refs: HashMap<String, u64>,
+    /// Pair-code requests, by the phone number they want to link to.
+    pub codes: HashMap<String, CodeFlow>,
+    /// Times a device logged in while another connection of the same device was open.
+    pub double_connections: u64,
+}
+
+/// A WhatsApp account: the person's primary phone (device 0) and its linked devices.
+pub struct Account {
+    pub phone: String,
+    pub name: String,
+    pub lid: String,
+    /// The primary phone's identity key: it signs every linked device.
+    pub identity: KeyPair,
+    pub raw_id: u32,
+    pub next_device: u16,
+    pub next_key_index: u32,
+    pub devices: BTreeMap<u16, Device>,
+    /// Temporarily banned until then, with WhatsApp's reason code.
+    pub banned: Option<(DateTime<Utc>, u32)>,
+}
+
+/// A linked (companion) device.
+pub struct Device {
+    pub id: u16,
+    /// What the device registered as (its `DeviceProps.os`), shown under Linked devices.
+    pub name: String,
+    pub platform: String,
+    pub noise_key: [u8; 32],
+    pub identity_key: [u8; 32],
+    pub registration_id: u32,
+    /// Its `ADVSignedDeviceIdentity`, signed by the account and the device.
+    pub signed_identity: Vec<u8>,
+    pub key_index: u32,
+    pub linked_at: DateTime<Utc>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// One-time prekeys it uploaded.
+    pub prekeys: usize,
+    /// The last presence it sent ("available" or "unavailable"), and how often it said
+    /// "available".
+    pub presence: Option<String>,
+    pub available_count: u32,
+    /// Its live connection.
+    pub conn: Option<u64>,
+}
+
+impl Account {
+    /// A new account with its own identity key and LID.
+    pub fn new(phone: &str, name: &str) -> Self {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        Self {
+            phone: digits(phone),
+            name: name.to_owned(),
+            lid: rng
+                .random_range(100_000_000_000_000u64..1_000_000_000_000_000)
+                .to_string(),
+            identity: wacore::crypto::generate_curve_key_pair(),
+            raw_id: rng.random(),
+            next_device: 1,
+            next_key_index: 1,
+            devices: BTreeMap::new(),
+            banned: None,
+        }
+    }
+
+    pub fn jid(&self) -> String {
+        format!("{}@s.whatsapp.net", self.phone)
+    }
+}
+
+/// What a device that wants to pair told us at registration.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub identity_key: [u8; 32],
+    pub registration_id: u32,
+    pub name: String,
+    pub platform: String,
+    pub push_name: Option<String>,
+}
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// A device that needs pairing.
+    Registering(Registration),
+    /// A linked device that logged in.
+    Device { phone: String, id: u16 },
+    /// Pairing finished; the connection is about to close.
+    Paired,
+}
+
+pub enum Command {
+    Send(Node),
+    /// Send `last` (if any), then close the WebSocket; `abrupt` drops the TCP connection
+    /// without a goodbye, as a network failure would.
+    Close {
+        last: Option<Node>,
+        abrupt: bool,
+    },
+}
+
+/// A live connection, as the rest of the emulator sees it.
+pub struct Conn {
+    pub id: u64,
+    pub client_static: [u8; 32],
+    pub role: Mutex<Role>,
+    tx: mpsc::UnboundedSender<Command>,
+    waiters: Mutex<HashMap<String, oneshot::Sender<Node>>>,
+}
+
+impl Conn {
+    pub fn new(id: u64, client_static: [u8; 32], role: Role, tx: mpsc::UnboundedSender<Command>) -> Self {
+        Self {
+            id,
+            client_static,
+            role: Mutex::new(role),
+            tx,
+            waiters: Mutex::default(),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        lock(&self.role).clone()
+    }
+
+    pub fn set_role(&self, role: Role) {
+        *lock(&self.role) = role;
+    }
+
+    pub fn send(&self, node: Node) {
+        let _ = self.tx.send(Command::Send(node));
+    }
+
+    pub fn close(&self, last: Option<Node>) {
+        let _ = self.tx.send(Command::Close { last, abrupt: false });
+    }
+
+    pub fn drop_now(&self) {
+        let _ = self.tx.send(Command::Close {
+            last: None,
+            abrupt: true,
+        });
+    }
+
+    /// Sends a server-originated request and waits for the device's answer.
+    pub async fn request(&self, node: Node, timeout: Duration) -> Option<Node> {
+        let id = crate::wire::attr(&node, "id").unwrap_or_default().into_owned();
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).insert(id.clone(), tx);
+        self.send(node);
+        let answer = tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok);
+        lock(&self.waiters).remove(&id);
+        answer
+    }
+
+    /// Hands an answer (an `iq` result or error) to the request waiting for it; gives it
+    /// back when none waits.
+    pub fn answered(&self, node: Node) -> Option<Node> {
+        let id = crate::wire::attr(&node, "id").unwrap_or_default().into_owned();
+        match lock(&self.waiters).remove(&id) {
+            Some(waiter) => {
+                let _ = waiter.send(node);
+                None
+            }
+            None => Some(node),
+        }
+    }
+}
+
+/// A pair-code request in progress.
+pub struct CodeFlow {
+    pub conn: u64,
+    pub pairing_ref: Vec<u8>,
+    pub wrapped_companion_ephemeral: Vec<u8>,
+    /// The person typed a code: the device's `companion_finish` goes there.
+    pub finish: Option<oneshot::Sender<Finish>>,
+}
+
+/// The device's answer to the primary's hello in the pair-code flow.
+pub struct Finish {
+    pub wrapped_key_bundle: Vec<u8>,
+    pub companion_identity: Vec<u8>,
+}
+
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Network {
+    pub fn new(config: Config) -> Arc<Self> {
+        Arc::new(Self {
+            keys: ServerKeys::generate(),
+            config,
+            state: Mutex::default(),
+            next_conn: AtomicU64::new(1),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// An id for a server-originated stanza, never one a client would choose.
+    pub fn next_stanza_id(&self) -> String {
+        format!("emu.{}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn conn(&self, id: u64) -> Option<Arc<Conn>> {
+        self.state().conns.get(&id).cloned()
+    }
+
+    /// Forgets a closed connection and everything that pointed at it.
+    pub fn closed(&self, id: u64) {
+        let mut state = self.state();
+        state.conns.remove(&id);
+        state.refs.retain(|_, conn| *conn != id);
+        state.codes.retain(|_, flow| flow.conn != id);
+        for account in state.accounts.values_mut() {
+            for device in account.devices.values_mut() {
+                if device.conn == Some(id) {
+                    device.conn = None;
+                    device.last_seen_at = Some(Utc::now());
+                }
+            }
+        }
+    }
+}
+
+/// Digits of a phone number as written by a person (`+1 201-555…`) or in a JID.
+pub fn digits(phone: &str) -> String {
+    phone
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
+}
