@@ -83,7 +83,10 @@ impl App {
                     .context("cannot load the sandbox network")?;
                 (Arc::new(SandboxEngine::new(Arc::clone(&network))), Some(network))
             }
-            (None, EngineKind::Whatsapp) => (Arc::new(WhatsappEngine::new(config.data_dir.clone())), None),
+            (None, EngineKind::Whatsapp) => (
+                Arc::new(WhatsappEngine::new(config.data_dir.clone(), &config.whatsapp)),
+                None,
+            ),
         };
         let events = EventBus::new(1024);
         let directory = Directory::default();

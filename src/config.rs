@@ -29,6 +29,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "network",
     "webhooks",
     "metrics",
+    "whatsapp",
 ];
 
 /// The commented defaults, compiled into the binary.
@@ -55,6 +56,29 @@ pub struct Config {
     pub network: NetworkConfig,
     pub webhooks: WebhooksConfig,
     pub metrics: MetricsConfig,
+    pub whatsapp: WhatsappConfig,
+}
+
+/// The real engine's settings (`engine = "whatsapp"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappConfig {
+    /// How the linked device is named under Linked devices on the person's phone.
+    pub device_name: String,
+    /// The presence set on every connect.
+    pub presence: Presence,
+    /// Development only, in a build with the `emulator` feature: the WebSocket to connect
+    /// to instead of WhatsApp's servers (a `wa-emulator`). Empty: WhatsApp.
+    pub server_url: String,
+}
+
+/// Whether the linked device shows as online. `unavailable` keeps push notifications
+/// coming to the person's phone; `available` stops them while the gateway is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Available,
+    Unavailable,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -318,6 +342,25 @@ impl Config {
                 "database_url",
                 "must start with sqlite:, postgres:// or postgresql:// (or be empty for the default SQLite file)",
             );
+        }
+        if !self.whatsapp.server_url.is_empty() {
+            if !cfg!(feature = "emulator") {
+                return invalid(
+                    "whatsapp.server_url",
+                    "is for development against wa-emulator and needs a build with the `emulator` feature \
+                     (cargo build --features emulator); leave it empty to reach WhatsApp",
+                );
+            }
+            if !["ws://", "wss://"]
+                .iter()
+                .any(|s| self.whatsapp.server_url.starts_with(s))
+            {
+                return invalid("whatsapp.server_url", "must start with ws:// or wss://");
+            }
+        }
+        let name = self.whatsapp.device_name.trim();
+        if name.is_empty() || name.chars().count() > 50 {
+            return invalid("whatsapp.device_name", "must be 1 to 50 characters");
         }
         if self.auth.session_ttl < Duration::from_secs(1) {
             return invalid("auth.session_ttl", "must be at least 1s");

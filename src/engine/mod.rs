@@ -41,13 +41,21 @@ pub enum EngineEvent {
     QrCode { code: String, valid_for: Duration },
     /// The code to type on the phone in pairing-code mode.
     PairingCode { code: String, valid_for: Duration },
-    /// Pairing ended without a link (codes ran out, the code was refused).
+    /// Pairing ended without a link (codes ran out, the code was refused). Nothing runs
+    /// until the next connect.
     PairingFailed { reason: String },
+    /// The QR code was scanned or the code entered: the device is linked and logs in next.
+    Paired,
     /// Logged in and online.
     Connected(Identity),
     /// The connection dropped; the session reconnects by itself and keeps its link.
     Disconnected { reason: String },
-    /// The link is gone (unlinked on the phone, banned, replaced): pairing is needed again.
+    /// The session stopped by itself and does not reconnect (another client took over,
+    /// a ban, an outdated client); the link is kept. `failed` when connecting again cannot
+    /// help until something changes (the ban ends, wagate is updated).
+    Stopped { reason: String, failed: bool },
+    /// The link is gone (unlinked on the phone or by WhatsApp): the keys are deleted and
+    /// the next connect pairs anew.
     LoggedOut { reason: String },
     /// The session is broken beyond repair in place: its actor must be restarted.
     Fatal { reason: String },

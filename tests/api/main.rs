@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod dashboard;
 mod durability;
+mod emulator;
 mod errors;
 mod faults;
 mod fixtures;

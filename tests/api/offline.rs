@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use wagate::engine::Engine;
-use wagate::engine::whatsapp::{Network, WhatsappEngine};
+use wagate::engine::whatsapp::{Network, Options, WhatsappEngine};
 use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
 use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
 
@@ -41,6 +41,8 @@ pub fn engine(data_dir: &std::path::Path) -> Arc<dyn Engine> {
         Network {
             transports: offline.clone(),
             http: offline,
+            version: None,
         },
+        Options::default(),
     ))
 }

@@ -393,6 +393,32 @@ async fn unlinking_on_the_phone_logs_the_phone_out() {
 }
 
 #[tokio::test]
+async fn a_phone_unlinked_on_the_phone_pairs_again_on_connect() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    app.pair_phone(&token, A).await;
+    app.fault(&token, A, "logout").await.assert_status(200);
+    app.wait_for_status(&token, A, "logged_out").await;
+    // Straight away, and again after a disconnect: a fresh pairing, never "connect it first".
+    let resp = app.post(&path(A, "/connect"), Some(&token), json!({})).await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["status"], "pairing", "{}", resp.body);
+    assert!(resp.body["qr"]["code"].is_string(), "{}", resp.body);
+    app.post(&path(A, "/disconnect"), Some(&token), json!({}))
+        .await
+        .assert_status(200);
+    let resp = app
+        .post(&path(A, "/connect"), Some(&token), json!({"pairingCodeMode": true}))
+        .await;
+    resp.assert_status(200);
+    assert!(resp.body["pairingCode"]["code"].is_string(), "{}", resp.body);
+    app.post(&format!("/api/v1/sandbox/phones/{A}/scan"), Some(&token), json!({}))
+        .await
+        .assert_status(200);
+    app.wait_for_status(&token, A, "connected").await;
+}
+
+#[tokio::test]
 async fn sandbox_controls_check_their_input() {
     let app = spawn_app_with_password().await;
     let token = app.token().await;

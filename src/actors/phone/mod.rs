@@ -190,6 +190,21 @@ impl Actor for PhoneSession {
         msg: PhoneMsg,
         this: &mut PhoneState,
     ) -> Result<(), ActorProcessingErr> {
+        let result = this.handle(&myself, msg).await;
+        if result.is_err() {
+            // A failing handler stops the actor without `post_stop`: close the session
+            // here, or its client would live on beside the restarted actor's.
+            this.session.close().await;
+            this.flush_receipts().await;
+        }
+        result
+    }
+}
+
+impl PhoneState {
+    async fn handle(&mut self, myself: &ActorRef<PhoneMsg>, msg: PhoneMsg) -> Result<(), ActorProcessingErr> {
+        let this = self;
+        let myself = myself.clone();
         match msg {
             PhoneMsg::Connect { mode, reply } => this.connect(&myself, mode, reply).await,
             PhoneMsg::Disconnect { reply } => {
@@ -421,6 +436,26 @@ impl PhoneState {
                 self.publish().await;
                 self.answer_waiters();
             }
+            EngineEvent::Paired => {
+                // Linked: the session logs in with its new keys next. The QR code or
+                // pairing code is spent.
+                self.state.status = PhoneStatus::Connecting;
+                self.state.last_error = None;
+                self.pairing = None;
+                self.publish().await;
+            }
+            EngineEvent::Stopped { reason, failed } => {
+                self.state.status = if failed {
+                    PhoneStatus::Failed
+                } else {
+                    PhoneStatus::Disconnected
+                };
+                self.state.last_error = Some(reason);
+                self.state.connected_at = None;
+                self.pairing = None;
+                self.publish().await;
+                self.answer_waiters();
+            }
             EngineEvent::Connected(identity) => {
                 self.state = SessionState {
                     status: PhoneStatus::Connected,
@@ -444,9 +479,8 @@ impl PhoneState {
                 self.answer_waiters();
             }
             EngineEvent::LoggedOut { reason } => {
-                if let Err(err) = self.shared.engine.forget(&self.phone).await {
-                    tracing::warn!(phone = %self.phone, error = %err, "cannot delete the phone's keys");
-                }
+                // The session has deleted its keys itself, after its client stopped; it
+                // stays usable, so the next connect pairs anew.
                 self.forget_identity(PhoneStatus::LoggedOut, Some(reason));
                 self.publish().await;
                 self.answer_waiters();

@@ -210,6 +210,7 @@ impl SessionInner {
             link
         };
         drop(link);
+        self.emit(EngineEvent::Paired);
         self.go_online(Conn::Connecting);
         Ok(())
     }

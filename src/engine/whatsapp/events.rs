@@ -1,47 +1,90 @@
 //! From the crate's events to the gateway's: a synchronous [`Forwarder`] for connection,
 //! pairing, receipt and contact events, and the durability [`Hook`] for messages, which
 //! holds WhatsApp's acknowledgement until the gateway has stored each message.
+//!
+//! The forwarder reports what the phone's actor shows through the sink, and what the
+//! session itself must act on (the client's end, a new pairing code, the login) through
+//! [`Control`]. It holds the client weakly: it is registered on that client's own event
+//! bus, and a strong reference would keep every client alive for ever.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use whatsapp_rust::Client;
 use whatsapp_rust::InboundDurabilityHook;
 use whatsapp_rust::wacore::types::events::{ConnectFailureReason, Event, EventHandler, InboundMessage as WaInbound};
 
 use super::convert::{self, from_wa_jid};
-use crate::engine::{Ack, ContactInfo, EngineEvent, EventSink, Identity};
+use crate::engine::{Ack, ContactInfo, EngineEvent, EventSink, Identity, PairingMode};
 
 /// How long the hook waits for the gateway to store a batch before leaving it unacked
 /// (WhatsApp then delivers it again).
 const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why a client's run ended, for the session to report once the client has stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The device was unlinked: the keys are deleted and pairing is needed again.
+    LoggedOut { reason: String },
+    /// Pairing ended without a link (the QR codes ran out, the code expired or was refused).
+    PairingExpired { reason: String },
+    /// The client stopped and will not reconnect by itself (replaced, banned, outdated).
+    /// `failed` when connecting again cannot help until something changes.
+    Stopped { reason: String, failed: bool },
+}
+
+/// What the session must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// The client is about to stop for this reason.
+    End(End),
+    /// Pairing succeeded: the device is linked (the client logs in again next).
+    Paired,
+    /// Logged in and online.
+    Connected,
+    /// A pairing code is shown; it expires after `valid_for`.
+    CodeShown { code: String, valid_for: Duration },
+    /// WhatsApp retired the pairing code: a new one is needed.
+    RefreshCode,
+}
+
+pub type ControlSink = Arc<dyn Fn(Control) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Forwarder {
     sink: EventSink,
-    client: Arc<OnceLock<Arc<Client>>>,
+    control: ControlSink,
+    mode: PairingMode,
+    client: Arc<OnceLock<Weak<Client>>>,
 }
 
 impl Forwarder {
-    pub fn new(sink: EventSink) -> Self {
+    pub fn new(sink: EventSink, control: ControlSink, mode: PairingMode) -> Self {
         Self {
             sink,
+            control,
+            mode,
             client: Arc::default(),
         }
     }
 
     /// The client, for the account's identity once connected.
-    pub fn attach(&self, client: Arc<Client>) {
-        let _ = self.client.set(client);
+    pub fn attach(&self, client: &Arc<Client>) {
+        let _ = self.client.set(Arc::downgrade(client));
     }
 
     fn identity(&self) -> Option<Identity> {
-        let client = self.client.get()?;
+        let client = self.client.get()?.upgrade()?;
         Some(Identity {
             jid: client.pn().as_ref().and_then(from_wa_jid)?,
             lid: client.lid().as_ref().and_then(from_wa_jid),
             push_name: Some(client.push_name()).filter(|n| !n.is_empty()),
         })
+    }
+
+    fn end(&self, end: End) {
+        (self.control)(Control::End(end));
     }
 }
 
@@ -49,25 +92,47 @@ impl EventHandler for Forwarder {
     fn handle_event(&self, event: Arc<Event>) {
         let sink = &self.sink;
         match &*event {
+            // A phone pairing by code shows its code only: a QR code rotating beside it
+            // would replace it on screen.
+            Event::PairingQrCode(_) if self.mode == PairingMode::Code => {}
             Event::PairingQrCode(qr) => sink(EngineEvent::QrCode {
                 code: qr.code.clone(),
                 valid_for: qr.timeout,
             }),
-            Event::PairingCode(code) => sink(EngineEvent::PairingCode {
-                code: code.code.clone(),
-                valid_for: code.timeout,
+            Event::PairingCode(code) => {
+                sink(EngineEvent::PairingCode {
+                    code: code.code.clone(),
+                    valid_for: code.timeout,
+                });
+                (self.control)(Control::CodeShown {
+                    code: code.code.clone(),
+                    valid_for: code.timeout,
+                });
+            }
+            Event::PairingCodeRefresh(_) => (self.control)(Control::RefreshCode),
+            // With a code outstanding the client stays connected: the code is still good.
+            Event::PairingQrCodesExhausted(exhausted) if self.mode == PairingMode::Code && !exhausted.disconnected => {}
+            Event::PairingQrCodesExhausted(_) => self.end(End::PairingExpired {
+                reason: match self.mode {
+                    PairingMode::Qr => "the QR code was not scanned in time; connect to get a new one".into(),
+                    PairingMode::Code => "the pairing code was not entered in time; connect to get a new one".into(),
+                },
             }),
-            Event::PairingQrCodesExhausted(_) => sink(EngineEvent::PairingFailed {
-                reason: "the QR code was not scanned in time".into(),
-            }),
-            Event::PairingCodeError(err) => sink(EngineEvent::PairingFailed {
+            Event::PairingCodeError(err) => self.end(End::PairingExpired {
                 reason: format!("WhatsApp refused the pairing code request: {}", err.error),
             }),
             Event::PairError(err) => sink(EngineEvent::PairingFailed {
                 reason: format!("pairing failed: {}", err.error),
             }),
+            Event::PairSuccess(_) => {
+                (self.control)(Control::Paired);
+                sink(EngineEvent::Paired);
+            }
             Event::Connected(_) => match self.identity() {
-                Some(identity) => sink(EngineEvent::Connected(identity)),
+                Some(identity) => {
+                    (self.control)(Control::Connected);
+                    sink(EngineEvent::Connected(identity));
+                }
                 None => sink(EngineEvent::Disconnected {
                     reason: "connected, but WhatsApp did not tell the account's number yet".into(),
                 }),
@@ -84,29 +149,33 @@ impl EventHandler for Forwarder {
                         .join(" ")
                 });
                 let told = told.filter(|t| !t.is_empty()).map(|t| format!(" (WhatsApp says: {t})"));
-                sink(EngineEvent::LoggedOut {
+                self.end(End::LoggedOut {
                     reason: format!(
                         "logged out: {}{}; connect to pair again",
                         failure_reason(&out.reason),
                         told.unwrap_or_default()
                     ),
-                })
+                });
             }
-            Event::StreamReplaced(_) => sink(EngineEvent::Disconnected {
-                reason: "another client took over this session (stream replaced)".into(),
+            Event::StreamReplaced(_) => self.end(End::Stopped {
+                reason: "another client took over this session (stream replaced); connect to take it back".into(),
+                failed: false,
             }),
-            Event::TemporaryBan(ban) => sink(EngineEvent::Disconnected {
+            Event::TemporaryBan(ban) => self.end(End::Stopped {
                 reason: match ban.expire.to_std() {
                     Ok(left) => format!(
-                        "WhatsApp temporarily banned this number ({}); the ban ends in {}",
+                        "WhatsApp temporarily banned this number ({}); the ban ends in {} (at {})",
                         ban.code,
-                        humantime::format_duration(Duration::from_secs(left.as_secs()))
+                        humantime::format_duration(Duration::from_secs(left.as_secs())),
+                        (chrono::Utc::now() + ban.expire).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     ),
                     Err(_) => format!("WhatsApp temporarily banned this number ({})", ban.code),
                 },
+                failed: true,
             }),
-            Event::ClientOutdated(_) => sink(EngineEvent::Disconnected {
+            Event::ClientOutdated(_) => self.end(End::Stopped {
                 reason: "WhatsApp says this client version is outdated (405); update wagate".into(),
+                failed: true,
             }),
             Event::ConnectFailure(failure) => sink(EngineEvent::Disconnected {
                 reason: format!(
@@ -172,14 +241,17 @@ fn failure_reason(reason: &ConnectFailureReason) -> String {
     }
 }
 
-/// Commits inbound messages through the gateway before WhatsApp is acknowledged.
+/// Commits inbound messages through the gateway before WhatsApp is acknowledged. A
+/// session that stops cancels the wait: the batch stays unacknowledged (WhatsApp delivers
+/// it again) and the client's shutdown is not held up by it.
 pub struct Hook {
     sink: EventSink,
+    stop: CancellationToken,
 }
 
 impl Hook {
-    pub fn new(sink: EventSink) -> Self {
-        Self { sink }
+    pub fn new(sink: EventSink, stop: CancellationToken) -> Self {
+        Self { sink, stop }
     }
 }
 
@@ -195,11 +267,12 @@ impl InboundDurabilityHook for Hook {
             }
         }
         let all = futures::future::join_all(stored);
-        match tokio::time::timeout(STORE_TIMEOUT, all).await {
-            Ok(results) if results.iter().all(Result::is_ok) => Ok(()),
-            _ => Err(anyhow::anyhow!(
-                "the gateway did not store the messages; leaving them unacknowledged"
-            )),
+        tokio::select! {
+            results = tokio::time::timeout(STORE_TIMEOUT, all) => match results {
+                Ok(results) if results.iter().all(Result::is_ok) => Ok(()),
+                _ => Err(anyhow::anyhow!("the gateway did not store the messages; leaving them unacknowledged")),
+            },
+            () = self.stop.cancelled() => Err(anyhow::anyhow!("the session is stopping; leaving the messages unacknowledged")),
         }
     }
 }
@@ -222,12 +295,36 @@ mod tests {
     use crate::engine::InboundContent;
     use crate::engine::whatsapp::convert::tests::{info, jid};
 
-    /// A forwarder whose events land in a list.
-    fn forwarder() -> (Forwarder, Arc<Mutex<Vec<EngineEvent>>>) {
+    type Controls = Arc<Mutex<Vec<Control>>>;
+
+    /// A forwarder whose events and controls land in lists.
+    fn forwarder_for(mode: PairingMode) -> (Forwarder, Arc<Mutex<Vec<EngineEvent>>>, Controls) {
         let seen: Arc<Mutex<Vec<EngineEvent>>> = Arc::default();
+        let controls: Controls = Arc::default();
         let sink_seen = Arc::clone(&seen);
         let sink: EventSink = Arc::new(move |event| sink_seen.lock().unwrap().push(event));
-        (Forwarder::new(sink), seen)
+        let control_seen = Arc::clone(&controls);
+        let control: ControlSink = Arc::new(move |c| control_seen.lock().unwrap().push(c));
+        (Forwarder::new(sink, control, mode), seen, controls)
+    }
+
+    fn forwarder() -> (Forwarder, Arc<Mutex<Vec<EngineEvent>>>) {
+        let (f, seen, _) = forwarder_for(PairingMode::Qr);
+        (f, seen)
+    }
+
+    /// The one control an event gave, with no event for the actor.
+    fn control(
+        forwarder: &Forwarder,
+        seen: &Mutex<Vec<EngineEvent>>,
+        controls: &Mutex<Vec<Control>>,
+        event: Event,
+    ) -> Control {
+        forwarder.handle_event(Arc::new(event));
+        assert!(seen.lock().unwrap().is_empty(), "{:?}", seen.lock().unwrap());
+        let mut controls = controls.lock().unwrap();
+        assert_eq!(controls.len(), 1, "{controls:?}");
+        controls.pop().unwrap()
     }
 
     fn one(forwarder: &Forwarder, seen: &Mutex<Vec<EngineEvent>>, event: Event) -> EngineEvent {
@@ -243,7 +340,7 @@ mod tests {
 
     #[test]
     fn pairing_events_become_codes_and_failures() {
-        let (f, seen) = forwarder();
+        let (f, seen, controls) = forwarder_for(PairingMode::Qr);
         let qr = PairingQrCode::builder()
             .code("2@abc,def".into())
             .timeout(Duration::from_secs(20))
@@ -256,15 +353,38 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let exhausted = PairingQrCodesExhausted::builder().disconnected(true).build();
-        match one(&f, &seen, Event::PairingQrCodesExhausted(exhausted)) {
-            EngineEvent::PairingFailed { reason } => assert!(reason.contains("not scanned in time"), "{reason}"),
+        match control(&f, &seen, &controls, Event::PairingQrCodesExhausted(exhausted)) {
+            Control::End(End::PairingExpired { reason }) => assert!(reason.contains("not scanned in time"), "{reason}"),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
+    fn a_phone_pairing_by_code_keeps_its_code_through_qr_rotations() {
+        let (f, seen, controls) = forwarder_for(PairingMode::Code);
+        let qr = PairingQrCode::builder()
+            .code("2@abc,def".into())
+            .timeout(Duration::from_secs(20))
+            .build();
+        f.handle_event(Arc::new(Event::PairingQrCode(qr)));
+        assert!(seen.lock().unwrap().is_empty(), "a QR code replaced the pairing code");
+        // The QR codes running out does not end a code that is still good.
+        let exhausted = PairingQrCodesExhausted::builder().disconnected(false).build();
+        f.handle_event(Arc::new(Event::PairingQrCodesExhausted(exhausted)));
+        assert!(seen.lock().unwrap().is_empty());
+        assert!(controls.lock().unwrap().is_empty());
+        let refresh = whatsapp_rust::wacore::types::events::PairingCodeRefresh::builder()
+            .force_manual(false)
+            .build();
+        assert_eq!(
+            control(&f, &seen, &controls, Event::PairingCodeRefresh(refresh)),
+            Control::RefreshCode
+        );
+    }
+
+    #[test]
     fn connection_events_explain_themselves() {
-        let (f, seen) = forwarder();
+        let (f, seen, controls) = forwarder_for(PairingMode::Qr);
         // Without the client there is no number to report: not "connected" yet.
         match one(&f, &seen, Event::Connected(Connected::builder().build())) {
             EngineEvent::Disconnected { reason } => assert!(reason.contains("did not tell"), "{reason}"),
@@ -275,16 +395,23 @@ mod tests {
             EngineEvent::Disconnected { reason } => assert!(reason.contains("reconnecting"), "{reason}"),
             other => panic!("{other:?}"),
         }
-        match one(&f, &seen, Event::StreamReplaced(StreamReplaced::builder().build())) {
-            EngineEvent::Disconnected { reason } => assert!(reason.contains("another client"), "{reason}"),
+        match control(
+            &f,
+            &seen,
+            &controls,
+            Event::StreamReplaced(StreamReplaced::builder().build()),
+        ) {
+            Control::End(End::Stopped { reason, failed: false }) => {
+                assert!(reason.contains("another client"), "{reason}")
+            }
             other => panic!("{other:?}"),
         }
         let ban = TemporaryBan::builder()
             .code(TempBanReason::SentToTooManyPeople)
             .expire(chrono::TimeDelta::hours(25))
             .build();
-        match one(&f, &seen, Event::TemporaryBan(ban)) {
-            EngineEvent::Disconnected { reason } => {
+        match control(&f, &seen, &controls, Event::TemporaryBan(ban)) {
+            Control::End(End::Stopped { reason, failed: true }) => {
                 assert!(reason.contains("temporarily banned"), "{reason}");
                 assert!(reason.contains("too many messages"), "{reason}");
                 assert!(reason.contains("ends in 1day 1h"), "{reason}");
@@ -295,13 +422,13 @@ mod tests {
 
     #[test]
     fn a_logout_needs_pairing_again() {
-        let (f, seen) = forwarder();
+        let (f, seen, controls) = forwarder_for(PairingMode::Qr);
         let out = LoggedOut::builder()
             .on_connect(false)
             .reason(ConnectFailureReason::LoggedOut)
             .build();
-        match one(&f, &seen, Event::LoggedOut(out)) {
-            EngineEvent::LoggedOut { reason } => assert_eq!(
+        match control(&f, &seen, &controls, Event::LoggedOut(out)) {
+            Control::End(End::LoggedOut { reason }) => assert_eq!(
                 reason,
                 "logged out: the device was unlinked (on the phone, under Linked devices); connect to pair again"
             ),
@@ -317,8 +444,8 @@ mod tests {
                     .build(),
             )
             .build();
-        match one(&f, &seen, Event::LoggedOut(locked)) {
-            EngineEvent::LoggedOut { reason } => assert_eq!(
+        match control(&f, &seen, &controls, Event::LoggedOut(locked)) {
+            Control::End(End::LoggedOut { reason }) => assert_eq!(
                 reason,
                 "logged out: WhatsApp locked the account (WhatsApp says: Your account is locked Verify it on \
                  your phone.); connect to pair again"

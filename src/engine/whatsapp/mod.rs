@@ -4,40 +4,58 @@
 //! acknowledged only after the gateway stored them (at-least-once). Connection trouble
 //! that the crate only logs (an unreachable server) is reported as `Disconnected` with a
 //! readable reason, so the phone's state never claims more than is true.
+//!
+//! One session per phone, one client per session at a time. Every client run has a
+//! generation number: events from a client that was replaced or stopped are dropped, so an
+//! old client can never overwrite what a new one reports. A watcher task owns each run;
+//! when the crate ends a run by itself (QR codes exhausted, logged out, replaced, banned)
+//! the session reports why and forgets the run, and the next connect starts a fresh one.
 
 pub mod convert;
 mod events;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use whatsapp_rust::bot::{Bot, BotHandle};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use whatsapp_rust::bot::Bot;
 use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse, UreqHttpClient};
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::store::SqliteStore;
 use whatsapp_rust::store::traits::DeviceStore;
 use whatsapp_rust::transport::{TokioWebSocketTransportFactory, Transport, TransportEvent, TransportFactory};
 use whatsapp_rust::upload::UploadOptions;
+use whatsapp_rust::wacore::store::DevicePropsOverride;
+use whatsapp_rust::waproto::whatsapp::device_props::PlatformType;
 use whatsapp_rust::{ChatStateType, Client};
 
 use super::{
     Engine, EngineError, EngineEvent, EventSink, Group, Jid, Lookup, OutgoingContent, OutgoingMessage, PairingMode,
     Participant, PhoneNumber, SentMessage, Session,
 };
+use crate::config::{Presence, WhatsappConfig};
 use convert::{Uploaded, from_wa_jid, to_wa_jid};
-use events::{Forwarder, Hook};
+use events::{Control, ControlSink, End, Forwarder, Hook};
 
 /// How long a graceful disconnect may take before the bot is aborted.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long logging out of a phone that is offline may take to connect first.
+const LOGOUT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How sessions reach WhatsApp: its WebSocket and HTTPS in production, fakes in tests.
 #[derive(Clone)]
 pub struct Network {
     pub transports: Arc<dyn TransportFactory>,
     pub http: Arc<dyn HttpClient>,
+    /// The client version to report; `None` fetches WhatsApp Web's current one.
+    pub version: Option<(u32, u32, u32)>,
 }
 
 impl Network {
@@ -45,6 +63,54 @@ impl Network {
         Self {
             transports: Arc::new(TokioWebSocketTransportFactory::new()),
             http: Arc::new(UreqHttpClient::new()),
+            version: None,
+        }
+    }
+
+    /// A `wa-emulator` at `url` (`ws://HOST:PORT/ws/chat`), with a fixed client version
+    /// since there is no web.whatsapp.com to ask.
+    #[cfg(feature = "emulator")]
+    pub fn emulator(url: &str) -> Self {
+        Self {
+            transports: Arc::new(TokioWebSocketTransportFactory::new().with_url(url)),
+            http: Arc::new(UreqHttpClient::new()),
+            version: Some((2, 3000, 1)),
+        }
+    }
+
+    /// WhatsApp, or the emulator `whatsapp.server_url` names (config validation refuses
+    /// that key in a build without the `emulator` feature).
+    pub fn for_config(config: &WhatsappConfig) -> Self {
+        #[cfg(feature = "emulator")]
+        if !config.server_url.is_empty() {
+            return Self::emulator(&config.server_url);
+        }
+        let _ = config;
+        Self::real()
+    }
+}
+
+/// How sessions present themselves to WhatsApp.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub device_name: String,
+    pub presence: Presence,
+}
+
+impl From<&WhatsappConfig> for Options {
+    fn from(config: &WhatsappConfig) -> Self {
+        Self {
+            device_name: config.device_name.trim().to_owned(),
+            presence: config.presence,
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            device_name: "wagate".into(),
+            presence: Presence::Unavailable,
         }
     }
 }
@@ -52,28 +118,45 @@ impl Network {
 pub struct WhatsappEngine {
     dir: PathBuf,
     network: Network,
+    options: Options,
+    /// The live session of each phone (by digits): opening a phone again closes it first,
+    /// so two clients never share a key store.
+    sessions: Mutex<HashMap<String, Weak<Core>>>,
 }
 
 impl WhatsappEngine {
-    pub fn new(data_dir: PathBuf) -> Self {
-        Self::with_network(data_dir, Network::real())
+    pub fn new(data_dir: PathBuf, config: &WhatsappConfig) -> Self {
+        Self::with_network(data_dir, Network::for_config(config), Options::from(config))
     }
 
-    pub fn with_network(data_dir: PathBuf, network: Network) -> Self {
+    pub fn with_network(data_dir: PathBuf, network: Network, options: Options) -> Self {
         Self {
             dir: data_dir.join("whatsapp"),
             network,
+            options,
+            sessions: Mutex::default(),
         }
     }
 
     fn store_path(&self, phone: &PhoneNumber) -> PathBuf {
         self.dir.join(format!("{}.db", phone.digits()))
     }
+
+    fn live(&self, phone: &PhoneNumber) -> Option<Arc<Core>> {
+        lock(&self.sessions).get(phone.digits()).and_then(Weak::upgrade)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[async_trait]
 impl Engine for WhatsappEngine {
     async fn open(&self, phone: &PhoneNumber, events: EventSink) -> Result<Arc<dyn Session>, EngineError> {
+        if let Some(previous) = self.live(phone) {
+            previous.close().await;
+        }
         std::fs::create_dir_all(&self.dir).map_err(|e| EngineError::Storage(e.to_string()))?;
         let path = self.store_path(phone);
         let linked = if path.exists() {
@@ -86,16 +169,30 @@ impl Engine for WhatsappEngine {
         } else {
             false
         };
-        Ok(Arc::new(WhatsappSession {
+        let core = Arc::new(Core {
             phone: phone.clone(),
             path,
             sink: events,
             network: self.network.clone(),
-            state: Mutex::new(SessionState { linked, running: None }),
-        }))
+            options: self.options.clone(),
+            state: Mutex::new(SessionState {
+                linked,
+                generation: 0,
+                running: None,
+                end: None,
+                code: None,
+                closed: false,
+            }),
+        });
+        lock(&self.sessions).insert(phone.digits().to_owned(), Arc::downgrade(&core));
+        Ok(Arc::new(WhatsappSession { core }))
     }
 
     async fn forget(&self, phone: &PhoneNumber) -> Result<(), EngineError> {
+        if let Some(live) = self.live(phone) {
+            live.close().await;
+        }
+        lock(&self.sessions).remove(phone.digits());
         delete_store(&self.store_path(phone))
     }
 }
@@ -120,53 +217,332 @@ fn delete_store(path: &std::path::Path) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// One run of a client, from connect until it stops.
 struct Running {
-    handle: BotHandle,
+    generation: u64,
+    mode: PairingMode,
     client: Arc<Client>,
+    /// Owns the bot's handle and waits for its run loop to end; aborting it aborts the bot.
+    watcher: JoinHandle<()>,
+    /// True once the run loop has ended.
+    ended: watch::Receiver<bool>,
+    /// Cancels the durability hook's wait, so stopping is not held up by a batch.
+    stop: CancellationToken,
+}
+
+impl Running {
+    /// Stops the client (flushing its keys and receipts) and waits for its run loop to end;
+    /// past the deadline the bot is aborted.
+    async fn halt(self, phone: &PhoneNumber) {
+        self.stop.cancel();
+        let mut ended = self.ended.clone();
+        let client = Arc::clone(&self.client);
+        let stopped = tokio::time::timeout(SHUTDOWN_TIMEOUT, async move {
+            client.disconnect().await;
+            let _ = ended.wait_for(|ended| *ended).await;
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!(%phone, "the WhatsApp session did not stop in time; aborting it");
+            self.watcher.abort();
+        }
+    }
+
+    fn online(&self) -> bool {
+        self.client.is_connected() && self.client.is_logged_in()
+    }
 }
 
 struct SessionState {
     linked: bool,
+    /// The current run's number; events and controls of any other run are dropped.
+    generation: u64,
     running: Option<Running>,
+    /// Why the current run is ending, told by the forwarder before the run loop exits.
+    end: Option<End>,
+    /// The pairing code on screen, to expire it.
+    code: Option<String>,
+    closed: bool,
 }
 
-pub struct WhatsappSession {
+/// A phone's session, shared with the tasks and handlers of its runs (they hold it weakly).
+struct Core {
     phone: PhoneNumber,
     path: PathBuf,
     sink: EventSink,
     network: Network,
+    options: Options,
     state: Mutex<SessionState>,
 }
 
-impl WhatsappSession {
+impl Core {
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 
-    /// The client of a running bot that is logged in and online.
-    fn online(&self) -> Result<Arc<Client>, EngineError> {
-        match &self.lock().running {
-            Some(running) if running.client.is_connected() && running.client.is_logged_in() => {
-                Ok(Arc::clone(&running.client))
-            }
-            _ => Err(EngineError::NotConnected),
+    /// Reports an event of run `generation`, unless that run is no longer current.
+    fn emit(&self, generation: u64, event: EngineEvent) {
+        let current = {
+            let state = self.lock();
+            !state.closed && state.generation == generation
+        };
+        if current {
+            (self.sink)(event);
         }
     }
 
-    async fn stop(&self) {
-        let running = self.lock().running.take();
-        if let Some(Running { mut handle, client }) = running {
-            // `disconnect` flushes keys and receipts; the handle resolves when the run
-            // loop has exited. Past the deadline the task is aborted.
-            let stopped = tokio::time::timeout(SHUTDOWN_TIMEOUT, async {
-                client.disconnect().await;
-                (&mut handle).await;
-            })
-            .await;
-            if stopped.is_err() {
-                tracing::warn!(phone = %self.phone, "the WhatsApp session did not stop in time; aborting it");
-                handle.abort();
+    /// Reports the end of a run (it is no longer current by then).
+    fn say(&self, event: EngineEvent) {
+        if !self.lock().closed {
+            (self.sink)(event);
+        }
+    }
+
+    fn fenced_sink(self: &Arc<Self>, generation: u64) -> EventSink {
+        let core = Arc::downgrade(self);
+        Arc::new(move |event| {
+            if let Some(core) = core.upgrade() {
+                core.emit(generation, event);
             }
+        })
+    }
+
+    fn control_sink(self: &Arc<Self>, generation: u64) -> ControlSink {
+        let core = Arc::downgrade(self);
+        Arc::new(move |control| {
+            if let Some(core) = core.upgrade() {
+                core.control(generation, control);
+            }
+        })
+    }
+
+    /// The current run's client, if `generation` is the current run.
+    fn client_of(&self, generation: u64) -> Option<Arc<Client>> {
+        let state = self.lock();
+        state
+            .running
+            .as_ref()
+            .filter(|r| r.generation == generation && state.generation == generation)
+            .map(|r| Arc::clone(&r.client))
+    }
+
+    fn control(self: &Arc<Self>, generation: u64, control: Control) {
+        {
+            let mut state = self.lock();
+            if state.closed || state.generation != generation {
+                return;
+            }
+            match &control {
+                Control::End(end) => state.end = Some(end.clone()),
+                Control::Paired => {
+                    state.linked = true;
+                    state.code = None;
+                }
+                Control::CodeShown { code, .. } => state.code = Some(code.clone()),
+                Control::Connected | Control::RefreshCode => {}
+            }
+        }
+        let core = Arc::clone(self);
+        match control {
+            Control::End(_) => {
+                tokio::spawn(async move { core.finish(generation).await });
+            }
+            Control::Paired => {}
+            Control::Connected => {
+                tokio::spawn(async move { core.set_presence(generation).await });
+            }
+            Control::CodeShown { code, valid_for } => {
+                tokio::spawn(async move {
+                    tokio::time::sleep(valid_for).await;
+                    let expired = {
+                        let mut state = core.lock();
+                        let expired =
+                            state.generation == generation && !state.linked && state.code.as_ref() == Some(&code);
+                        if expired {
+                            state.end = Some(End::PairingExpired {
+                                reason: "the pairing code was not entered in time; connect to get a new one".into(),
+                            });
+                        }
+                        expired
+                    };
+                    if expired {
+                        core.finish(generation).await;
+                    }
+                });
+            }
+            Control::RefreshCode => {
+                tokio::spawn(async move { core.refresh_code(generation).await });
+            }
+        }
+    }
+
+    /// Sets the configured presence: the crate announces "available" on every login by
+    /// itself, which would silence the person's phone.
+    async fn set_presence(&self, generation: u64) {
+        let Some(client) = self.client_of(generation) else {
+            return;
+        };
+        let presence = client.presence();
+        let result = match self.options.presence {
+            Presence::Available => presence.set_available().await,
+            Presence::Unavailable => presence.set_unavailable().await,
+        };
+        if let Err(err) = result {
+            tracing::warn!(phone = %self.phone, error = %err, "cannot set the presence");
+        }
+    }
+
+    /// Asks for a new pairing code after WhatsApp retired the one on screen.
+    async fn refresh_code(self: &Arc<Self>, generation: u64) {
+        let Some(client) = self.client_of(generation) else {
+            return;
+        };
+        if let Err(err) = client.pair_with_code(self.pair_code_options()).await {
+            // The crate reports the failure as `PairingCodeError` too, which ends the run.
+            tracing::warn!(phone = %self.phone, error = %err, "cannot get a new pairing code");
+        }
+    }
+
+    fn pair_code_options(&self) -> PairCodeOptions {
+        PairCodeOptions {
+            phone_number: self.phone.digits().to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// Ends run `generation` (if it is still current): stops its client, then reports why.
+    async fn finish(self: &Arc<Self>, generation: u64) {
+        let (running, end) = {
+            let mut state = self.lock();
+            if state.running.as_ref().map(|r| r.generation) != Some(generation) {
+                return;
+            }
+            state.generation += 1;
+            state.code = None;
+            (state.running.take(), state.end.take())
+        };
+        if let Some(running) = running {
+            running.halt(&self.phone).await;
+        }
+        let end = end.unwrap_or(End::Stopped {
+            reason: "the connection to WhatsApp ended and the client stopped; connect to try again".into(),
+            failed: false,
+        });
+        tracing::info!(phone = %self.phone, ?end, "the WhatsApp session ended");
+        match end {
+            End::LoggedOut { reason } => {
+                // The client has stopped: nothing writes to the store any more.
+                self.lock().linked = false;
+                if let Err(err) = delete_store(&self.path) {
+                    tracing::warn!(phone = %self.phone, error = %err, "cannot delete the phone's keys");
+                }
+                self.say(EngineEvent::LoggedOut { reason });
+            }
+            End::PairingExpired { reason } => self.say(EngineEvent::PairingFailed { reason }),
+            End::Stopped { reason, failed } => self.say(EngineEvent::Stopped { reason, failed }),
+        }
+    }
+
+    /// Starts a client run. A `quiet` run reports nothing (logging out an offline phone).
+    async fn start(self: &Arc<Self>, mode: PairingMode, quiet: bool) -> Result<Running, EngineError> {
+        let store = open_store(&self.path).await?;
+        let (generation, linked) = {
+            let mut state = self.lock();
+            if state.closed {
+                return Err(EngineError::NotConnected);
+            }
+            state.generation += 1;
+            state.end = None;
+            state.code = None;
+            (state.generation, state.linked)
+        };
+        let (sink, control): (EventSink, ControlSink) = if quiet {
+            (Arc::new(|_| {}), Arc::new(|_| {}))
+        } else {
+            (self.fenced_sink(generation), self.control_sink(generation))
+        };
+        let stop = CancellationToken::new();
+        let forwarder = Forwarder::new(Arc::clone(&sink), control, mode);
+        let mut builder = Bot::builder()
+            .with_backend(store)
+            .with_transport_factory(ObservedTransports {
+                inner: Arc::clone(&self.network.transports),
+                sink: Arc::clone(&sink),
+            })
+            .with_http_client(ObservedHttp {
+                inner: Arc::clone(&self.network.http),
+                sink: Arc::clone(&sink),
+            })
+            .with_event_handler(forwarder.clone())
+            .with_inbound_durability_hook(Hook::new(sink, stop.clone()))
+            // Shown under Linked devices on the person's phone (set when pairing).
+            .with_device_props(
+                DevicePropsOverride::new()
+                    .with_os(self.options.device_name.clone())
+                    .with_platform_type(PlatformType::DESKTOP),
+            )
+            .skip_history_sync();
+        if let Some(version) = self.network.version {
+            builder = builder.with_version(version);
+        }
+        if mode == PairingMode::Code && !linked {
+            builder = builder.with_pair_code(self.pair_code_options());
+        }
+        let bot = builder
+            .build()
+            .await
+            .map_err(|e| EngineError::Storage(format!("cannot start the WhatsApp session: {e}")))?;
+        let client = bot.client();
+        forwarder.attach(&client);
+        let handle = bot.spawn();
+        let (ended_tx, ended) = watch::channel(false);
+        let core = Arc::downgrade(self);
+        let watcher = tokio::spawn(async move {
+            handle.await;
+            let _ = ended_tx.send(true);
+            if let Some(core) = core.upgrade() {
+                core.finish(generation).await;
+            }
+        });
+        Ok(Running {
+            generation,
+            mode,
+            client,
+            watcher,
+            ended,
+            stop,
+        })
+    }
+
+    /// Stops the current run, if any, without reporting (the caller says what happened).
+    async fn stop(&self) {
+        let running = {
+            let mut state = self.lock();
+            state.generation += 1;
+            state.code = None;
+            state.running.take()
+        };
+        if let Some(running) = running {
+            running.halt(&self.phone).await;
+        }
+    }
+
+    async fn close(&self) {
+        self.lock().closed = true;
+        self.stop().await;
+    }
+}
+
+pub struct WhatsappSession {
+    core: Arc<Core>,
+}
+
+impl WhatsappSession {
+    /// The client of a running bot that is logged in and online.
+    fn online(&self) -> Result<Arc<Client>, EngineError> {
+        match &self.core.lock().running {
+            Some(running) if running.online() => Ok(Arc::clone(&running.client)),
+            _ => Err(EngineError::NotConnected),
         }
     }
 
@@ -193,65 +569,94 @@ impl WhatsappSession {
             streaming_sidecar: response.streaming_sidecar,
         }))
     }
+
+    /// Connects a quiet run of an offline phone, to tell WhatsApp it logs out.
+    async fn connect_to_log_out(&self) -> Option<Running> {
+        let running = self.core.start(PairingMode::Qr, true).await.ok()?;
+        let deadline = tokio::time::Instant::now() + LOGOUT_CONNECT_TIMEOUT;
+        while !running.online() {
+            if tokio::time::Instant::now() >= deadline || *running.ended.borrow() {
+                running.halt(&self.core.phone).await;
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(running)
+    }
 }
 
 #[async_trait]
 impl Session for WhatsappSession {
     fn is_linked(&self) -> bool {
-        self.lock().linked
+        self.core.lock().linked
     }
 
     async fn connect(&self, mode: PairingMode) -> Result<(), EngineError> {
-        if self.lock().running.is_some() {
-            return Ok(());
+        let restart = {
+            let state = self.core.lock();
+            if state.closed {
+                return Err(EngineError::NotConnected);
+            }
+            match &state.running {
+                // Already running, or pairing the way that was asked.
+                Some(running) if state.linked || running.mode == mode => return Ok(()),
+                Some(_) => true,
+                None => false,
+            }
+        };
+        if restart {
+            // Pairing the other way (QR ↔ code) needs a client set up for it.
+            self.core.stop().await;
         }
-        let store = open_store(&self.path).await?;
-        let linked = self.is_linked();
-        let forwarder = Forwarder::new(Arc::clone(&self.sink));
-        let mut builder = Bot::builder()
-            .with_backend(store)
-            .with_transport_factory(ObservedTransports {
-                inner: Arc::clone(&self.network.transports),
-                sink: Arc::clone(&self.sink),
-            })
-            .with_http_client(ObservedHttp {
-                inner: Arc::clone(&self.network.http),
-                sink: Arc::clone(&self.sink),
-            })
-            .with_event_handler(forwarder.clone())
-            .with_inbound_durability_hook(Hook::new(Arc::clone(&self.sink)))
-            .skip_history_sync();
-        if mode == PairingMode::Code && !linked {
-            builder = builder.with_pair_code(PairCodeOptions {
-                phone_number: self.phone.digits().to_owned(),
-                ..Default::default()
-            });
+        let running = self.core.start(mode, false).await?;
+        let stale = {
+            let mut state = self.core.lock();
+            if state.generation == running.generation && state.running.is_none() {
+                state.running = Some(running);
+                None
+            } else {
+                Some(running)
+            }
+        };
+        if let Some(stale) = stale {
+            stale.halt(&self.core.phone).await;
         }
-        let bot = builder
-            .build()
-            .await
-            .map_err(|e| EngineError::Storage(format!("cannot start the WhatsApp session: {e}")))?;
-        let client = bot.client();
-        forwarder.attach(Arc::clone(&client));
-        let handle = bot.spawn();
-        self.lock().running = Some(Running { handle, client });
         Ok(())
     }
 
     async fn disconnect(&self) -> Result<(), EngineError> {
-        self.stop().await;
+        self.core.stop().await;
         Ok(())
     }
 
     async fn logout(&self) -> Result<(), EngineError> {
-        let client = self.lock().running.as_ref().map(|r| Arc::clone(&r.client));
-        if let Some(client) = client {
-            // Best effort: unlinking needs a connection; the keys go either way.
-            let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, client.logout()).await;
+        // No event of the run that is logged out reaches the phone: the caller reports it.
+        let running = {
+            let mut state = self.core.lock();
+            state.generation += 1;
+            state.running.take()
+        };
+        let running = match running {
+            Some(running) if running.online() => Some(running),
+            Some(running) => {
+                running.halt(&self.core.phone).await;
+                None
+            }
+            None => None,
+        };
+        // An offline phone connects briefly, so the account's Linked devices loses it too.
+        let running = match running {
+            Some(running) => Some(running),
+            None if self.is_linked() => self.connect_to_log_out().await,
+            None => None,
+        };
+        if let Some(running) = running {
+            // Best effort: the keys go either way.
+            let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, running.client.logout()).await;
+            running.halt(&self.core.phone).await;
         }
-        self.stop().await;
-        self.lock().linked = false;
-        delete_store(&self.path)
+        self.core.lock().linked = false;
+        delete_store(&self.core.path)
     }
 
     async fn send(&self, message: OutgoingMessage) -> Result<SentMessage, EngineError> {
@@ -329,7 +734,7 @@ impl Session for WhatsappSession {
     }
 
     async fn close(&self) {
-        self.stop().await;
+        self.core.close().await;
     }
 }
 

@@ -1,0 +1,474 @@
+//! The real engine against `wa-emulator`: WhatsApp's protocol on loopback. Pairing by QR
+//! and by code, logging in again with the stored keys, and everything WhatsApp's side or
+//! the person's phone can do to a linked device, seen through the gateway's API.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wa_emulator::{Config as EmulatorConfig, Emulator};
+
+use crate::helpers::{DEADLINE, TestApp, builder, eventually, free_port, fresh_database, send};
+use crate::process::Process;
+
+const A: &str = "+12015550123";
+const A_DIGITS: &str = "12015550123";
+
+fn path(action: &str) -> String {
+    format!("/api/v1/user/phones/{A}{action}")
+}
+
+/// An emulated network and a gateway whose `whatsapp` engine talks to it.
+struct World {
+    emulator: Emulator,
+    app: TestApp,
+    token: String,
+    http: reqwest::Client,
+}
+
+async fn world() -> World {
+    world_with(EmulatorConfig::default(), &[]).await
+}
+
+async fn world_with(config: EmulatorConfig, settings: &[(&str, &str)]) -> World {
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let mut app = builder()
+        .with("engine", "whatsapp")
+        .with("whatsapp.server_url", emulator.ws_url())
+        .with("phones.connect_wait", "10s");
+    for (key, value) in settings {
+        app = app.with(key, *value);
+    }
+    let app = app.spawn().await;
+    app.set_first_password().await;
+    let token = app.token().await;
+    let world = World {
+        emulator,
+        app,
+        token,
+        http: reqwest::Client::new(),
+    };
+    world
+        .control("POST", "/control/accounts", json!({"phone": A_DIGITS, "name": "Alice"}))
+        .await
+        .assert_status(201);
+    world
+}
+
+impl World {
+    async fn control(&self, method: &str, path: &str, body: Value) -> crate::helpers::Response {
+        let url = format!("{}{path}", self.emulator.url());
+        let req = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url).json(&body),
+        };
+        send(req).await
+    }
+
+    async fn view(&self) -> Value {
+        self.app.phone(&self.token, A).await
+    }
+
+    async fn wait_for(&self, status: &str) -> Value {
+        self.app.wait_for_status(&self.token, A, status).await
+    }
+
+    async fn connect(&self, body: Value) -> Value {
+        let resp = self.app.post(&path("/connect"), Some(&self.token), body).await;
+        resp.assert_status(200);
+        resp.body
+    }
+
+    /// The account's linked devices, as its phone lists them.
+    async fn devices(&self) -> Vec<Value> {
+        let resp = self
+            .control("GET", &format!("/control/accounts/{A_DIGITS}/devices"), Value::Null)
+            .await;
+        resp.assert_status(200);
+        resp.body["data"].as_array().unwrap().clone()
+    }
+
+    /// Waits until the emulator's view of the linked devices satisfies `check`.
+    async fn devices_until(&self, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        eventually(DEADLINE, || async {
+            let devices = self.devices().await;
+            if check(&devices) {
+                Ok(devices)
+            } else {
+                Err(format!("{what}: {devices:?}"))
+            }
+        })
+        .await
+    }
+
+    /// Waits for a QR code on the phone's view and returns it.
+    async fn qr(&self) -> String {
+        eventually(DEADLINE, || async {
+            let view = self.view().await;
+            match view["qr"]["code"].as_str() {
+                Some(code) => Ok(code.to_owned()),
+                None => Err(format!("no QR code: {view}")),
+            }
+        })
+        .await
+    }
+
+    /// Adds the phone, shows its QR code, scans it and waits until it is connected.
+    async fn pair(&self) -> Value {
+        self.app.add_phone(&self.token, A).await;
+        self.connect(json!({})).await;
+        let qr = self.qr().await;
+        self.control("POST", &format!("/control/accounts/{A_DIGITS}/link"), json!({"qr": qr}))
+            .await
+            .assert_status(200);
+        self.wait_for("connected").await
+    }
+
+    async fn kick(&self, body: Value) {
+        self.control("POST", &format!("/control/accounts/{A_DIGITS}/devices/kick"), body)
+            .await
+            .assert_status(200);
+    }
+
+    fn key_store(&self) -> std::path::PathBuf {
+        self.app.data_dir.join(format!("whatsapp/{A_DIGITS}.db"))
+    }
+
+    async fn health(&self) -> Value {
+        let resp = self.control("GET", "/control/health", Value::Null).await;
+        resp.assert_status(200);
+        resp.body
+    }
+}
+
+fn connected(device: &Value) -> bool {
+    device["connected"] == true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_pairs_by_qr_and_shows_on_the_account_as_wagate_and_unavailable() {
+    let w = world().await;
+    let view = w.pair().await;
+    assert_eq!(view["jid"], format!("{A_DIGITS}@s.whatsapp.net"), "{view}");
+    assert!(view["lid"].as_str().is_some_and(|l| l.ends_with("@lid")), "{view}");
+    assert_eq!(view["pushName"], "Alice", "{view}");
+    assert!(view["qr"].is_null(), "{view}");
+    let devices = w
+        .devices_until("the device is online and unavailable", |d| {
+            d.len() == 1 && connected(&d[0]) && d[0]["presence"] == "unavailable"
+        })
+        .await;
+    assert_eq!(devices[0]["name"], "wagate", "{devices:?}");
+    assert!(devices[0]["prekeys"].as_u64().unwrap() > 0, "{devices:?}");
+    assert_eq!(w.health().await["doubleConnections"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_logs_in_again_with_the_stored_keys() {
+    let w = world().await;
+    w.pair().await;
+    let World {
+        emulator,
+        app,
+        token,
+        http,
+    } = w;
+    let app = app.restart().await;
+    let w = World {
+        emulator,
+        app,
+        token,
+        http,
+    };
+    let view = w.wait_for("connected").await;
+    assert!(view["qr"].is_null(), "a linked phone was shown a QR code: {view}");
+    let devices = w
+        .devices_until("one device, online", |d| d.len() == 1 && connected(&d[0]))
+        .await;
+    assert_eq!(devices[0]["id"], 1, "the restart linked a second device: {devices:?}");
+    assert_eq!(
+        w.health().await["doubleConnections"],
+        0,
+        "two connections were open for the device"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pairing_code_is_shown_alone_and_links_the_phone() {
+    let w = world().await;
+    w.app.add_phone(&w.token, A).await;
+    w.connect(json!({"pairingCodeMode": true})).await;
+    let code = eventually(DEADLINE, || async {
+        let view = w.view().await;
+        match view["pairingCode"]["code"].as_str() {
+            Some(code) => Ok(code.to_owned()),
+            None => Err(format!("no pairing code: {view}")),
+        }
+    })
+    .await;
+    let view = w.view().await;
+    assert!(view["qr"].is_null(), "a QR code replaced the pairing code: {view}");
+    // A mistyped code links nothing.
+    w.control(
+        "POST",
+        &format!("/control/accounts/{A_DIGITS}/link-code"),
+        json!({"code": "ZZZZ-ZZZZ"}),
+    )
+    .await
+    .assert_error(400, "wrong_code");
+    w.control(
+        "POST",
+        &format!("/control/accounts/{A_DIGITS}/link-code"),
+        json!({"code": code}),
+    )
+    .await
+    .assert_status(200);
+    w.wait_for("connected").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_code_nobody_scans_expires_honestly_and_connect_starts_over() {
+    // One reference: the client shows one QR code for 60 s, then gives up.
+    let w = world_with(
+        EmulatorConfig {
+            qr_refs: 1,
+            ..EmulatorConfig::default()
+        },
+        &[],
+    )
+    .await;
+    w.app.add_phone(&w.token, A).await;
+    w.connect(json!({})).await;
+    let first = w.qr().await;
+    let view = eventually(Duration::from_secs(120), || async {
+        let view = w.view().await;
+        if view["status"] == "disconnected" {
+            Ok(view)
+        } else {
+            Err(format!("still {}", view["status"]))
+        }
+    })
+    .await;
+    assert!(
+        view["lastError"].as_str().unwrap().contains("not scanned in time"),
+        "{view}"
+    );
+    assert!(view["qr"].is_null(), "{view}");
+    // A fresh client: a new QR code, and it links.
+    w.connect(json!({})).await;
+    let second = w.qr().await;
+    assert_ne!(first, second);
+    w.control(
+        "POST",
+        &format!("/control/accounts/{A_DIGITS}/link"),
+        json!({"qr": second}),
+    )
+    .await
+    .assert_status(200);
+    w.wait_for("connected").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlinking_on_the_phone_logs_out_deletes_the_keys_and_connect_pairs_anew() {
+    let w = world().await;
+    w.pair().await;
+    assert!(w.key_store().exists());
+    w.control("POST", &format!("/control/accounts/{A_DIGITS}/unlink"), json!({}))
+        .await
+        .assert_status(200);
+    let view = w.wait_for("logged_out").await;
+    assert!(view["lastError"].as_str().unwrap().contains("logged out"), "{view}");
+    assert!(view["jid"].is_null(), "{view}");
+    eventually(DEADLINE, || async {
+        if w.key_store().exists() {
+            Err("the key store is still there")
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let view = w.connect(json!({})).await;
+    assert_eq!(view["status"], "pairing", "{view}");
+    let qr = w.qr().await;
+    w.control("POST", &format!("/control/accounts/{A_DIGITS}/link"), json!({"qr": qr}))
+        .await
+        .assert_status(200);
+    w.wait_for("connected").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_session_stops_without_fighting_back() {
+    let w = world().await;
+    w.pair().await;
+    w.kick(json!({"reason": "replaced"})).await;
+    let view = w.wait_for("disconnected").await;
+    assert!(view["lastError"].as_str().unwrap().contains("another client"), "{view}");
+    w.devices_until("the device stays offline", |d| d.len() == 1 && !connected(&d[0]))
+        .await;
+    // Connecting again is the person's decision, and it works with the same keys.
+    w.connect(json!({})).await;
+    w.wait_for("connected").await;
+    assert_eq!(w.devices().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_ban_fails_the_phone_and_says_when_it_ends() {
+    let w = world().await;
+    w.pair().await;
+    w.kick(json!({"reason": "ban", "seconds": 7200})).await;
+    let view = w.wait_for("failed").await;
+    let error = view["lastError"].as_str().unwrap();
+    assert!(error.contains("temporarily banned"), "{view}");
+    assert!(error.contains("ends in 1h") || error.contains("ends in 2h"), "{view}");
+    assert_eq!(w.devices().await.len(), 1, "a ban does not unlink the device");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_comes_back_by_itself() {
+    let w = world().await;
+    let before = w.pair().await;
+    w.kick(json!({"reason": "drop"})).await;
+    eventually(DEADLINE, || async {
+        let view = w.view().await;
+        if view["status"] == "connected" && view["connectedAt"] != before["connectedAt"] {
+            Ok(())
+        } else {
+            Err(format!("not reconnected: {view}"))
+        }
+    })
+    .await;
+    w.devices_until("online again", |d| d.len() == 1 && connected(&d[0]))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_an_offline_phone_unlinks_it_on_the_account() {
+    let w = world().await;
+    w.pair().await;
+    w.app
+        .post(&path("/disconnect"), Some(&w.token), json!({}))
+        .await
+        .assert_status(200);
+    w.devices_until("offline", |d| d.len() == 1 && !connected(&d[0])).await;
+    let resp = w.app.post(&path("/logout"), Some(&w.token), json!({})).await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["status"], "logged_out", "{}", resp.body);
+    assert!(w.devices().await.is_empty(), "a ghost device is left on the account");
+    assert!(!w.key_store().exists());
+}
+
+/// A gateway process on the emulator, with phone A paired: its files and memory are its
+/// own to measure, and it can be killed.
+async fn paired_process(emulator: &Emulator, dir: &std::path::Path, database_url: &str, first: bool) -> Process {
+    let port = free_port();
+    let ws = emulator.ws_url();
+    let mut process = Process::start(
+        port,
+        dir,
+        database_url,
+        &[
+            ("WAGATE_ENGINE", "whatsapp"),
+            ("WAGATE_WHATSAPP__SERVER_URL", &ws),
+            ("WAGATE_PHONES__CONNECT_WAIT", "10s"),
+        ],
+    )
+    .await;
+    process.log_in(first).await;
+    if first {
+        process
+            .post("/api/v1/user/phones", json!({"phone": A}))
+            .await
+            .assert_status(201);
+        process.post(&path("/connect"), json!({})).await.assert_status(200);
+        let qr = eventually(DEADLINE, || async {
+            let view = process.get(&path("")).await.body;
+            match view["qr"]["code"].as_str() {
+                Some(code) => Ok(code.to_owned()),
+                None => Err(format!("no QR code: {view}")),
+            }
+        })
+        .await;
+        let link = reqwest::Client::new()
+            .post(format!("{}/control/accounts/{A_DIGITS}/link", emulator.url()))
+            .json(&json!({"qr": qr}));
+        send(link).await.assert_status(200);
+    }
+    process.wait_connected(A).await;
+    process
+}
+
+async fn emulator_with_account() -> Emulator {
+    wagate::app::install_crypto_provider();
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let create = reqwest::Client::new()
+        .post(format!("{}/control/accounts", emulator.url()))
+        .json(&json!({"phone": A_DIGITS, "name": "Alice"}));
+    send(create).await.assert_status(201);
+    emulator
+}
+
+/// Open file descriptors and resident memory (KiB) of a process.
+fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (fds, rss_kib)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_connects_and_disconnects_leak_nothing() {
+    let emulator = emulator_with_account().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, _pg) = fresh_database().await;
+    let process = paired_process(&emulator, dir.path(), &database_url, true).await;
+    let cycle = || async {
+        process.post(&path("/disconnect"), json!({})).await.assert_status(200);
+        process.post(&path("/connect"), json!({})).await.assert_status(200);
+        process.wait_connected(A).await;
+    };
+    for _ in 0..10 {
+        cycle().await;
+    }
+    let (fds_before, rss_before) = fds_and_rss(process.child.id());
+    for _ in 0..100 {
+        cycle().await;
+    }
+    let (fds_after, rss_after) = fds_and_rss(process.child.id());
+    // One client leaked per cycle is a socket and a SQLite pool each time (hundreds of
+    // descriptors) and megabytes of caches; allocator noise is far below these bounds.
+    assert!(
+        fds_after <= fds_before + 5,
+        "open files grew from {fds_before} to {fds_after} over 100 cycles"
+    );
+    assert!(
+        rss_after <= rss_before + 16 * 1024,
+        "memory grew from {rss_before} KiB to {rss_after} KiB over 100 cycles"
+    );
+    let health = send(reqwest::Client::new().get(format!("{}/control/health", emulator.url()))).await;
+    assert_eq!(health.body["doubleConnections"], 0, "{}", health.body);
+    assert_eq!(health.body["connections"], 1, "{}", health.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_and_restart_logs_in_again_without_pairing() {
+    let emulator = emulator_with_account().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, _pg) = fresh_database().await;
+    let process = paired_process(&emulator, dir.path(), &database_url, true).await;
+    process.signal("-9");
+    drop(process);
+    let process = paired_process(&emulator, dir.path(), &database_url, false).await;
+    let view = process.get(&path("")).await.body;
+    assert!(view["qr"].is_null(), "{view}");
+    let devices =
+        send(reqwest::Client::new().get(format!("{}/control/accounts/{A_DIGITS}/devices", emulator.url()))).await;
+    assert_eq!(devices.body["data"].as_array().unwrap().len(), 1, "{}", devices.body);
+}
