@@ -193,9 +193,19 @@ async fn a_restart_logs_in_again_with_the_stored_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pairing_code_is_shown_alone_and_links_the_phone() {
-    let w = world().await;
+async fn a_pairing_code_stays_alone_and_valid_while_the_qr_codes_run_out() {
+    // One QR reference: the client's only QR code lives 60 s (a fixed time in the client),
+    // then its QR codes have run out while the pairing code (valid about 180 s) has not.
+    let w = world_with(
+        EmulatorConfig {
+            qr_refs: 1,
+            ..EmulatorConfig::default()
+        },
+        &[],
+    )
+    .await;
     w.app.add_phone(&w.token, A).await;
+    let connected_at = tokio::time::Instant::now();
     w.connect(json!({"pairingCodeMode": true})).await;
     let code = eventually(DEADLINE, || async {
         let view = w.view().await;
@@ -205,9 +215,35 @@ async fn a_pairing_code_is_shown_alone_and_links_the_phone() {
         }
     })
     .await;
+    // Past the QR code's lifetime (the condition is the client's own clock).
+    tokio::time::sleep_until(connected_at + Duration::from_secs(65)).await;
     let view = w.view().await;
+    assert_eq!(view["status"], "pairing", "{view}");
+    assert_eq!(view["pairingCode"]["code"], code.as_str(), "{view}");
     assert!(view["qr"].is_null(), "a QR code replaced the pairing code: {view}");
-    // A mistyped code links nothing.
+    w.control(
+        "POST",
+        &format!("/control/accounts/{A_DIGITS}/link-code"),
+        json!({"code": code}),
+    )
+    .await
+    .assert_status(200);
+    w.wait_for("connected").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_code_is_replaced_by_a_fresh_one_that_links() {
+    let w = world().await;
+    w.app.add_phone(&w.token, A).await;
+    w.connect(json!({"pairingCodeMode": true})).await;
+    let pairing_code = || async {
+        let view = w.view().await;
+        match view["pairingCode"]["code"].as_str() {
+            Some(code) => Ok(code.to_owned()),
+            None => Err(format!("no pairing code: {view}")),
+        }
+    };
+    let first = eventually(DEADLINE, pairing_code).await;
     w.control(
         "POST",
         &format!("/control/accounts/{A_DIGITS}/link-code"),
@@ -215,10 +251,22 @@ async fn a_pairing_code_is_shown_alone_and_links_the_phone() {
     )
     .await
     .assert_error(400, "wrong_code");
+    // The primary could not open the key bundle and said nothing: after its minute of
+    // silence the client retires the code (PairingCodeRefresh) and a new one is shown.
+    let second = eventually(Duration::from_secs(150), || async {
+        match pairing_code().await {
+            Ok(code) if code != first => Ok(code),
+            seen => Err(format!("still the first code: {seen:?}")),
+        }
+    })
+    .await;
+    let view = w.view().await;
+    assert_eq!(view["status"], "pairing", "{view}");
+    assert!(view["qr"].is_null(), "{view}");
     w.control(
         "POST",
         &format!("/control/accounts/{A_DIGITS}/link-code"),
-        json!({"code": code}),
+        json!({"code": second}),
     )
     .await
     .assert_status(200);
