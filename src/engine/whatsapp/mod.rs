@@ -43,8 +43,10 @@ use crate::config::{Presence, WhatsappConfig};
 use convert::{Uploaded, from_wa_jid, to_wa_jid};
 use events::{Control, ControlSink, End, Forwarder, Hook};
 
-/// How long a graceful disconnect may take before the bot is aborted.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a graceful disconnect (which flushes the device state) may take before the
+/// bot is aborted. Shorter than the 10 s the phone supervisor gives its children at
+/// shutdown, so a session always ends its own way instead of being cut off mid-flush.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// How long logging out of a phone that is offline may take to connect first.
 const LOGOUT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -183,6 +185,7 @@ impl Engine for WhatsappEngine {
                 code: None,
                 closed: false,
             }),
+            steps: tokio::sync::Mutex::new(()),
         });
         lock(&self.sessions).insert(phone.digits().to_owned(), Arc::downgrade(&core));
         Ok(Arc::new(WhatsappSession { core }))
@@ -253,6 +256,15 @@ impl Running {
     }
 }
 
+impl Drop for Running {
+    /// A run dropped without [`Running::halt`] (a panic, a cancelled future) must not
+    /// live on: its client would share the key store with the next one.
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.watcher.abort();
+    }
+}
+
 struct SessionState {
     linked: bool,
     /// The current run's number; events and controls of any other run are dropped.
@@ -273,6 +285,10 @@ struct Core {
     network: Network,
     options: Options,
     state: Mutex<SessionState>,
+    /// Held by every step that starts or stops a run (connect, stop, logout, finish) for
+    /// its whole length, halting included: while one client stops, no other starts on
+    /// the same key store, and the keys are never deleted under a live client.
+    steps: tokio::sync::Mutex<()>,
 }
 
 impl Core {
@@ -282,11 +298,10 @@ impl Core {
 
     /// Reports an event of run `generation`, unless that run is no longer current.
     fn emit(&self, generation: u64, event: EngineEvent) {
-        let current = {
-            let state = self.lock();
-            !state.closed && state.generation == generation
-        };
-        if current {
+        // Sent under the lock (the sink only queues), so a stop cannot slip in between
+        // the check and the send.
+        let state = self.lock();
+        if !state.closed && state.generation == generation {
             (self.sink)(event);
         }
     }
@@ -352,8 +367,12 @@ impl Core {
                 tokio::spawn(async move { core.set_presence(generation).await });
             }
             Control::CodeShown { code, valid_for } => {
+                let core = Arc::downgrade(&core);
                 tokio::spawn(async move {
                     tokio::time::sleep(valid_for).await;
+                    let Some(core) = core.upgrade() else {
+                        return;
+                    };
                     let expired = {
                         let mut state = core.lock();
                         let expired =
@@ -412,6 +431,7 @@ impl Core {
 
     /// Ends run `generation` (if it is still current): stops its client, then reports why.
     async fn finish(self: &Arc<Self>, generation: u64) {
+        let _steps = self.steps.lock().await;
         let (running, end) = {
             let mut state = self.lock();
             if state.running.as_ref().map(|r| r.generation) != Some(generation) {
@@ -500,8 +520,9 @@ impl Core {
         let watcher = tokio::spawn(async move {
             handle.await;
             let _ = ended_tx.send(true);
+            // On a task of its own: finishing drops this run, whose drop aborts this task.
             if let Some(core) = core.upgrade() {
-                core.finish(generation).await;
+                tokio::spawn(async move { core.finish(generation).await });
             }
         });
         Ok(Running {
@@ -516,6 +537,11 @@ impl Core {
 
     /// Stops the current run, if any, without reporting (the caller says what happened).
     async fn stop(&self) {
+        let _steps = self.steps.lock().await;
+        self.stop_locked().await;
+    }
+
+    async fn stop_locked(&self) {
         let running = {
             let mut state = self.lock();
             state.generation += 1;
@@ -528,8 +554,9 @@ impl Core {
     }
 
     async fn close(&self) {
+        let _steps = self.steps.lock().await;
         self.lock().closed = true;
-        self.stop().await;
+        self.stop_locked().await;
     }
 }
 
@@ -592,6 +619,7 @@ impl Session for WhatsappSession {
     }
 
     async fn connect(&self, mode: PairingMode) -> Result<(), EngineError> {
+        let _steps = self.core.steps.lock().await;
         let restart = {
             let state = self.core.lock();
             if state.closed {
@@ -606,7 +634,7 @@ impl Session for WhatsappSession {
         };
         if restart {
             // Pairing the other way (QR ↔ code) needs a client set up for it.
-            self.core.stop().await;
+            self.core.stop_locked().await;
         }
         let running = self.core.start(mode, false).await?;
         let stale = {
@@ -630,6 +658,7 @@ impl Session for WhatsappSession {
     }
 
     async fn logout(&self) -> Result<(), EngineError> {
+        let _steps = self.core.steps.lock().await;
         // No event of the run that is logged out reaches the phone: the caller reports it.
         let running = {
             let mut state = self.core.lock();
@@ -651,6 +680,9 @@ impl Session for WhatsappSession {
             None => None,
         };
         if let Some(running) = running {
+            // Messages still waiting for the gateway stay unacknowledged (redelivered to
+            // the next link, if any) rather than holding up the logout.
+            running.stop.cancel();
             // Best effort: the keys go either way.
             let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, running.client.logout()).await;
             running.halt(&self.core.phone).await;
