@@ -472,6 +472,34 @@ mod tests {
     }
 
     #[test]
+    fn the_emulator_url_needs_a_build_with_the_emulator_feature() {
+        let with =
+            |url: &str| Config::from_figment(Config::base().merge(Serialized::default("whatsapp.server_url", url)));
+        if cfg!(feature = "emulator") {
+            let config = with("ws://127.0.0.1:7780/ws/chat").unwrap();
+            assert_eq!(config.whatsapp.server_url, "ws://127.0.0.1:7780/ws/chat");
+            let err = with("http://127.0.0.1:7780").unwrap_err().to_string();
+            assert!(err.contains("whatsapp.server_url") && err.contains("ws://"), "{err}");
+        } else {
+            let err = with("ws://127.0.0.1:7780/ws/chat").unwrap_err().to_string();
+            assert!(err.contains("whatsapp.server_url") && err.contains("emulator"), "{err}");
+        }
+        assert!(with("").unwrap().whatsapp.server_url.is_empty());
+    }
+
+    #[test]
+    fn the_device_name_is_checked() {
+        let config = Config::from_figment(Config::base()).unwrap();
+        assert_eq!(config.whatsapp.device_name, "wagate");
+        assert_eq!(config.whatsapp.presence, Presence::Unavailable);
+        for bad in ["", "   ", &"x".repeat(51)] {
+            let figment = Config::base().merge(Serialized::default("whatsapp.device_name", bad));
+            let err = Config::from_figment(figment).unwrap_err().to_string();
+            assert!(err.contains("whatsapp.device_name"), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_refused() {
         let figment = Config::base().merge(Toml::string("listn = \"1.2.3.4:5\""));
         let err = Config::from_figment(figment).unwrap_err().to_string();
