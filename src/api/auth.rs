@@ -86,7 +86,8 @@ pub struct ChangePasswordRequest {
     /// `password_too_short`).
     new_password: String,
     /// The one-time setup code printed at start-up. Needed to set the first password from
-    /// an address other than loopback.
+    /// anywhere but the server's own machine (a loopback address naming a loopback host,
+    /// with no proxy headers).
     setup_code: Option<String>,
 }
 
@@ -221,8 +222,9 @@ impl AuthApi {
     ///
     /// Changes the owner's password, which ends every session (permanent tokens stay valid
     /// until revoked). While no password is set, `oldPassword` may be blank: the first
-    /// password can be set from the server's own machine (loopback) or with the setup code
-    /// printed at start-up.
+    /// password can be set from the server's own machine (a loopback address naming a
+    /// loopback host such as `localhost`, with no `Forwarded`/`X-Forwarded-*`/`X-Real-IP`
+    /// header) or with the setup code printed at start-up.
     #[oai(path = "/change-password", method = "post", operation_id = "changePassword")]
     async fn change_password(
         &self,
@@ -233,7 +235,13 @@ impl AuthApi {
         let body = body.0;
         state
             .auth
-            .change_password(client_ip(req), body.old_password, body.new_password, body.setup_code)
+            .change_password(
+                client_ip(req),
+                is_local_caller(req),
+                body.old_password,
+                body.new_password,
+                body.setup_code,
+            )
             .await?;
         Ok(SessionEnded::Ok(
             Confirmation::new("password updated; every session has ended, log in again"),
@@ -305,6 +313,51 @@ impl AuthApi {
         state.auth.revoke_token(&id.0).await?;
         Ok(Confirmation::new("token revoked"))
     }
+}
+
+/// Whether the request certainly comes from a browser or tool on the server's own machine:
+/// a loopback peer that named a loopback host, through no proxy. A reverse proxy on the
+/// same host makes every peer 127.0.0.1 (it adds forwarding headers or names the public
+/// host), and a web page that rebinds its domain to 127.0.0.1 still sends its own name in
+/// `Host`: neither counts.
+pub fn is_local_caller(req: &Request) -> bool {
+    const FORWARDING: [&str; 6] = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "x-forwarded-server",
+    ];
+    let peer = client_ip(req);
+    let forwarded = FORWARDING.iter().any(|h| req.headers().contains_key(*h));
+    let host = req
+        .headers()
+        .get(poem::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host());
+    is_loopback(peer) && !forwarded && host.is_some_and(is_loopback_host)
+}
+
+/// Loopback, also as an IPv4-mapped IPv6 address (a dual-stack listener's view).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        IpAddr::V4(v4) => v4.is_loopback(),
+    }
+}
+
+/// `localhost`, `127.0.0.1:8080`, `[::1]:8080` and the like.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let name = name.trim_end_matches('.');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(is_loopback)
 }
 
 /// The caller's address; an unknown one counts as remote, never as loopback.
@@ -387,5 +440,42 @@ impl From<AuthError> for ApiError {
             AuthError::Password(err) => ApiError::internal(&err),
             AuthError::Encode(err) => ApiError::internal(&err),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_names_count_as_local_hosts() {
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "::1",
+            "localhost.",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.1:8080",
+            "localhost.evil.example",
+            "[::2]:80",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_mapped_loopback_address_is_loopback() {
+        assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(is_loopback("::1".parse().unwrap()));
+        assert!(!is_loopback("::ffff:10.0.0.1".parse().unwrap()));
     }
 }

@@ -248,9 +248,12 @@ impl Auth {
     /// Sets the first password or changes it. The first one needs a loopback caller (when
     /// allowed by config) or the setup code; a change needs the current password. Every
     /// session token ends; API tokens stay valid until revoked.
+    /// `local`: the caller is on the server's own machine and not behind a proxy (see
+    /// `api::auth::is_local_caller`); only such a caller may skip the setup code.
     pub async fn change_password(
         &self,
         ip: IpAddr,
+        local: bool,
         old_password: Option<String>,
         new_password: String,
         setup_code: Option<String>,
@@ -265,7 +268,7 @@ impl Auth {
             self.verify(ip, old, hash).await?;
         } else {
             self.throttle.check(ip).map_err(AuthError::Throttled)?;
-            let loopback_ok = self.config.allow_loopback_setup && ip.is_loopback();
+            let loopback_ok = self.config.allow_loopback_setup && local;
             let expected = self.setup_code();
             let code_ok = match (setup_code.as_deref(), expected.as_deref()) {
                 (Some(given), Some(expected)) => constant_time_eq(given.trim(), expected),

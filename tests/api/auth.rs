@@ -42,6 +42,48 @@ async fn first_password_is_set_from_loopback_with_blank_old_password() {
 }
 
 #[tokio::test]
+async fn a_loopback_caller_through_a_proxy_or_a_rebound_name_needs_the_setup_code() {
+    let app = spawn_app().await;
+    let change = |headers: &[(&str, &str)]| {
+        let mut req = app.client.post(app.url(CHANGE)).json(&json!({"newPassword": PASSWORD}));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        send(req)
+    };
+    // A page whose domain was rebound to 127.0.0.1 still names itself in Host; a reverse
+    // proxy on the same host forwards for someone else. Neither is the owner's own machine.
+    for headers in [
+        vec![("host", "evil.example")],
+        vec![("host", "wagate.example.com:443")],
+        vec![("x-forwarded-for", "203.0.113.9")],
+        vec![("x-real-ip", "203.0.113.9")],
+        vec![("forwarded", "for=203.0.113.9;proto=https")],
+        vec![("x-forwarded-host", "wagate.example.com")],
+    ] {
+        change(&headers).await.assert_error(403, "setup_code_required");
+    }
+    assert!(app.state.auth.setup_code().is_some(), "nothing was set");
+    // Through the proxy, the printed setup code works.
+    let code = app.state.auth.setup_code().unwrap();
+    let req = app
+        .client
+        .post(app.url(CHANGE))
+        .header("host", "wagate.example.com")
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({"newPassword": PASSWORD, "setupCode": code}));
+    send(req).await.assert_status(200);
+    // And a plain local caller naming a loopback host needs none (on a fresh instance).
+    let fresh = spawn_app().await;
+    let req = fresh
+        .client
+        .post(fresh.url(CHANGE))
+        .header("host", "localhost")
+        .json(&json!({"newPassword": PASSWORD}));
+    send(req).await.assert_status(200);
+}
+
+#[tokio::test]
 async fn first_password_from_remote_needs_the_one_time_setup_code() {
     let app = builder().with("auth.allow_loopback_setup", false).spawn().await;
     let code = app

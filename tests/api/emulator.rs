@@ -344,6 +344,27 @@ async fn unlinking_on_the_phone_logs_out_deletes_the_keys_and_connect_pairs_anew
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_logging_the_device_out_unlinks_it_too() {
+    let w = world().await;
+    w.pair().await;
+    // Stream error 401: WhatsApp's servers end the linked device's session for good.
+    w.kick(json!({"reason": "logout"})).await;
+    let view = w.wait_for("logged_out").await;
+    assert!(view["lastError"].as_str().unwrap().contains("logged out"), "{view}");
+    eventually(DEADLINE, || async {
+        if w.key_store().exists() {
+            Err("the key store is still there")
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert!(w.devices().await.is_empty());
+    let view = w.connect(json!({})).await;
+    assert_eq!(view["status"], "pairing", "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_session_stops_without_fighting_back() {
     let w = world().await;
     w.pair().await;
