@@ -65,6 +65,8 @@ impl App {
     /// it to put the real engine on a fake network).
     pub async fn build_with_engine(config: Config, engine: Option<Arc<dyn Engine>>) -> anyhow::Result<App> {
         install_crypto_provider();
+        crate::private::secure_data_dir(config.data_dir())
+            .with_context(|| format!("cannot make the data directory {} private", config.data_dir().display()))?;
         let db = db::connect(&config).await.context("cannot connect to the database")?;
         db::migrate(&db).await.context("cannot apply database migrations")?;
         let auth = Auth::load(db.clone(), config.auth.clone())

@@ -73,6 +73,8 @@ pub enum PasswordAction {
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
+        // Whatever the server writes into the data directory is the login: private.
+        crate::private::restrict_new_files();
         let listen = match &self.command {
             Some(Command::Serve(args)) => args.listen,
             _ => self.serve.listen,

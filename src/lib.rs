@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod monitor;
 pub mod net;
 pub mod outbox;
+pub mod private;
 pub mod ticker;
 pub mod web;

@@ -293,3 +293,50 @@ async fn no_secret_reaches_the_logs() {
         assert!(!logs.contains(value), "{what} appears in the logs");
     }
 }
+
+/// Files and directories under `dir` that users other than the owner may read or enter.
+fn open_to_others(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut open = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.permissions().mode() & 0o077 != 0 {
+            open.push(format!("{} {:o}", path.display(), meta.permissions().mode() & 0o777));
+        }
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    open
+}
+
+#[tokio::test]
+async fn the_data_directory_is_private_to_the_server_user() {
+    use std::os::unix::fs::PermissionsExt;
+    wagate::app::install_crypto_provider();
+    let root = tempfile::tempdir().unwrap();
+    // An existing data dir left open by an older version (or a careless copy).
+    let dir = root.path().join("data");
+    std::fs::create_dir_all(dir.join("sandbox")).unwrap();
+    std::fs::write(dir.join("sandbox/old.json"), b"{}").unwrap();
+    for (path, mode) in [
+        (dir.clone(), 0o755),
+        (dir.join("sandbox"), 0o755),
+        (dir.join("sandbox/old.json"), 0o644),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    assert_eq!(open_to_others(&dir).len(), 3);
+    let (database_url, _pg) = crate::helpers::fresh_database().await;
+    let mut process = crate::process::Process::start(crate::helpers::free_port(), &dir, &database_url, &[]).await;
+    process.log_in(true).await;
+    process.pair("+12015550101").await;
+    // The database, its WAL, the sandbox's link files: all written, none readable by others.
+    if database_url.is_empty() {
+        assert!(dir.join("wagate.db").exists());
+    }
+    assert!(std::fs::read_dir(dir.join("sandbox")).unwrap().count() > 1);
+    let open = open_to_others(&dir);
+    assert!(open.is_empty(), "readable by others: {open:?}");
+}
