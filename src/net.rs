@@ -74,6 +74,16 @@ impl UrlPolicy {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
+        // An IPv6 address that carries an IPv4 one (NAT64, IPv4-compatible, 6to4) reaches
+        // that IPv4 address: it is judged as that address.
+        if let IpAddr::V6(v6) = ip
+            && let Some(v4) = embedded_ipv4(v6)
+        {
+            return self.check_ip(IpAddr::V4(v4)).map_err(|err| match err {
+                UrlError::Forbidden(_, what) => UrlError::Forbidden(ip, what),
+                other => other,
+            });
+        }
         let refuse = |what| Err(UrlError::Forbidden(ip, what));
         match ip {
             IpAddr::V4(v4) => {
@@ -118,7 +128,11 @@ impl UrlPolicy {
                     if v6.is_loopback() {
                         return refuse("loopback");
                     }
-                    if (s[0] & 0xfe00) == 0xfc00 {
+                    // Unique-local, the deprecated site-local, and local-use NAT64.
+                    if (s[0] & 0xfe00) == 0xfc00
+                        || (s[0] & 0xffc0) == 0xfec0
+                        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                    {
                         return refuse("private network");
                     }
                 }
@@ -126,6 +140,23 @@ impl UrlPolicy {
             }
         }
     }
+}
+
+/// The IPv4 address inside a NAT64 (`64:ff9b::/96`), IPv4-compatible (`::a.b.c.d`) or 6to4
+/// (`2002::/16`) address.
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let low = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        return Some(low(s[6], s[7]));
+    }
+    if s[..6] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback() {
+        return Some(low(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return Some(low(s[1], s[2]));
+    }
+    None
 }
 
 /// Resolves names and drops every address the policy refuses.
@@ -239,5 +270,32 @@ mod tests {
             assert!(closed.parse(bad).is_err(), "{bad}");
         }
         assert!(closed.parse("http://93.184.216.34/").is_ok());
+    }
+
+    #[test]
+    fn ipv6_forms_that_carry_a_refused_address_are_refused() {
+        let closed = UrlPolicy { allow_private: false };
+        let open = UrlPolicy { allow_private: true };
+        for bad in [
+            "http://[64:ff9b::a00:1]/",   // NAT64 of 10.0.0.1
+            "http://[64:ff9b::7f00:1]/",  // NAT64 of 127.0.0.1
+            "http://[::a00:1]/",          // IPv4-compatible 10.0.0.1
+            "http://[2002:c0a8:101::1]/", // 6to4 of 192.168.1.1
+            "http://[fec0::1]/",          // site-local
+            "http://[64:ff9b:1::a00:1]/", // local-use NAT64
+        ] {
+            assert!(closed.parse(bad).is_err(), "{bad}");
+        }
+        // Metadata stays refused however it is written, even where private networks are allowed.
+        for bad in [
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::1]/",
+        ] {
+            assert!(open.parse(bad).is_err(), "{bad}");
+        }
+        // A NAT64 address of a public host is fine; so is loopback where private is allowed.
+        assert!(closed.parse("http://[64:ff9b::5db8:d822]/").is_ok());
+        assert!(open.parse("http://[::1]:9000/").is_ok());
     }
 }
