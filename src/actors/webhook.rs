@@ -303,6 +303,11 @@ fn next_attempt(
     (now < give_up_at).then(|| next.min(give_up_at))
 }
 
+/// How much of a receiver's answer is read: enough to keep the connection reusable for an
+/// ordinary reply, never an unbounded body held in memory (the request's timeout bounds
+/// the time).
+const MAX_ANSWER: usize = 64 * 1024;
+
 /// One signed POST of a delivery's payload.
 pub async fn attempt(client: &reqwest::Client, url: &str, secret: &str, row: &delivery::Model) -> Outcome {
     let timestamp = Utc::now().timestamp();
@@ -319,10 +324,17 @@ pub async fn attempt(client: &reqwest::Client, url: &str, secret: &str, row: &de
         .send()
         .await;
     match result {
-        Ok(resp) => {
+        Ok(mut resp) => {
             let code = resp.status().as_u16();
-            // Read the answer so the connection can be reused.
-            let _ = resp.bytes().await;
+            // Read a short answer so the connection can be reused; past the cap the
+            // response is dropped, which closes the connection.
+            let mut read = 0;
+            while read <= MAX_ANSWER {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => read += chunk.len(),
+                    _ => break,
+                }
+            }
             if (200..300).contains(&code) {
                 Outcome::Delivered(code)
             } else {

@@ -555,3 +555,40 @@ async fn the_websocket_streams_qr_and_connection_events() {
         "the QR code is streamed: {statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn an_endless_answer_from_a_receiver_is_not_read_to_the_end() {
+    // The request may take an hour: only the cap on the answer ends this one.
+    let app = builder().with("webhooks.timeout", "1h").spawn().await;
+    app.set_first_password().await;
+    let token = app.token().await;
+    // Answers 200, then streams a chunked body for ever.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut request).await;
+                let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n";
+                if socket.write_all(head).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "x".repeat(16 * 1024));
+                while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    let hook = create_hook(&app, &token, &url, json!(["message.received"])).await;
+    let id = hook["id"].as_str().unwrap();
+    let test = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.post(&format!("{HOOKS}/{id}/test"), Some(&token), json!({})),
+    )
+    .await
+    .expect("the test ping read the endless answer");
+    test.assert_status(200);
+    assert_eq!(test.body["statusCode"], 200, "{}", test.body);
+    assert_eq!(test.body["delivered"], true, "{}", test.body);
+}
