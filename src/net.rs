@@ -194,13 +194,16 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// An HTTP client that enforces `policy` on every connection and redirect.
+/// An HTTP client that enforces `policy` on every connection and redirect. It ignores
+/// `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`: through a proxy the resolver would check only
+/// the proxy's name, and the proxy would fetch whatever the URL names.
 pub fn guarded_client(
     policy: UrlPolicy,
     connect_timeout: Duration,
     timeout: Duration,
 ) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
+        .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver { policy }))
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 5 {

@@ -340,3 +340,50 @@ async fn the_data_directory_is_private_to_the_server_user() {
     let open = open_to_others(&dir);
     assert!(open.is_empty(), "readable by others: {open:?}");
 }
+
+#[tokio::test]
+async fn proxy_environment_variables_do_not_carry_guarded_requests() {
+    wagate::app::install_crypto_provider();
+    // A "proxy" that only counts who comes to it.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let visits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&visits);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = proxy.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let receiver = crate::fixtures::Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, _pg) = crate::helpers::fresh_database().await;
+    let env = [
+        ("HTTP_PROXY", proxy_url.as_str()),
+        ("http_proxy", proxy_url.as_str()),
+        ("HTTPS_PROXY", proxy_url.as_str()),
+        ("ALL_PROXY", proxy_url.as_str()),
+    ];
+    let mut process =
+        crate::process::Process::start(crate::helpers::free_port(), dir.path(), &database_url, &env).await;
+    process.log_in(true).await;
+    let hook = process
+        .post(
+            "/api/v1/user/webhooks",
+            json!({"url": receiver.url(), "services": ["message.received"]}),
+        )
+        .await;
+    hook.assert_status(201);
+    let id = hook.body["id"].as_str().unwrap();
+    let test = process
+        .post(&format!("/api/v1/user/webhooks/{id}/test"), json!({}))
+        .await;
+    test.assert_status(200);
+    assert_eq!(test.body["delivered"], true, "{}", test.body);
+    assert_eq!(receiver.hits().len(), 1, "the receiver was not reached directly");
+    assert_eq!(
+        visits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a guarded request went through the proxy"
+    );
+}
