@@ -225,7 +225,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
     Route::new()
         .at(format!("{}/openapi.json", api::PREFIX), spec)
         .nest(api::PREFIX, service)
-        .nest("/docs", docs)
+        .nest("/docs", docs.with(crate::web::docs_headers()))
         .at("/metrics", scrape)
         .nest("/", crate::web::routes())
         .around(move |ep, req| api::middleware::limit_body(ep, req, limits))

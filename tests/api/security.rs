@@ -387,3 +387,27 @@ async fn proxy_environment_variables_do_not_carry_guarded_requests() {
         "a guarded request went through the proxy"
     );
 }
+
+#[tokio::test]
+async fn pages_cannot_be_framed_and_the_dashboard_talks_only_to_its_own_origin() {
+    let app = crate::helpers::spawn_app().await;
+    for path in ["/", "/docs", "/docs/"] {
+        let resp = send(app.client.get(app.url(path))).await;
+        assert!(
+            resp.status.is_success() || resp.status.is_redirection(),
+            "{path}: {}",
+            resp.status
+        );
+        assert_eq!(resp.header("x-frame-options"), Some("DENY"), "{path}");
+        let csp = resp.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(resp.header("x-content-type-options"), Some("nosniff"), "{path}");
+    }
+    let csp = send(app.client.get(app.url("/"))).await;
+    let csp = csp.header("content-security-policy").unwrap().to_owned();
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    assert!(
+        !csp.contains("ws:") && !csp.contains("wss:"),
+        "any host's WebSocket is allowed: {csp}"
+    );
+}
