@@ -197,10 +197,13 @@ impl DispatcherState {
         let row = head.clone();
         let target = self.shared.outbox.target(&row.webhook_id);
         let client = self.client.clone();
+        let policy = net::UrlPolicy {
+            allow_private: self.shared.config.network.allow_private,
+        };
         let myself = myself.clone();
         tokio::spawn(async move {
             let outcome = match target {
-                Some(target) => attempt(&client, &target.url, &target.secret, &row).await,
+                Some(target) => attempt(&client, policy, &target.url, &target.secret, &row).await,
                 None => Outcome::Gone,
             };
             let _ = myself.cast(DispatcherMsg::Attempted {
@@ -308,8 +311,22 @@ fn next_attempt(
 /// the time).
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// One signed POST of a delivery's payload.
-pub async fn attempt(client: &reqwest::Client, url: &str, secret: &str, row: &delivery::Model) -> Outcome {
+/// One signed POST of a delivery's payload. The URL is checked against the rules of now,
+/// not those it was accepted under (the rules may have been tightened since; an IP
+/// literal never meets the guarded resolver).
+pub async fn attempt(
+    client: &reqwest::Client,
+    policy: net::UrlPolicy,
+    url: &str,
+    secret: &str,
+    row: &delivery::Model,
+) -> Outcome {
+    if let Err(err) = policy.parse(url) {
+        return Outcome::Failed {
+            code: None,
+            error: format!("the webhook URL is refused by the current network rules: {err}"),
+        };
+    }
     let timestamp = Utc::now().timestamp();
     let body = row.payload.clone().into_bytes();
     let signature = signature(secret, timestamp, &body);

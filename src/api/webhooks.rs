@@ -456,7 +456,17 @@ impl WebhooksApi {
         )
         .await?;
         let started = Instant::now();
-        let outcome = attempt(&state.webhook_client, &hook.webhook.url, &hook.webhook.secret, &row).await;
+        let policy = crate::net::UrlPolicy {
+            allow_private: state.config.network.allow_private,
+        };
+        let outcome = attempt(
+            &state.webhook_client,
+            policy,
+            &hook.webhook.url,
+            &hook.webhook.secret,
+            &row,
+        )
+        .await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let result = match outcome {
             Outcome::Delivered(code) => {

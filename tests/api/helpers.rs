@@ -215,6 +215,12 @@ impl TestApp {
         next
     }
 
+    /// [`TestApp::restart`] with one setting changed, as an edited config would.
+    pub async fn restart_with(mut self, key: &str, value: impl Into<Value>) -> TestApp {
+        self.settings.push((key.to_owned(), value.into()));
+        self.restart().await
+    }
+
     pub async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -592,3 +592,25 @@ async fn an_endless_answer_from_a_receiver_is_not_read_to_the_end() {
     assert_eq!(test.body["statusCode"], 200, "{}", test.body);
     assert_eq!(test.body["delivered"], true, "{}", test.body);
 }
+
+#[tokio::test]
+async fn a_webhook_url_is_checked_again_at_delivery_under_the_current_rules() {
+    let app = builder().with("network.allow_private", true).spawn().await;
+    app.set_first_password().await;
+    let token = app.token().await;
+    let receiver = Receiver::start().await;
+    let hook = create_hook(&app, &token, &receiver.url(), json!(["message.received"])).await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    // The owner forbids private networks; the loopback receiver was accepted before.
+    let app = app.restart_with("network.allow_private", false).await;
+    let token = app.token().await;
+    let test = app.post(&format!("{HOOKS}/{id}/test"), Some(&token), json!({})).await;
+    test.assert_status(200);
+    assert_eq!(test.body["delivered"], false, "{}", test.body);
+    assert!(
+        test.body["error"].as_str().unwrap().contains("current network rules"),
+        "{}",
+        test.body
+    );
+    assert!(receiver.hits().is_empty(), "the refused receiver was reached");
+}
