@@ -33,6 +33,55 @@ pub fn presented_token(req: &Request) -> Option<String> {
     cookie_value(req, COOKIE_NAME).filter(|t| !t.is_empty())
 }
 
+/// Whether the request's token is the session cookie (no `Authorization` header).
+fn via_cookie(req: &Request) -> bool {
+    !req.headers().contains_key(header::AUTHORIZATION)
+}
+
+/// Requests a page of another site could make a browser send with the owner's cookie and
+/// that change something: any method but GET/HEAD/OPTIONS, and every WebSocket upgrade
+/// (a GET that opens the live event stream).
+fn needs_same_origin(req: &Request) -> bool {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    upgrade
+        || !matches!(
+            *req.method(),
+            poem::http::Method::GET | poem::http::Method::HEAD | poem::http::Method::OPTIONS
+        )
+}
+
+/// Whether `Origin` (or, without it, `Referer`) names the host the request was sent to
+/// (`Host`, or `X-Forwarded-Host` from a reverse proxy: a cross-site page cannot set
+/// either). `SameSite=Strict` alone ignores ports, so any page on `localhost:3000` would
+/// count as the dashboard's site.
+pub fn same_origin(req: &Request) -> bool {
+    let headers = req.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(origin) = text("origin")
+        .filter(|o| *o != "null")
+        .or_else(|| text("referer"))
+        .and_then(|o| url::Url::parse(o).ok())
+    else {
+        return false;
+    };
+    let Some(origin_host) = origin.host_str() else {
+        return false;
+    };
+    let origin_port = origin.port_or_known_default();
+    let matches = |host: &str| {
+        let host = host.split(',').next().unwrap_or_default().trim();
+        url::Url::parse(&format!("{}://{host}", origin.scheme())).is_ok_and(|target| {
+            target.host_str().is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
+                && target.port_or_known_default() == origin_port
+        })
+    };
+    text("host").is_some_and(matches) || text("x-forwarded-host").is_some_and(matches)
+}
+
 /// Reads a cookie straight from the `Cookie` headers, so the check does not depend on
 /// which middleware ran before it.
 fn cookie_value(req: &Request, name: &str) -> Option<String> {
@@ -98,7 +147,17 @@ impl<'a> ApiExtractor<'a> for Owner {
                 "AppState missing from request data",
             )))
         })?;
-        let claims = match presented_token(req) {
+        let token = presented_token(req);
+        if token.is_some() && via_cookie(req) && needs_same_origin(req) && !same_origin(req) {
+            return Err(Rejection(ApiError::forbidden(
+                "cross_origin_refused",
+                "a request made with the session cookie must come from this server's own pages \
+                 (its Origin must match the Host); scripts and other sites use \
+                 `Authorization: Bearer <token>`",
+            ))
+            .into());
+        }
+        let claims = match token {
             Some(token) => state.auth.authenticate(&token),
             None if !state.auth.password_set() => Err(super::AuthError::PasswordNotSet),
             None => Err(super::AuthError::MissingCredentials),

@@ -172,6 +172,70 @@ async fn bearer_header_and_cookie_both_authenticate() {
 }
 
 #[tokio::test]
+async fn a_cookie_only_counts_for_changes_made_from_the_servers_own_pages() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    let own = app.base.clone();
+    let cookie = format!("wagate_session={token}");
+    let add = |origin: Option<&str>, referer: Option<&str>, phone: &str| {
+        let mut req = app
+            .client
+            .post(app.url("/api/v1/user/phones"))
+            .header("Cookie", &cookie)
+            .json(&json!({"phone": phone}));
+        if let Some(origin) = origin {
+            req = req.header("Origin", origin);
+        }
+        if let Some(referer) = referer {
+            req = req.header("Referer", referer);
+        }
+        send(req)
+    };
+    // Another site, another port of the same host (SameSite ignores ports), no origin at all.
+    let other_port = own.replace(&app.base[app.base.rfind(':').unwrap()..], ":3000");
+    for (origin, referer) in [
+        (Some("https://evil.example"), None),
+        (Some(other_port.as_str()), None),
+        (Some("null"), None),
+        (None, Some("https://evil.example/page")),
+        (None, None),
+    ] {
+        add(origin, referer, "+12015550111")
+            .await
+            .assert_error(403, "cross_origin_refused");
+    }
+    app.get("/api/v1/user/phones/+12015550111", Some(&token))
+        .await
+        .assert_error(404, "phone_not_found");
+    // The dashboard's own page: Origin (or Referer) is this server.
+    add(Some(own.as_str()), None, "+12015550111").await.assert_status(201);
+    add(None, Some(&format!("{own}/")), "+12015550112")
+        .await
+        .assert_status(201);
+    // Reading with the cookie needs no origin; Bearer requests never do.
+    let read = app.client.get(app.url(RESOURCES)).header("Cookie", &cookie);
+    send(read).await.assert_status(200);
+    app.post("/api/v1/user/phones", Some(&token), json!({"phone": "+12015550113"}))
+        .await
+        .assert_status(201);
+
+    // The live event stream: a cross-site page cannot open it with the cookie.
+    let url = app.url("/api/v1/ws").replacen("http://", "ws://", 1);
+    let upgrade = |origin: &str| {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).unwrap();
+        request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+        request.headers_mut().insert("Origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    assert!(
+        upgrade("https://evil.example").await.is_err(),
+        "a cross-site page opened the stream"
+    );
+    assert!(upgrade(&own).await.is_ok(), "the dashboard could not open the stream");
+}
+
+#[tokio::test]
 async fn repeated_wrong_passwords_are_throttled_with_retry_after() {
     let app = builder()
         .with("auth.login_max_failures", 3)
