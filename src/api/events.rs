@@ -3,8 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
+use std::time::Duration;
+
+use poem::Request;
 use poem::web::Data;
-use poem::web::websocket::{BoxWebSocketUpgraded, Message, WebSocket};
+use poem::web::websocket::{BoxWebSocketUpgraded, CloseCode, Message, WebSocket};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Union, Webhook};
 use tokio::sync::broadcast::error::RecvError;
@@ -12,8 +15,15 @@ use tokio::sync::broadcast::error::RecvError;
 use super::ApiTags;
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::auth::scheme::Owner;
+use crate::auth::scheme::{Owner, presented_token};
 use crate::events::{MessageEventData, PhoneStatusData};
+
+/// How often an open stream checks that its token is still valid (logout, a password
+/// change, revocation and expiry end it within this time).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The close code of a stream whose token stopped being valid.
+const SESSION_ENDED: u16 = 4001;
 
 #[derive(Default)]
 pub struct EventsApi;
@@ -26,20 +36,33 @@ impl EventsApi {
     /// `{"id","event","phone","timestamp","data"}`: the same events webhooks receive
     /// (`phone.status` with QR codes and connection changes, `message.received`,
     /// `message.sent`, `message.status`). Authenticate with the session cookie or a Bearer
-    /// token. A client too slow to keep up is sent `{"event":"lagged","missed":N}`.
+    /// token. A client too slow to keep up is sent `{"event":"lagged","missed":N}`. When
+    /// the token stops being valid (logout, password change, revocation, expiry) the
+    /// stream is closed with code 4001.
     #[oai(path = "/ws", method = "get", operation_id = "streamEvents")]
     async fn stream(
         &self,
         _owner: Owner,
         state: Data<&AppState>,
+        req: &Request,
         ws: WebSocket,
     ) -> Result<BoxWebSocketUpgraded, ApiError> {
         let mut events = state.events.subscribe();
+        let token = presented_token(req).unwrap_or_default();
+        let auth = std::sync::Arc::clone(&state.auth);
         Ok(ws
             .on_upgrade(move |socket| async move {
                 let (mut sink, mut incoming) = socket.split();
+                let mut recheck = tokio::time::interval(RECHECK);
                 loop {
                     tokio::select! {
+                        _ = recheck.tick() => {
+                            if auth.authenticate(&token).is_err() {
+                                let close = Some((CloseCode::from(SESSION_ENDED), "the session ended; log in again".to_owned()));
+                                let _ = sink.send(Message::Close(close)).await;
+                                break;
+                            }
+                        }
                         event = events.recv() => {
                             let text = match event {
                                 Ok(event) => serde_json::to_string(&*event).unwrap_or_default(),

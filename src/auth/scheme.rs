@@ -148,7 +148,13 @@ impl<'a> ApiExtractor<'a> for Owner {
             )))
         })?;
         let token = presented_token(req);
-        if token.is_some() && via_cookie(req) && needs_same_origin(req) && !same_origin(req) {
+        let claims = match token {
+            Some(token) => state.auth.authenticate(&token),
+            None if !state.auth.password_set() => Err(super::AuthError::PasswordNotSet),
+            None => Err(super::AuthError::MissingCredentials),
+        };
+        // A valid cookie from another site's page: the owner's browser, not the owner.
+        if claims.is_ok() && via_cookie(req) && needs_same_origin(req) && !same_origin(req) {
             return Err(Rejection(ApiError::forbidden(
                 "cross_origin_refused",
                 "a request made with the session cookie must come from this server's own pages \
@@ -157,11 +163,6 @@ impl<'a> ApiExtractor<'a> for Owner {
             ))
             .into());
         }
-        let claims = match token {
-            Some(token) => state.auth.authenticate(&token),
-            None if !state.auth.password_set() => Err(super::AuthError::PasswordNotSet),
-            None => Err(super::AuthError::MissingCredentials),
-        };
         claims.map(Owner).map_err(|err| Rejection(ApiError::from(err)).into())
     }
 }
