@@ -222,6 +222,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
         message: state.config.limits.max_media_bytes / 3 * 4 + state.config.http.body_limit,
     };
     let timeout = state.config.http.request_timeout;
+    // Served over HTTPS (behind a TLS proxy): browsers must never fall back to HTTP.
+    let hsts = state.config.auth.cookie_secure;
     Route::new()
         .at(format!("{}/openapi.json", api::PREFIX), spec)
         .nest(api::PREFIX, service)
@@ -231,6 +233,10 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .around(move |ep, req| api::middleware::limit_body(ep, req, limits))
         .around(move |ep, req| api::middleware::time_out(ep, req, timeout))
         .around(api::error::json_errors)
+        .with_if(
+            hsts,
+            poem::middleware::SetHeader::new().overriding("Strict-Transport-Security", "max-age=31536000"),
+        )
         .with(poem::middleware::CatchPanic::new().with_handler(api::error::panic_response))
         .data(state)
         .around(move |ep, req| api::middleware::trace_requests(ep, req, Arc::clone(&metrics)))

@@ -141,7 +141,7 @@ pub async fn scrape(
     auth: Data<&Option<std::sync::Arc<Auth>>>,
 ) -> Response {
     if let Some(auth) = auth.0 {
-        let allowed = presented_token(req).is_some_and(|t| auth.authenticate(&t).is_ok());
+        let allowed = presented_token(req, auth.cookie_secure()).is_some_and(|t| auth.authenticate(&t).is_ok());
         if !allowed {
             return ApiError::unauthorized(
                 "unauthorized",

@@ -14,7 +14,7 @@ use super::ApiTags;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::scheme::{Owner, presented_token};
-use crate::auth::{AuthError, COOKIE_NAME};
+use crate::auth::{AuthError, cookie_name};
 use crate::db::tokens::api_token;
 
 #[derive(Default)]
@@ -262,7 +262,7 @@ impl AuthApi {
         /// The token to check; without it, the caller's own token is checked.
         token: Query<Option<String>>,
     ) -> Json<VerifyResponse> {
-        let token = token.0.or_else(|| presented_token(req));
+        let token = token.0.or_else(|| presented_token(req, state.auth.cookie_secure()));
         let valid = token.is_some_and(|t| state.auth.authenticate(&t).is_ok());
         Json(VerifyResponse {
             data: Validity {
@@ -278,7 +278,9 @@ impl AuthApi {
     /// not revoked by this; use `DELETE /api/v1/auth/tokens/{id}`.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(&self, state: Data<&AppState>, req: &Request) -> Result<SessionEnded, ApiError> {
-        if let Some(claims) = presented_token(req).and_then(|t| state.auth.authenticate(&t).ok()) {
+        if let Some(claims) =
+            presented_token(req, state.auth.cookie_secure()).and_then(|t| state.auth.authenticate(&t).ok())
+        {
             state.auth.logout(&claims).await?;
         }
         Ok(SessionEnded::Ok(
@@ -369,7 +371,7 @@ pub fn client_ip(req: &Request) -> IpAddr {
 }
 
 fn session_cookie(token: &str, ttl: std::time::Duration, secure: bool) -> String {
-    let mut cookie = Cookie::new_with_str(COOKIE_NAME, token);
+    let mut cookie = Cookie::new_with_str(cookie_name(secure), token);
     cookie.set_http_only(true);
     cookie.set_same_site(SameSite::Strict);
     cookie.set_path("/");
@@ -379,7 +381,7 @@ fn session_cookie(token: &str, ttl: std::time::Duration, secure: bool) -> String
 }
 
 fn cleared_cookie(secure: bool) -> String {
-    let mut cookie = Cookie::new_with_str(COOKIE_NAME, "");
+    let mut cookie = Cookie::new_with_str(cookie_name(secure), "");
     cookie.set_http_only(true);
     cookie.set_same_site(SameSite::Strict);
     cookie.set_path("/");

@@ -48,7 +48,7 @@ impl EventsApi {
         ws: WebSocket,
     ) -> Result<BoxWebSocketUpgraded, ApiError> {
         let mut events = state.events.subscribe();
-        let token = presented_token(req).unwrap_or_default();
+        let token = presented_token(req, state.auth.cookie_secure()).unwrap_or_default();
         let auth = std::sync::Arc::clone(&state.auth);
         Ok(ws
             .on_upgrade(move |socket| async move {

@@ -29,6 +29,16 @@ use throttle::LoginThrottle;
 /// Name of the cookie that carries a session token.
 pub const COOKIE_NAME: &str = "wagate_session";
 
+/// Its name over HTTPS (`auth.cookie_secure`): the `__Host-` prefix makes browsers refuse
+/// it unless it is `Secure`, for path `/` and without a `Domain`, so a sibling subdomain
+/// cannot plant a session cookie of its own.
+pub const SECURE_COOKIE_NAME: &str = "__Host-wagate_session";
+
+/// The session cookie's name for this configuration.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE_NAME } else { COOKIE_NAME }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("no password is set yet")]

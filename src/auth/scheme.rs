@@ -9,8 +9,8 @@ use poem::http::header;
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-use super::COOKIE_NAME;
 use super::jwt::Claims;
+use super::{COOKIE_NAME, cookie_name};
 use crate::api::error::{ApiError, Rejection};
 use crate::app::AppState;
 
@@ -20,8 +20,9 @@ pub const COOKIE_SCHEME: &str = "cookieAuth";
 /// The authenticated owner and the claims of the token they presented.
 pub struct Owner(pub Arc<Claims>);
 
-/// The token a request presents, if any: the Bearer header wins over the cookie.
-pub fn presented_token(req: &Request) -> Option<String> {
+/// The token a request presents, if any: the Bearer header wins over the cookie (named for
+/// `secure`, see [`cookie_name`]).
+pub fn presented_token(req: &Request, secure: bool) -> Option<String> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
@@ -30,7 +31,7 @@ pub fn presented_token(req: &Request) -> Option<String> {
             .then(|| token.trim().to_owned())
             .filter(|t| !t.is_empty());
     }
-    cookie_value(req, COOKIE_NAME).filter(|t| !t.is_empty())
+    cookie_value(req, cookie_name(secure)).filter(|t| !t.is_empty())
 }
 
 /// Whether the request's token is the session cookie (no `Authorization` header).
@@ -122,7 +123,10 @@ impl<'a> ApiExtractor<'a> for Owner {
             COOKIE_SCHEME,
             MetaSecurityScheme {
                 ty: "apiKey",
-                description: Some("The session cookie set by `POST /api/v1/auth/login`."),
+                description: Some(
+                    "The session cookie set by `POST /api/v1/auth/login` (named \
+                     `__Host-wagate_session` when the server is configured for HTTPS).",
+                ),
                 name: Some(COOKIE_NAME),
                 key_in: Some("cookie"),
                 scheme: None,
@@ -147,7 +151,7 @@ impl<'a> ApiExtractor<'a> for Owner {
                 "AppState missing from request data",
             )))
         })?;
-        let token = presented_token(req);
+        let token = presented_token(req, state.auth.cookie_secure());
         let claims = match token {
             Some(token) => state.auth.authenticate(&token),
             None if !state.auth.password_set() => Err(super::AuthError::PasswordNotSet),

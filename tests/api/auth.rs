@@ -151,11 +151,38 @@ async fn login_returns_the_token_and_an_httponly_strict_cookie() {
 }
 
 #[tokio::test]
-async fn cookie_is_secure_when_configured() {
+async fn over_https_the_cookie_is_secure_host_prefixed_and_hsts_is_sent() {
     let app = builder().with("auth.cookie_secure", true).spawn().await;
     app.set_first_password().await;
     let resp = app.login().await;
-    assert!(resp.header("set-cookie").unwrap().contains("Secure"));
+    let cookie = resp.header("set-cookie").unwrap().to_owned();
+    let token = resp.body["token"].as_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with(&format!("__Host-wagate_session={token}")),
+        "{cookie}"
+    );
+    for attribute in ["Secure", "Path=/", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert_eq!(
+        resp.header("strict-transport-security"),
+        Some("max-age=31536000"),
+        "no HSTS over HTTPS"
+    );
+    // Only the prefixed cookie counts: a plain one may have been planted by a subdomain.
+    let with = |name: &str| {
+        app.client
+            .get(app.url(RESOURCES))
+            .header("Cookie", format!("{name}={token}"))
+    };
+    send(with("__Host-wagate_session")).await.assert_status(200);
+    send(with("wagate_session")).await.assert_error(401, "unauthorized");
+    // Without the setting: the plain name, and no HSTS (plain HTTP must keep working).
+    let plain = spawn_app_with_password().await;
+    let resp = plain.login().await;
+    assert!(resp.header("set-cookie").unwrap().starts_with("wagate_session="));
+    assert!(resp.header("strict-transport-security").is_none());
 }
 
 #[tokio::test]
