@@ -141,6 +141,8 @@ pub struct LimitsConfig {
     pub max_phones: u32,
     pub allowed_media: Vec<MediaKind>,
     pub max_media_bytes: usize,
+    /// Most entries a list without pagination returns (`truncated: true` beyond it).
+    pub unpaginated_max: u64,
 }
 
 /// The kinds of media a message can carry; `limits.allowed_media` lists the permitted ones.
@@ -361,6 +363,9 @@ impl Config {
         let name = self.whatsapp.device_name.trim();
         if name.is_empty() || name.chars().count() > 50 {
             return invalid("whatsapp.device_name", "must be 1 to 50 characters");
+        }
+        if self.limits.unpaginated_max == 0 {
+            return invalid("limits.unpaginated_max", "must be at least 1");
         }
         if self.auth.session_ttl < Duration::from_secs(1) {
             return invalid("auth.session_ttl", "must be at least 1s");

@@ -81,12 +81,17 @@ pub struct MergedContact {
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ContactList {
     data: Vec<ContactView>,
+    /// More contacts exist than `limits.unpaginated_max` (the list stops there).
+    truncated: bool,
 }
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MergedList {
     data: Vec<MergedContact>,
+    /// More contacts exist than `limits.unpaginated_max` (the list stops there; the
+    /// paginated route has them all).
+    truncated: bool,
 }
 
 #[derive(Debug, Object)]
@@ -100,11 +105,17 @@ pub struct MergedPage {
 impl ContactsApi {
     /// All contacts
     ///
-    /// Contacts of every phone, merged by number: each lists the phones that know it.
+    /// Contacts of every phone, merged by number: each lists the phones that know it. At
+    /// most `limits.unpaginated_max` (10,000 by default), with `truncated: true` when there
+    /// are more; `/user/contacts/pagination` pages through all of them.
     #[oai(path = "/", method = "get", operation_id = "listContacts")]
     async fn all(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<MergedList>, ApiError> {
-        let (rows, _) = contacts::merged_page(&state.db, 0, None).await?;
-        Ok(Json(MergedList { data: merge(rows) }))
+        let cap = state.config.limits.unpaginated_max;
+        let (rows, total) = contacts::merged_page(&state.db, 0, Some(cap)).await?;
+        Ok(Json(MergedList {
+            data: merge(rows),
+            truncated: total > cap,
+        }))
     }
 
     /// Contacts, paginated
@@ -133,7 +144,8 @@ impl ContactsApi {
 
     /// One phone's contacts
     ///
-    /// The contacts a single phone learnt.
+    /// The contacts a single phone learnt: at most `limits.unpaginated_max`, with
+    /// `truncated: true` when there are more.
     #[oai(path = "/:phone", method = "get", operation_id = "listPhoneContacts")]
     async fn of_phone(
         &self,
@@ -143,9 +155,13 @@ impl ContactsApi {
     ) -> Result<Json<ContactList>, ApiError> {
         let phone = phone.0.0;
         state.phones.get(&phone)?;
-        let rows = contacts::of_phone(&state.db, &phone).await?;
+        let cap = state.config.limits.unpaginated_max;
+        let mut rows = contacts::of_phone(&state.db, &phone, cap.saturating_add(1)).await?;
+        let truncated = rows.len() as u64 > cap;
+        rows.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
         Ok(Json(ContactList {
             data: rows.into_iter().map(ContactView::from).collect(),
+            truncated,
         }))
     }
 }

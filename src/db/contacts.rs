@@ -85,11 +85,12 @@ pub async fn upsert(db: &impl ConnectionTrait, phone: &PhoneNumber, learnt: &[Le
     Ok(())
 }
 
-/// Every contact of one phone, ordered by key.
-pub async fn of_phone(db: &impl ConnectionTrait, phone: &PhoneNumber) -> Result<Vec<Model>, DbErr> {
+/// The first `limit` contacts of one phone, ordered by key.
+pub async fn of_phone(db: &impl ConnectionTrait, phone: &PhoneNumber, limit: u64) -> Result<Vec<Model>, DbErr> {
     Entity::find()
         .filter(Column::Phone.eq(phone.as_str()))
         .order_by_asc(Column::ContactKey)
+        .limit(limit)
         .all(db)
         .await
 }

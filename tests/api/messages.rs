@@ -323,6 +323,34 @@ async fn inbound_messages_land_in_history_and_contacts() {
 }
 
 #[tokio::test]
+async fn lists_without_pages_stop_at_the_cap_and_say_so() {
+    let app = crate::helpers::builder()
+        .with("limits.unpaginated_max", 1)
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let (app, token) = connected_app(app).await;
+    for from in [ALICE, BOB] {
+        app.post(
+            &format!("/api/v1/sandbox/phones/{A}/inbound"),
+            Some(&token),
+            json!({"from": from, "message": "hi"}),
+        )
+        .await
+        .assert_status(200);
+    }
+    for route in ["/api/v1/user/contacts".to_owned(), format!("/api/v1/user/contacts/{A}")] {
+        let list = app.get(&route, Some(&token)).await;
+        list.assert_status(200);
+        assert_eq!(list.body["data"].as_array().unwrap().len(), 1, "{route}: {}", list.body);
+        assert_eq!(list.body["truncated"], true, "{route}: {}", list.body);
+    }
+    // The paginated route has them all.
+    let page = app.get("/api/v1/user/contacts/pagination?limit=10", Some(&token)).await;
+    assert_eq!(page.body["pagination"]["total"], 2, "{}", page.body);
+}
+
+#[tokio::test]
 async fn contacts_are_merged_across_phones() {
     let (app, token) = ready().await;
     app.pair_phone(&token, B).await;
@@ -346,6 +374,7 @@ async fn contacts_are_merged_across_phones() {
     all.assert_status(200);
     let data = all.body["data"].as_array().unwrap();
     assert_eq!(data.len(), 2, "{data:?}");
+    assert_eq!(all.body["truncated"], false);
     assert_eq!(data[0]["number"], "12015550150");
     let phones: Vec<&str> = data[0]["phones"]
         .as_array()
