@@ -185,14 +185,42 @@ async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Turns the terminal's echo off until dropped.
+struct HiddenInput {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl HiddenInput {
+    fn start(stdin: &std::io::Stdin) -> Self {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let saved = tcgetattr(stdin).ok();
+        if let Some(saved) = &saved {
+            let mut quiet = saved.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            let _ = tcsetattr(stdin, SetArg::TCSAFLUSH, &quiet);
+        }
+        Self { saved }
+    }
+}
+
+impl Drop for HiddenInput {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSAFLUSH, saved);
+        }
+    }
+}
+
 async fn set_password(config: &Config) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("New password (at least {} characters): ", auth::password::MIN_LENGTH);
-    }
     let mut input = String::new();
     if stdin.is_terminal() {
+        // Typed, not shown: the password must not stay on the screen or in a recording.
+        // Echo goes off before the prompt, so nothing typed after it can show.
+        let _hidden = HiddenInput::start(&stdin);
+        eprint!("New password (at least {} characters): ", auth::password::MIN_LENGTH);
         stdin.read_line(&mut input)?;
+        eprintln!();
     } else {
         stdin.lock().read_to_string(&mut input)?;
     }

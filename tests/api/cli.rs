@@ -36,6 +36,41 @@ fn password_set(data_dir: &std::path::Path, database_url: Option<&str>, password
 }
 
 #[test]
+fn password_set_on_a_terminal_does_not_show_the_password() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = wagate(&["password", "set"], dir.path())
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let mut terminal = std::fs::File::from(pty.master);
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Type only once the prompt shows (echo is off by then).
+    while !String::from_utf8_lossy(&shown).contains("New password") {
+        let n = terminal.read(&mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&shown));
+        shown.extend_from_slice(&buf[..n]);
+    }
+    terminal.write_all(b"a long passphrase\n").unwrap();
+    // Everything the terminal shows until the command ends (then reading fails with EIO).
+    while let Ok(n) = terminal.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        shown.extend_from_slice(&buf[..n]);
+    }
+    assert!(child.wait().unwrap().success());
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.contains("password set"), "{shown}");
+    assert!(!shown.contains("a long passphrase"), "the password was shown: {shown}");
+}
+
+#[test]
 fn openapi_prints_the_spec() {
     let dir = tempfile::tempdir().unwrap();
     let out = wagate(&["openapi"], dir.path()).output().unwrap();
