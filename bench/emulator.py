@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from client import Client, login  # noqa: E402
+from client import Client, login, rss_kib  # noqa: E402
 
 binary, emulator_binary = sys.argv[1], sys.argv[2]
 count = int(sys.argv[3]) if len(sys.argv) > 3 else 200
@@ -38,14 +38,6 @@ def wait_http(base, path, timeout=60):
             pass
         time.sleep(0.02)
     raise SystemExit(f"{base}{path} did not answer")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def settled_rss(pid, seconds=5):

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from client import Client, login, percentile  # noqa: E402
+from client import Client, login, percentile, rss_kib  # noqa: E402
 
 binary = sys.argv[1]
 count = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
@@ -35,14 +35,6 @@ def start():
         except OSError:
             pass
         time.sleep(0.01)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def numbers():

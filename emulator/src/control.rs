@@ -248,12 +248,7 @@ fn kick(Data(net): Data<&Arc<Network>>, Path(phone): Path<String>, body: poem::R
             format!("{phone} has no device {id}"),
         );
     }
-    let chosen: Vec<u16> = account
-        .devices
-        .keys()
-        .copied()
-        .filter(|id| body.device.is_none_or(|d| d == *id))
-        .collect();
+    let chosen = account.chosen(body.device);
     let mut until = None;
     if body.reason == KickReason::Ban {
         let ends = Utc::now() + chrono::Duration::seconds(i64::try_from(body.seconds.unwrap_or(3600)).unwrap_or(3600));
@@ -299,12 +294,7 @@ fn unlink(Data(net): Data<&Arc<Network>>, Path(phone): Path<String>, body: Optio
     let Some(account) = state.accounts.get_mut(&phone) else {
         return not_found(&phone);
     };
-    let chosen: Vec<u16> = account
-        .devices
-        .keys()
-        .copied()
-        .filter(|id| body.device.is_none_or(|d| d == *id))
-        .collect();
+    let chosen = account.chosen(body.device);
     if chosen.is_empty() {
         return error(StatusCode::NOT_FOUND, "device_not_found", "no such linked device");
     }

@@ -18,8 +18,8 @@ pub fn answer(net: &Arc<Network>, conn: &Arc<Conn>, iq: &Node) -> Vec<Node> {
     let xmlns = attr(iq, "xmlns").unwrap_or_default().into_owned();
     match (conn.role(), xmlns.as_str()) {
         (_, "w:p") => vec![pong(iq)],
-        (Role::Registering(registration), "md") if child(iq, "link_code_companion_reg").is_some() => {
-            vec![pairing::on_companion_reg(net, conn, iq, &registration)]
+        (Role::Registering(_), "md") if child(iq, "link_code_companion_reg").is_some() => {
+            vec![pairing::on_companion_reg(net, conn, iq)]
         }
         (Role::Device { phone, id }, namespace) => device_request(net, &phone, id, namespace, iq),
         _ => vec![iq_error(iq, 501, "feature-not-implemented")],

@@ -112,6 +112,15 @@ impl Account {
         }
     }
 
+    /// The linked devices `device` names: that one, or all of them.
+    pub fn chosen(&self, device: Option<u16>) -> Vec<u16> {
+        self.devices
+            .keys()
+            .copied()
+            .filter(|id| device.is_none_or(|d| d == *id))
+            .collect()
+    }
+
     pub fn jid(&self) -> String {
         format!("{}@s.whatsapp.net", self.phone)
     }

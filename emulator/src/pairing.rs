@@ -139,7 +139,7 @@ fn qr_adv_secret(qr: &str) -> Result<[u8; 32], LinkError> {
 
 /// A device's pair-code request (`companion_hello`) or its answer to the primary
 /// (`companion_finish`).
-pub fn on_companion_reg(net: &Network, conn: &Conn, iq: &Node, _registration: &Registration) -> Node {
+pub fn on_companion_reg(net: &Network, conn: &Conn, iq: &Node) -> Node {
     let Some(reg) = child(iq, "link_code_companion_reg") else {
         return iq_error(iq, 400, "bad-request");
     };

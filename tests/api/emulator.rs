@@ -29,6 +29,16 @@ async fn world() -> World {
     world_with(EmulatorConfig::default(), &[]).await
 }
 
+/// One QR reference: the client's only QR code lives 60 s (a fixed time in the client),
+/// then its QR codes have run out.
+async fn world_with_one_qr_code() -> World {
+    let config = EmulatorConfig {
+        qr_refs: 1,
+        ..EmulatorConfig::default()
+    };
+    world_with(config, &[]).await
+}
+
 async fn world_with(config: EmulatorConfig, settings: &[(&str, &str)]) -> World {
     let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
     let mut app = builder()
@@ -112,15 +122,50 @@ impl World {
         .await
     }
 
+    /// The pairing code on the phone's view, once there is one.
+    async fn current_code(&self) -> Result<String, String> {
+        let view = self.view().await;
+        match view["pairingCode"]["code"].as_str() {
+            Some(code) => Ok(code.to_owned()),
+            None => Err(format!("no pairing code: {view}")),
+        }
+    }
+
+    /// The person scans `qr` with the account's phone.
+    async fn scan(&self, qr: &str) {
+        self.control("POST", &format!("/control/accounts/{A_DIGITS}/link"), json!({"qr": qr}))
+            .await
+            .assert_status(200);
+    }
+
+    /// The person types `code` on the account's phone.
+    async fn type_code(&self, code: &str) -> crate::helpers::Response {
+        self.control(
+            "POST",
+            &format!("/control/accounts/{A_DIGITS}/link-code"),
+            json!({"code": code}),
+        )
+        .await
+    }
+
     /// Adds the phone, shows its QR code, scans it and waits until it is connected.
     async fn pair(&self) -> Value {
         self.app.add_phone(&self.token, A).await;
         self.connect(json!({})).await;
-        let qr = self.qr().await;
-        self.control("POST", &format!("/control/accounts/{A_DIGITS}/link"), json!({"qr": qr}))
-            .await
-            .assert_status(200);
+        self.scan(&self.qr().await).await;
         self.wait_for("connected").await
+    }
+
+    /// Waits until the phone's key store is gone.
+    async fn keys_deleted(&self) {
+        eventually(DEADLINE, || async {
+            if self.key_store().exists() {
+                Err("the key store is still there")
+            } else {
+                Ok(())
+            }
+        })
+        .await;
     }
 
     async fn kick(&self, body: Value) {
@@ -194,40 +239,19 @@ async fn a_restart_logs_in_again_with_the_stored_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pairing_code_stays_alone_and_valid_while_the_qr_codes_run_out() {
-    // One QR reference: the client's only QR code lives 60 s (a fixed time in the client),
-    // then its QR codes have run out while the pairing code (valid about 180 s) has not.
-    let w = world_with(
-        EmulatorConfig {
-            qr_refs: 1,
-            ..EmulatorConfig::default()
-        },
-        &[],
-    )
-    .await;
+    // The QR codes run out after 60 s; the pairing code (valid about 180 s) has not.
+    let w = world_with_one_qr_code().await;
     w.app.add_phone(&w.token, A).await;
     let connected_at = tokio::time::Instant::now();
     w.connect(json!({"pairingCodeMode": true})).await;
-    let code = eventually(DEADLINE, || async {
-        let view = w.view().await;
-        match view["pairingCode"]["code"].as_str() {
-            Some(code) => Ok(code.to_owned()),
-            None => Err(format!("no pairing code: {view}")),
-        }
-    })
-    .await;
+    let code = eventually(DEADLINE, || w.current_code()).await;
     // Past the QR code's lifetime (the condition is the client's own clock).
     tokio::time::sleep_until(connected_at + Duration::from_secs(65)).await;
     let view = w.view().await;
     assert_eq!(view["status"], "pairing", "{view}");
     assert_eq!(view["pairingCode"]["code"], code.as_str(), "{view}");
     assert!(view["qr"].is_null(), "a QR code replaced the pairing code: {view}");
-    w.control(
-        "POST",
-        &format!("/control/accounts/{A_DIGITS}/link-code"),
-        json!({"code": code}),
-    )
-    .await
-    .assert_status(200);
+    w.type_code(&code).await.assert_status(200);
     w.wait_for("connected").await;
 }
 
@@ -236,25 +260,12 @@ async fn a_mistyped_code_is_replaced_by_a_fresh_one_that_links() {
     let w = world().await;
     w.app.add_phone(&w.token, A).await;
     w.connect(json!({"pairingCodeMode": true})).await;
-    let pairing_code = || async {
-        let view = w.view().await;
-        match view["pairingCode"]["code"].as_str() {
-            Some(code) => Ok(code.to_owned()),
-            None => Err(format!("no pairing code: {view}")),
-        }
-    };
-    let first = eventually(DEADLINE, pairing_code).await;
-    w.control(
-        "POST",
-        &format!("/control/accounts/{A_DIGITS}/link-code"),
-        json!({"code": "ZZZZ-ZZZZ"}),
-    )
-    .await
-    .assert_error(400, "wrong_code");
+    let first = eventually(DEADLINE, || w.current_code()).await;
+    w.type_code("ZZZZ-ZZZZ").await.assert_error(400, "wrong_code");
     // The primary could not open the key bundle and said nothing: after its minute of
     // silence the client retires the code (PairingCodeRefresh) and a new one is shown.
     let second = eventually(Duration::from_secs(150), || async {
-        match pairing_code().await {
+        match w.current_code().await {
             Ok(code) if code != first => Ok(code),
             seen => Err(format!("still the first code: {seen:?}")),
         }
@@ -263,27 +274,13 @@ async fn a_mistyped_code_is_replaced_by_a_fresh_one_that_links() {
     let view = w.view().await;
     assert_eq!(view["status"], "pairing", "{view}");
     assert!(view["qr"].is_null(), "{view}");
-    w.control(
-        "POST",
-        &format!("/control/accounts/{A_DIGITS}/link-code"),
-        json!({"code": second}),
-    )
-    .await
-    .assert_status(200);
+    w.type_code(&second).await.assert_status(200);
     w.wait_for("connected").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_qr_code_nobody_scans_expires_honestly_and_connect_starts_over() {
-    // One reference: the client shows one QR code for 60 s, then gives up.
-    let w = world_with(
-        EmulatorConfig {
-            qr_refs: 1,
-            ..EmulatorConfig::default()
-        },
-        &[],
-    )
-    .await;
+    let w = world_with_one_qr_code().await;
     w.app.add_phone(&w.token, A).await;
     w.connect(json!({})).await;
     let first = w.qr().await;
@@ -305,13 +302,7 @@ async fn a_qr_code_nobody_scans_expires_honestly_and_connect_starts_over() {
     w.connect(json!({})).await;
     let second = w.qr().await;
     assert_ne!(first, second);
-    w.control(
-        "POST",
-        &format!("/control/accounts/{A_DIGITS}/link"),
-        json!({"qr": second}),
-    )
-    .await
-    .assert_status(200);
+    w.scan(&second).await;
     w.wait_for("connected").await;
 }
 
@@ -326,20 +317,10 @@ async fn unlinking_on_the_phone_logs_out_deletes_the_keys_and_connect_pairs_anew
     let view = w.wait_for("logged_out").await;
     assert!(view["lastError"].as_str().unwrap().contains("logged out"), "{view}");
     assert!(view["jid"].is_null(), "{view}");
-    eventually(DEADLINE, || async {
-        if w.key_store().exists() {
-            Err("the key store is still there")
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    w.keys_deleted().await;
     let view = w.connect(json!({})).await;
     assert_eq!(view["status"], "pairing", "{view}");
-    let qr = w.qr().await;
-    w.control("POST", &format!("/control/accounts/{A_DIGITS}/link"), json!({"qr": qr}))
-        .await
-        .assert_status(200);
+    w.scan(&w.qr().await).await;
     w.wait_for("connected").await;
 }
 
@@ -351,14 +332,7 @@ async fn whatsapp_logging_the_device_out_unlinks_it_too() {
     w.kick(json!({"reason": "logout"})).await;
     let view = w.wait_for("logged_out").await;
     assert!(view["lastError"].as_str().unwrap().contains("logged out"), "{view}");
-    eventually(DEADLINE, || async {
-        if w.key_store().exists() {
-            Err("the key store is still there")
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    w.keys_deleted().await;
     assert!(w.devices().await.is_empty());
     let view = w.connect(json!({})).await;
     assert_eq!(view["status"], "pairing", "{view}");
@@ -511,10 +485,12 @@ async fn a_hundred_connects_and_disconnects_leak_nothing() {
         cycle().await;
     }
     let (fds_after, rss_after) = fds_and_rss(process.child.id());
-    // One client leaked per cycle is a socket and a SQLite pool each time (hundreds of
-    // descriptors) and megabytes of caches; allocator noise is far below these bounds.
+    // One client leaked per cycle is a socket and a SQLite pool each time (200 more
+    // descriptors over 100 cycles, measured) and megabytes of caches. The bound leaves
+    // room for the gateway's own database pool growing to its 8 connections meanwhile
+    // (up to 3 descriptors each with SQLite's WAL), which a slow machine may make it do.
     assert!(
-        fds_after <= fds_before + 5,
+        fds_after <= fds_before + 40,
         "open files grew from {fds_before} to {fds_after} over 100 cycles"
     );
     assert!(

@@ -517,6 +517,17 @@ async fn message_and_phone_events_reach_their_webhooks() {
     assert!(events.iter().all(|(e, _)| e != "message.received"), "not subscribed");
 }
 
+type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The live event stream at `url`, opened with a Bearer token.
+async fn open_stream(url: &str, token: &str) -> Stream {
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
 #[tokio::test]
 async fn the_websocket_streams_qr_and_connection_events() {
     let app = spawn_app_with_password().await;
@@ -525,12 +536,7 @@ async fn the_websocket_streams_qr_and_connection_events() {
     let unauthenticated = tokio_tungstenite::connect_async(url.as_str()).await;
     assert!(unauthenticated.is_err(), "the stream needs credentials");
 
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).unwrap();
-    request
-        .headers_mut()
-        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut socket = open_stream(&url, &token).await;
     app.add_phone(&token, A).await;
     app.post(&format!("/api/v1/user/phones/{A}/connect"), Some(&token), json!({}))
         .await;
@@ -623,12 +629,7 @@ async fn the_websocket_closes_with_4001_when_its_session_ends() {
     let app = spawn_app_with_password().await;
     let token = app.token().await;
     let url = app.url("/api/v1/ws").replacen("http://", "ws://", 1);
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).unwrap();
-    request
-        .headers_mut()
-        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut socket = open_stream(&url, &token).await;
     app.post("/api/v1/auth/logout", Some(&token), json!({}))
         .await
         .assert_status(200);

@@ -636,19 +636,10 @@ impl Session for WhatsappSession {
             // Pairing the other way (QR ↔ code) needs a client set up for it.
             self.core.stop_locked().await;
         }
+        // Under the step lock nothing else starts or stops a run: install it. A run that
+        // already ended is finished by its watcher once the lock is free.
         let running = self.core.start(mode, false).await?;
-        let stale = {
-            let mut state = self.core.lock();
-            if state.generation == running.generation && state.running.is_none() {
-                state.running = Some(running);
-                None
-            } else {
-                Some(running)
-            }
-        };
-        if let Some(stale) = stale {
-            stale.halt(&self.core.phone).await;
-        }
+        self.core.lock().running = Some(running);
         Ok(())
     }
 
