@@ -46,6 +46,8 @@ pub struct AppState {
     pub webhook_client: reqwest::Client,
     /// Serialises webhook changes, so "one webhook per service" holds.
     pub webhook_edits: Arc<tokio::sync::Mutex<()>>,
+    /// The reverse proxies whose forwarding headers name the client.
+    pub trusted_proxies: api::client::TrustedProxies,
 }
 
 pub struct App {
@@ -138,8 +140,10 @@ impl App {
             .first()
             .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
             .context("the listener has no TCP address")?;
+        let trusted_proxies = api::client::TrustedProxies::new(config.server.trusted_proxies.clone());
         Ok(App {
             state: AppState {
+                trusted_proxies,
                 config,
                 db,
                 auth,
@@ -224,6 +228,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let timeout = state.config.http.request_timeout;
     // Served over HTTPS (behind a TLS proxy): browsers must never fall back to HTTP.
     let hsts = state.config.auth.cookie_secure;
+    let hosts = Arc::new(api::middleware::AllowedHosts::new(&state.config.server.allowed_hosts));
     Route::new()
         .at(format!("{}/openapi.json", api::PREFIX), spec)
         .nest(api::PREFIX, service)
@@ -237,9 +242,10 @@ pub fn routes(state: AppState) -> impl Endpoint {
             hsts,
             poem::middleware::SetHeader::new().overriding("Strict-Transport-Security", "max-age=31536000"),
         )
+        .around(move |ep, req| api::middleware::check_host(ep, req, Arc::clone(&hosts)))
         .with(poem::middleware::CatchPanic::new().with_handler(api::error::panic_response))
-        .data(state)
         .around(move |ep, req| api::middleware::trace_requests(ep, req, Arc::clone(&metrics)))
+        .data(state)
 }
 
 /// reqwest and the WhatsApp transport use rustls with the ring provider; installing it once

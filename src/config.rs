@@ -18,6 +18,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "database_busy_timeout",
     "engine",
     "log",
+    "server",
     "http",
     "auth",
     "limits",
@@ -45,6 +46,7 @@ pub struct Config {
     pub database_busy_timeout: Duration,
     pub engine: EngineKind,
     pub log: LogConfig,
+    pub server: ServerConfig,
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
@@ -109,6 +111,16 @@ pub struct LogConfig {
     pub filter: String,
 }
 
+/// Who the server is reached as, and through which reverse proxies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Reverse proxies (CIDRs) whose forwarding headers name the real client address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Host names the server answers to; empty: any.
+    pub allowed_hosts: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -129,6 +141,16 @@ pub struct AuthConfig {
     #[serde(with = "humantime_serde")]
     pub login_window: Duration,
     pub allow_loopback_setup: bool,
+    /// Failed passwords from all addresses together within `login_window` after which
+    /// every further attempt is delayed (doubling up to `account_backoff_max`), so a
+    /// distributed guesser is slowed without locking the owner out.
+    pub account_backoff_after: u32,
+    #[serde(with = "humantime_serde")]
+    pub account_backoff_max: Duration,
+    /// Most password hashes computed at once (each takes ~19 MiB and a core); 0: one per CPU.
+    pub max_concurrent_hashes: usize,
+    /// Most password checks waiting for a hashing slot; beyond it they get 503 auth_busy.
+    pub hash_queue: usize,
     /// How often the password state is re-read from the database (`wagate password set`
     /// beside a running server).
     #[serde(with = "humantime_serde")]
@@ -375,6 +397,17 @@ impl Config {
         }
         if self.auth.login_max_failures == 0 {
             return invalid("auth.login_max_failures", "must be at least 1");
+        }
+        if self.auth.account_backoff_after == 0 {
+            return invalid("auth.account_backoff_after", "must be at least 1");
+        }
+        for host in &self.server.allowed_hosts {
+            if host.trim().is_empty() || host.contains(['/', ' ']) {
+                return invalid(
+                    "server.allowed_hosts",
+                    "entries are host names such as wagate.example.com or 127.0.0.1",
+                );
+            }
         }
         if self.http.body_limit < 1024 {
             return invalid("http.body_limit", "must be at least 1024 bytes");

@@ -1,6 +1,6 @@
 //! `/api/v1/auth`: log in and out, permanent API tokens, the owner's password.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use poem::Request;
@@ -11,6 +11,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
+use super::client::{client_ip, peer_ip};
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::scheme::{Owner, presented_token};
@@ -331,7 +332,7 @@ pub fn is_local_caller(req: &Request) -> bool {
         "x-real-ip",
         "x-forwarded-server",
     ];
-    let peer = client_ip(req);
+    let peer = peer_ip(req);
     let forwarded = FORWARDING.iter().any(|h| req.headers().contains_key(*h));
     let host = req
         .headers()
@@ -360,14 +361,6 @@ fn is_loopback_host(host: &str) -> bool {
     };
     let name = name.trim_end_matches('.');
     name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(is_loopback)
-}
-
-/// The caller's address; an unknown one counts as remote, never as loopback.
-pub fn client_ip(req: &Request) -> IpAddr {
-    req.remote_addr()
-        .as_socket_addr()
-        .map(|addr| addr.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 fn session_cookie(token: &str, ttl: std::time::Duration, secure: bool) -> String {
@@ -403,6 +396,10 @@ impl From<AuthError> for ApiError {
             AuthError::Throttled(wait) => ApiError::too_many_requests(
                 wait.as_secs() + 1,
                 "too many failed password attempts from this address; wait and try again",
+            ),
+            AuthError::Busy => ApiError::too_many_requests(
+                1,
+                "the server is checking too many passwords at once (auth.hash_queue); retry in a moment",
             ),
             AuthError::SetupCodeRequired => ApiError::forbidden(
                 "setup_code_required",

@@ -1,14 +1,19 @@
-//! Cross-cutting HTTP concerns: one tracing span per request, the body size limit and the
-//! request timeout. Query strings are never logged: `?token=` may carry a credential.
+//! Cross-cutting HTTP concerns: one tracing span per request, the `Host` check, the body
+//! size limit and the request timeout. Query strings are never logged: `?token=` may
+//! carry a credential.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use poem::http::header;
+use futures::StreamExt;
+use poem::http::{Method, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
-use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 
+use super::client::client_ip;
 use super::error::{ApiError, Rejection};
+use crate::app::AppState;
+use crate::auth::scheme::presented_token;
 use crate::metrics::{Metrics, OperationLabels, RequestLabels};
 use poem_openapi::OperationId;
 use std::sync::Arc;
@@ -16,9 +21,10 @@ use std::sync::Arc;
 /// Logs method, path, status and latency of every request inside its own span, and
 /// counts it in the metrics by operation.
 pub async fn trace_requests<E: Endpoint>(next: E, req: Request, metrics: Arc<Metrics>) -> poem::Result<Response> {
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("http", %method, %path);
+    let client = client_ip(&req);
+    let span = tracing::info_span!("http", %method, %path, %client);
     async move {
         let started = Instant::now();
         let resp = next.call(req).await.map(IntoResponse::into_response);
@@ -32,7 +38,7 @@ pub async fn trace_requests<E: Endpoint>(next: E, req: Request, metrics: Arc<Met
             .http_requests
             .get_or_create(&RequestLabels {
                 operation: operation.clone(),
-                method: method.to_string(),
+                method: method.to_owned(),
                 status: status.as_u16(),
             })
             .inc();
@@ -52,6 +58,26 @@ pub async fn trace_requests<E: Endpoint>(next: E, req: Request, metrics: Arc<Met
     .await
 }
 
+/// The method as a metric label: methods nobody defined become `OTHER`, so a caller
+/// cannot mint new label values (each one a time series kept for ever).
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("OTHER", Method::as_str)
+}
+
 /// A label for requests that are not API operations, without their variable parts.
 fn route_kind(path: &str) -> &'static str {
     match path {
@@ -64,27 +90,55 @@ fn route_kind(path: &str) -> &'static str {
     }
 }
 
-/// Body size limits: one for the send-message route, which may carry media, one for the rest.
+/// Body size limits: the send-message route may carry media, every other route gets the
+/// default, and a request without a valid token gets the small one whatever its route.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
     pub default: usize,
     pub message: usize,
 }
 
-/// Refuses bodies over the route's limit with 413: at once when `Content-Length` says so,
-/// and while reading when the body is chunked.
+/// Most bytes of body a request without a valid token may send: enough to log in.
+pub const UNAUTHENTICATED_BODY_LIMIT: usize = 64 * 1024;
+
+impl BodyLimits {
+    /// The limit for `req`: decided from its route and its token before a byte of its
+    /// body is read.
+    fn for_request(&self, req: &Request) -> usize {
+        let authenticated = req.data::<AppState>().is_some_and(|state| {
+            presented_token(req, state.auth.cookie_secure()).is_some_and(|t| state.auth.authenticate(&t).is_ok())
+        });
+        if !authenticated {
+            self.default.min(UNAUTHENTICATED_BODY_LIMIT)
+        } else if req.method() == Method::POST && is_send_message(req.uri().path()) {
+            self.message
+        } else {
+            self.default
+        }
+    }
+}
+
+/// `/api/v1/user/phones/{phone}/message`, the one route that takes media.
+fn is_send_message(path: &str) -> bool {
+    let rest = path.strip_prefix(super::PREFIX).unwrap_or_default();
+    let segments: Vec<&str> = rest.split('/').collect();
+    matches!(segments.as_slice(), ["", "user", "phones", phone, "message"] if !phone.is_empty())
+}
+
+/// Refuses bodies over the request's limit with 413: at once when `Content-Length` says
+/// so, and otherwise as the handler streams the body, which is never buffered here.
 pub async fn limit_body<E: Endpoint>(next: E, mut req: Request, limits: BodyLimits) -> poem::Result<Response> {
-    let limit = if req.method() == poem::http::Method::POST && req.uri().path().ends_with("/message") {
-        limits.message
-    } else {
-        limits.default
-    };
+    let limit = limits.for_request(&req);
     let too_large = || {
         Rejection(ApiError::payload_too_large(
             "payload_too_large",
-            format!(
-                "the request body is larger than {limit} bytes (http.body_limit, or limits.max_media_bytes for messages)"
-            ),
+            if limit == UNAUTHENTICATED_BODY_LIMIT {
+                format!("the request body is larger than {limit} bytes, the most accepted without a valid token")
+            } else {
+                format!(
+                    "the request body is larger than {limit} bytes (http.body_limit, or limits.max_media_bytes for messages)"
+                )
+            },
         ))
     };
     let declared = req
@@ -92,31 +146,83 @@ pub async fn limit_body<E: Endpoint>(next: E, mut req: Request, limits: BodyLimi
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(len) if len > limit as u64 => return Err(too_large().into()),
-        Some(_) => {}
-        None => {
-            let body = req.take_body();
-            if !body.is_empty() {
-                let mut buf = Vec::new();
-                let read = body
-                    .into_async_read()
-                    .take(limit as u64 + 1)
-                    .read_to_end(&mut buf)
-                    .await;
-                if read.is_err() {
-                    return Err(Rejection(ApiError::bad_request(
-                        "invalid_request",
-                        "the request body could not be read",
-                    ))
-                    .into());
-                }
-                if buf.len() > limit {
-                    return Err(too_large().into());
-                }
-                req.set_body(Body::from(buf));
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large().into());
+    }
+    let exceeded = std::sync::Arc::new(AtomicBool::new(false));
+    let body = req.take_body();
+    if !body.is_empty() {
+        let flag = std::sync::Arc::clone(&exceeded);
+        let mut seen = 0usize;
+        let capped = body.into_bytes_stream().map(move |chunk| {
+            let chunk = chunk?;
+            seen = seen.saturating_add(chunk.len());
+            if seen > limit {
+                flag.store(true, Ordering::Release);
+                return Err(std::io::Error::other("the request body is too large"));
             }
-        }
+            Ok(chunk)
+        });
+        req.set_body(Body::from_bytes_stream(capped));
+    }
+    let resp = next.call(req).await.map(IntoResponse::into_response);
+    // The handler failed reading past the limit: say so, not "invalid JSON".
+    if exceeded.load(Ordering::Acquire) {
+        return Err(too_large().into());
+    }
+    resp
+}
+
+/// `server.allowed_hosts`: the names this server answers to (empty: any).
+#[derive(Debug, Default)]
+pub struct AllowedHosts(Vec<String>);
+
+impl AllowedHosts {
+    pub fn new(hosts: &[String]) -> Self {
+        Self(hosts.iter().map(|h| host_name(h.trim()).to_ascii_lowercase()).collect())
+    }
+
+    fn allows(&self, host: Option<&str>) -> bool {
+        self.0.is_empty()
+            || host.is_some_and(|h| self.0.iter().any(|allowed| allowed.eq_ignore_ascii_case(host_name(h))))
+    }
+}
+
+/// The name in a `Host` value, without its port: `example.com:8080` → `example.com`,
+/// `[::1]:8080` → `::1`.
+fn host_name(host: &str) -> &str {
+    let host = match host.strip_prefix('[') {
+        Some(rest) => return rest.split(']').next().unwrap_or_default(),
+        None => host,
+    };
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+    .trim_end_matches('.')
+}
+
+/// Answers 421 to a request naming a host the server is not configured for: a page that
+/// rebinds its own domain to this server's address still sends its own name.
+pub async fn check_host<E: Endpoint>(
+    next: E,
+    req: Request,
+    hosts: std::sync::Arc<AllowedHosts>,
+) -> poem::Result<Response> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host());
+    if !hosts.allows(host) {
+        let body = serde_json::json!({"error": {
+            "code": "host_not_allowed",
+            "message": "this server does not answer to that host name (server.allowed_hosts)",
+        }});
+        return Ok(Response::builder()
+            .status(StatusCode::MISDIRECTED_REQUEST)
+            .content_type("application/json")
+            .body(body.to_string()));
     }
     next.call(req).await.map(IntoResponse::into_response)
 }
@@ -130,5 +236,40 @@ pub async fn time_out<E: Endpoint>(next: E, req: Request, timeout: Duration) -> 
             format!("the request did not finish within {timeout:?}; retry later"),
         ))
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_send_route_takes_media() {
+        assert!(is_send_message("/api/v1/user/phones/+12015550123/message"));
+        assert!(!is_send_message("/api/v1/user/phones//message"));
+        assert!(!is_send_message("/api/v1/anything/message"));
+        assert!(!is_send_message("/x/message"));
+        assert!(!is_send_message("/api/v1/user/phones/+1/message/extra"));
+    }
+
+    #[test]
+    fn hosts_match_without_their_port() {
+        let hosts = AllowedHosts::new(&["Wagate.Example.com".into(), "127.0.0.1".into(), "[::1]".into()]);
+        for ok in [
+            "wagate.example.com",
+            "wagate.example.com:8443",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "WAGATE.example.com.",
+        ] {
+            assert!(hosts.allows(Some(ok)), "{ok}");
+        }
+        for bad in ["evil.example", "wagate.example.com.evil.example", "localhost"] {
+            assert!(!hosts.allows(Some(bad)), "{bad}");
+        }
+        assert!(!hosts.allows(None));
+        assert!(AllowedHosts::new(&[]).allows(Some("anything")));
+        assert_eq!(method_label(&Method::from_bytes(b"FOO").unwrap()), "OTHER");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
     }
 }

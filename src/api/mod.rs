@@ -2,6 +2,7 @@
 //! served live at `/api/v1/openapi.json` and committed as `openapi/openapi.json`.
 
 pub mod auth;
+pub mod client;
 pub mod contacts;
 pub mod error;
 pub mod events;

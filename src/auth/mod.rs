@@ -47,6 +47,8 @@ pub enum AuthError {
     InvalidPassword,
     #[error("too many failed attempts")]
     Throttled(Duration),
+    #[error("too many password checks at once")]
+    Busy,
     #[error("the setup code is required")]
     SetupCodeRequired,
     #[error("the current password is required")]
@@ -64,9 +66,18 @@ pub enum AuthError {
     #[error(transparent)]
     Db(#[from] DbErr),
     #[error(transparent)]
-    Password(#[from] password::PasswordError),
+    Password(password::PasswordError),
     #[error("token encoding failed: {0}")]
     Encode(#[from] jsonwebtoken::errors::Error),
+}
+
+impl From<password::PasswordError> for AuthError {
+    fn from(err: password::PasswordError) -> Self {
+        match err {
+            password::PasswordError::Busy => AuthError::Busy,
+            other => AuthError::Password(other),
+        }
+    }
 }
 
 /// A freshly issued token; the token string is shown to the caller once and never stored.
@@ -86,6 +97,8 @@ pub struct Auth {
     /// Ids of API tokens that have not been revoked.
     api_tokens: RwLock<HashSet<String>>,
     throttle: LoginThrottle,
+    /// Bounds the password hashes computed at once.
+    hashing: password::Gate,
     /// One-time code that allows setting the first password from a remote address.
     setup_code: Mutex<Option<String>>,
     /// Serialises password changes so two cannot interleave their check and write.
@@ -125,7 +138,13 @@ impl Auth {
         Ok(Self {
             db,
             jwt: Jwt::new(&secret),
-            throttle: LoginThrottle::new(config.login_max_failures, config.login_window),
+            throttle: LoginThrottle::new(
+                config.login_max_failures,
+                config.login_window,
+                config.account_backoff_after,
+                config.account_backoff_max,
+            ),
+            hashing: password::Gate::new(config.max_concurrent_hashes, config.hash_queue),
             config,
             password_set: AtomicBool::new(password_set),
             epoch: AtomicI64::new(epoch),
@@ -144,6 +163,11 @@ impl Auth {
     /// The code to print at start-up while no password is set.
     pub fn setup_code(&self) -> Option<String> {
         lock(&self.setup_code).clone()
+    }
+
+    /// How long a password attempt now waits because of the account's back-off.
+    pub fn login_delay(&self) -> Duration {
+        self.throttle.account_delay()
     }
 
     pub fn session_ttl(&self) -> Duration {
@@ -274,10 +298,10 @@ impl Auth {
             let old = old_password
                 .filter(|p| !p.is_empty())
                 .ok_or(AuthError::OldPasswordRequired)?;
-            self.throttle.check(ip).map_err(AuthError::Throttled)?;
+            self.throttle.reserve(ip).map_err(AuthError::Throttled)?;
             self.verify(ip, old, hash).await?;
         } else {
-            self.throttle.check(ip).map_err(AuthError::Throttled)?;
+            self.throttle.reserve(ip).map_err(AuthError::Throttled)?;
             let loopback_ok = self.config.allow_loopback_setup && local;
             let expected = self.setup_code();
             let code_ok = match (setup_code.as_deref(), expected.as_deref()) {
@@ -285,11 +309,15 @@ impl Auth {
                 _ => false,
             };
             if !loopback_ok && !code_ok {
+                // Only a wrong code is a guess; a missing one is a question.
                 if setup_code.is_some() {
-                    self.throttle.record_failure(ip);
+                    self.failed(ip);
+                } else {
+                    self.throttle.release(ip);
                 }
                 return Err(AuthError::SetupCodeRequired);
             }
+            self.throttle.record_success(ip);
         }
         self.store_password(new_password).await
     }
@@ -297,7 +325,8 @@ impl Auth {
     /// Stores a new password hash and ends every session (the CLI's `password set` too).
     pub async fn store_password(&self, new_password: String) -> Result<(), AuthError> {
         validate_new_password(&new_password)?;
-        let epoch = store_password(&self.db, new_password).await?;
+        let hash = self.hashing.run(password::hash(new_password)).await?;
+        let epoch = store_password_hash(&self.db, hash).await?;
         self.epoch.store(epoch, Ordering::Release);
         self.password_set.store(true, Ordering::Release);
         *lock(&self.setup_code) = None;
@@ -335,24 +364,58 @@ impl Auth {
     }
 
     async fn check_password(&self, ip: IpAddr, password: String) -> Result<(), AuthError> {
-        self.throttle.check(ip).map_err(AuthError::Throttled)?;
+        self.throttle.reserve(ip).map_err(AuthError::Throttled)?;
         // Fresh from the database: a token issued now carries the current epoch.
-        let hash = self.reload().await?.ok_or(AuthError::PasswordNotSet)?;
+        let hash = match self.reload().await {
+            Ok(Some(hash)) => hash,
+            Ok(None) => {
+                self.throttle.release(ip);
+                return Err(AuthError::PasswordNotSet);
+            }
+            Err(err) => {
+                self.throttle.release(ip);
+                return Err(err.into());
+            }
+        };
         self.verify(ip, password, hash).await
     }
 
-    /// Checks `password` against the stored `hash`, counting failures for the throttle.
+    /// Checks `password` against the stored `hash` for an attempt `ip` has reserved: after
+    /// the account's back-off delay, in a hashing slot.
     async fn verify(&self, ip: IpAddr, password: String, hash: String) -> Result<(), AuthError> {
+        let delay = self.throttle.account_delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if password.len() > password::MAX_LENGTH {
-            self.throttle.record_failure(ip);
+            self.failed(ip);
             return Err(AuthError::InvalidPassword);
         }
-        if password::verify(password, hash).await? {
-            self.throttle.record_success(ip);
-            Ok(())
-        } else {
-            self.throttle.record_failure(ip);
-            Err(AuthError::InvalidPassword)
+        match self.hashing.run(password::verify(password, hash)).await {
+            Ok(true) => {
+                self.throttle.record_success(ip);
+                Ok(())
+            }
+            Ok(false) => {
+                self.failed(ip);
+                Err(AuthError::InvalidPassword)
+            }
+            Err(err) => {
+                self.throttle.release(ip);
+                Err(err.into())
+            }
+        }
+    }
+
+    /// A wrong password or setup code (the address's attempt stays counted).
+    fn failed(&self, ip: IpAddr) {
+        if let Some(failures) = self.throttle.record_failure() {
+            tracing::warn!(
+                failures,
+                window = ?self.config.login_window,
+                last_client = %ip,
+                "many wrong passwords for the owner account: every attempt is now delayed"
+            );
         }
     }
 }
@@ -372,6 +435,10 @@ pub fn validate_new_password(password: &str) -> Result<(), AuthError> {
 /// Returns the new epoch.
 pub async fn store_password(db: &DatabaseConnection, new_password: String) -> Result<i64, AuthError> {
     let hash = password::hash(new_password).await?;
+    store_password_hash(db, hash).await
+}
+
+async fn store_password_hash(db: &DatabaseConnection, hash: String) -> Result<i64, AuthError> {
     let txn = db.begin().await?;
     let epoch = settings::get(&txn, Key::SessionEpoch)
         .await?

@@ -285,6 +285,186 @@ async fn repeated_wrong_passwords_are_throttled_with_retry_after() {
         .assert_error(429, "too_many_requests");
 }
 
+/// A login attempt as a client behind the test's trusted proxy (the loopback peer).
+async fn login_from(app: &crate::helpers::TestApp, client: &str, password: &str) -> crate::helpers::Response {
+    send(
+        app.client
+            .post(app.url(LOGIN))
+            .header("x-forwarded-for", client)
+            .json(&json!({"password": password})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn parallel_wrong_guesses_from_one_address_reach_argon2_at_most_the_limit() {
+    let app = builder()
+        .with("auth.login_max_failures", 10)
+        .with("auth.login_window", "1h")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let guesses = (0..200).map(|i| {
+        let app = &app;
+        async move {
+            app.post(LOGIN, None, json!({"password": format!("wrong guess {i}")}))
+                .await
+        }
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    let refused = answers.iter().filter(|r| r.status == 429).count();
+    assert_eq!(
+        checked + refused,
+        200,
+        "other answers: {:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        checked <= 10,
+        "{checked} guesses were checked against the password, the limit is 10"
+    );
+    app.login().await.assert_error(429, "too_many_requests");
+}
+
+#[tokio::test]
+async fn password_hashes_are_bounded_and_the_overflow_is_told_to_retry() {
+    let app = builder()
+        .with("server.trusted_proxies", vec!["127.0.0.1/32"])
+        .with("auth.max_concurrent_hashes", 1)
+        .with("auth.hash_queue", 1)
+        .with("auth.account_backoff_after", 1000)
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let guesses = (0..40).map(|i| {
+        let app = &app;
+        async move { login_from(app, &format!("203.0.113.{i}"), "wrong password").await }
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let busy: Vec<_> = answers.iter().filter(|r| r.status == 429).collect();
+    assert!(
+        answers.iter().all(|r| r.status == 401 || r.status == 429),
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        !busy.is_empty(),
+        "40 parallel checks with one hashing slot and a queue of one all ran"
+    );
+    for resp in busy {
+        resp.assert_error(429, "too_many_requests");
+        assert!(
+            resp.body["error"]["message"].as_str().unwrap().contains("hash_queue"),
+            "{}",
+            resp.body
+        );
+        assert_eq!(resp.header("retry-after"), Some("1"));
+    }
+    // A busy answer is not a guess: that address may try at once.
+    login_from(&app, "203.0.113.250", PASSWORD).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_and_each_ipv6_64_has_its_own_throttle() {
+    let app = builder()
+        .with("server.trusted_proxies", vec!["127.0.0.1/32"])
+        .with("auth.login_max_failures", 2)
+        .with("auth.login_window", "1h")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    for _ in 0..2 {
+        login_from(&app, "203.0.113.1", "wrong password")
+            .await
+            .assert_status(401);
+    }
+    login_from(&app, "203.0.113.1", PASSWORD)
+        .await
+        .assert_error(429, "too_many_requests");
+    login_from(&app, "203.0.113.2", PASSWORD).await.assert_status(200);
+    // One subscriber's /64 is one address, however many addresses it uses.
+    login_from(&app, "2001:db8:1:2::1", "wrong password")
+        .await
+        .assert_status(401);
+    login_from(&app, "2001:db8:1:2::2", "wrong password")
+        .await
+        .assert_status(401);
+    login_from(&app, "2001:db8:1:2:ffff::99", PASSWORD)
+        .await
+        .assert_error(429, "too_many_requests");
+    login_from(&app, "2001:db8:1:3::1", PASSWORD).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_peer_change_nothing() {
+    let app = builder()
+        .with("auth.login_max_failures", 2)
+        .with("auth.login_window", "1h")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    login_from(&app, "203.0.113.1", "wrong password")
+        .await
+        .assert_status(401);
+    login_from(&app, "203.0.113.2", "wrong password")
+        .await
+        .assert_status(401);
+    login_from(&app, "203.0.113.3", PASSWORD)
+        .await
+        .assert_error(429, "too_many_requests");
+}
+
+#[tokio::test]
+async fn guesses_from_many_addresses_slow_every_attempt_but_never_lock_the_owner_out() {
+    let app = builder()
+        .with("server.trusted_proxies", vec!["127.0.0.1/32"])
+        .with("auth.login_max_failures", 2)
+        .with("auth.account_backoff_after", 3)
+        .with("auth.account_backoff_max", "300ms")
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    assert!(app.state.auth.login_delay().is_zero());
+    for i in 0..8 {
+        login_from(&app, &format!("198.51.100.{i}"), "wrong password")
+            .await
+            .assert_status(401);
+    }
+    let delay = app.state.auth.login_delay();
+    assert!(
+        !delay.is_zero() && delay <= std::time::Duration::from_millis(300),
+        "{delay:?}"
+    );
+    // Delayed, not locked: the owner still gets in, from anywhere.
+    login_from(&app, "192.0.2.77", PASSWORD).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn a_host_outside_allowed_hosts_gets_421() {
+    let app = builder()
+        .with("server.allowed_hosts", vec!["wagate.example", "127.0.0.1"])
+        .spawn()
+        .await;
+    let with_host = |host: &'static str| send(app.client.get(app.url("/api/v1/health")).header("host", host));
+    with_host("evil.example").await.assert_error(421, "host_not_allowed");
+    with_host("wagate.example:8443").await.assert_status(200);
+    app.get("/api/v1/health", None).await.assert_status(200);
+    // Nothing else is reached either: not the dashboard, not the first-password route.
+    send(app.client.get(app.url("/")).header("host", "evil.example"))
+        .await
+        .assert_error(421, "host_not_allowed");
+    send(
+        app.client
+            .post(app.url(CHANGE))
+            .header("host", "rebound.example")
+            .json(&json!({"newPassword": PASSWORD})),
+    )
+    .await
+    .assert_error(421, "host_not_allowed");
+    assert!(!app.state.auth.password_set());
+}
+
 #[tokio::test]
 async fn a_correct_password_clears_earlier_failures() {
     let app = builder().with("auth.login_max_failures", 2).spawn().await;

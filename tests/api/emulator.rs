@@ -451,21 +451,6 @@ async fn emulator_with_account() -> Emulator {
     emulator
 }
 
-/// Open file descriptors and resident memory (KiB) of a process.
-fn fds_and_rss(pid: u32) -> (usize, u64) {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (fds, rss_kib)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_connects_and_disconnects_leak_nothing() {
     let emulator = emulator_with_account().await;
@@ -480,11 +465,11 @@ async fn a_hundred_connects_and_disconnects_leak_nothing() {
     for _ in 0..10 {
         cycle().await;
     }
-    let (fds_before, rss_before) = fds_and_rss(process.child.id());
+    let (fds_before, rss_before) = crate::process::fds_and_rss(process.child.id());
     for _ in 0..100 {
         cycle().await;
     }
-    let (fds_after, rss_after) = fds_and_rss(process.child.id());
+    let (fds_after, rss_after) = crate::process::fds_and_rss(process.child.id());
     // One client leaked per cycle is a socket and a SQLite pool each time (200 more
     // descriptors over 100 cycles, measured) and megabytes of caches. The bound leaves
     // room for the gateway's own database pool growing to its 8 connections meanwhile

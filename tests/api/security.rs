@@ -411,3 +411,129 @@ async fn pages_cannot_be_framed_and_the_dashboard_talks_only_to_its_own_origin()
         "any host's WebSocket is allowed: {csp}"
     );
 }
+
+/// Streams a chunked body of up to `total` bytes to `path` without credentials, and
+/// returns the status the server answered with and how much had been sent by then.
+async fn stream_without_auth(port: u16, path: &str, total: usize) -> (u16, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut read, mut write) = socket.into_split();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&sent);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    let writer = tokio::spawn(async move {
+        write.write_all(head.as_bytes()).await?;
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+        while counter.load(std::sync::atomic::Ordering::SeqCst) < total {
+            write.write_all(chunk.as_bytes()).await?;
+            counter.fetch_add(64 * 1024, std::sync::atomic::Ordering::SeqCst);
+        }
+        write.write_all(b"0\r\n\r\n").await
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match read.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let at_answer = sent.load(std::sync::atomic::Ordering::SeqCst);
+    writer.abort();
+    let status = String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, at_answer)
+}
+
+#[tokio::test]
+async fn unauthenticated_chunked_bodies_are_cut_off_early_and_memory_stays_flat() {
+    wagate::app::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, _pg) = crate::helpers::fresh_database().await;
+    let port = crate::helpers::free_port();
+    let mut process = crate::process::Process::start(port, dir.path(), &database_url, &[]).await;
+    process.log_in(true).await;
+    let pid = process.child.id();
+    let (_, rss_before) = crate::process::fds_and_rss(pid);
+    // Eight callers at once, each offering 100 MB to the route that takes media.
+    let path = "/api/v1/user/phones/+12015550123/message";
+    let tries = (0..8).map(|_| stream_without_auth(port, path, 100 * 1024 * 1024));
+    let answers = futures::future::join_all(tries).await;
+    let (_, rss_after) = crate::process::fds_and_rss(pid);
+    for (status, sent) in &answers {
+        assert!(matches!(status, 401 | 413), "answered {status}");
+        // What was sent by then sits in socket buffers, not in the server.
+        assert!(*sent < 8 * 1024 * 1024, "{sent} bytes were taken before the answer");
+    }
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "memory grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    // With a token, the media route still takes a large body.
+    let token = process.token.clone().unwrap();
+    use base64::Engine as _;
+    process
+        .post("/api/v1/user/phones", json!({"phone": "+12015550123"}))
+        .await
+        .assert_status(201);
+    let media = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 2 * 1024 * 1024]);
+    let resp = send(
+        reqwest::Client::new()
+            .post(format!("{}{path}", process.base))
+            .bearer_auth(token)
+            .json(&json!({"recipient": "+12015550999", "media": format!("data:application/pdf;base64,{media}")})),
+    )
+    .await;
+    assert!(
+        resp.status != 413 && resp.status.as_u16() < 500,
+        "{} {}",
+        resp.status,
+        resp.body
+    );
+}
+
+#[tokio::test]
+async fn an_authenticated_chunked_body_over_the_limit_is_413_while_streaming() {
+    let app = crate::helpers::builder().with("http.body_limit", 4096).spawn().await;
+    app.set_first_password().await;
+    let token = app.token().await;
+    let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024]));
+    let resp = send(
+        app.client
+            .post(app.url("/api/v1/user/phones"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),
+    )
+    .await;
+    resp.assert_error(413, "payload_too_large");
+    app.get("/api/v1/user/phones", Some(&token)).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn unknown_methods_and_routes_do_not_mint_metric_labels() {
+    let app = spawn_app_with_password().await;
+    let token = app.token().await;
+    for i in 0..5 {
+        let method = Method::from_bytes(format!("X{i}ATTACK").as_bytes()).unwrap();
+        let resp = send(app.client.request(method, app.url(&format!("/no/such/route/{i}")))).await;
+        assert!(resp.status.is_client_error(), "{}", resp.status);
+    }
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("ATTACK") && !text.contains("/no/such"), "{text}");
+    assert!(text.contains(r#"operation="other",method="OTHER""#), "{text}");
+}
