@@ -21,7 +21,8 @@ start_server() {
   local dir port
   dir=$(mktemp -d)
   port=$(free_port)
-  env "${@}" "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir" >"$dir/server.log" 2>&1 &
+  # The benchmarks' webhook receiver listens on loopback.
+  env WAGATE_NETWORK__ALLOW_NETWORKS='["127.0.0.1/32"]' "${@}" "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir" >"$dir/server.log" 2>&1 &
   server_pid=$!
   server_dir=$dir
   base="http://127.0.0.1:$port"

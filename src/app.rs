@@ -39,11 +39,10 @@ pub struct AppState {
     pub events: EventBus,
     /// The simulated network, when `engine = "sandbox"`.
     pub sandbox: Option<Arc<SandboxNetwork>>,
-    /// The client for outbound requests (media links), guarded by `url_policy`.
-    pub http: reqwest::Client,
-    pub url_policy: UrlPolicy,
+    /// The client for outbound requests (media links), guarded by `network.*`.
+    pub http: net::Outbound,
     /// The client for webhook test pings (webhook timeouts).
-    pub webhook_client: reqwest::Client,
+    pub webhook_client: net::Outbound,
     /// Serialises webhook changes, so "one webhook per service" holds.
     pub webhook_edits: Arc<tokio::sync::Mutex<()>>,
     /// The reverse proxies whose forwarding headers name the client.
@@ -124,13 +123,22 @@ impl App {
         .await
         .context("cannot start the actor tree")?;
         let phones = Arc::new(Phones::new(shared, supervisor_slot));
-        let url_policy = UrlPolicy {
-            allow_private: config.network.allow_private,
-        };
-        let http = net::guarded_client(url_policy, config.network.connect_timeout, config.network.fetch_timeout)
-            .context("cannot build the HTTP client")?;
-        let webhook_client = net::guarded_client(url_policy, config.network.connect_timeout, config.webhooks.timeout)
-            .context("cannot build the webhook client")?;
+        let url_policy = UrlPolicy::from_config(&config.network);
+        let proxy = config.proxy();
+        let http = net::Outbound::new(
+            url_policy.clone(),
+            proxy.as_ref(),
+            config.network.connect_timeout,
+            config.network.fetch_timeout,
+        )
+        .context("cannot build the HTTP client")?;
+        let webhook_client = net::Outbound::new(
+            url_policy,
+            proxy.as_ref(),
+            config.network.connect_timeout,
+            config.webhooks.timeout,
+        )
+        .context("cannot build the webhook client")?;
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await
@@ -152,7 +160,6 @@ impl App {
                 events,
                 sandbox,
                 http,
-                url_policy,
                 webhook_client,
                 webhook_edits: Arc::default(),
             },

@@ -268,6 +268,10 @@ pub struct CacheConfig {
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
     pub allow_private: bool,
+    /// Private or loopback networks that may be reached even with `allow_private` off.
+    pub allow_networks: Vec<ipnet::IpNet>,
+    /// Empty, or the proxy that carries every outbound request (`http://host:3128`).
+    pub proxy: String,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -433,6 +437,15 @@ impl Config {
         if self.messaging.history_max_limit == 0 {
             return invalid("messaging.history_max_limit", "must be at least 1");
         }
+        if !self.network.proxy.is_empty()
+            && !url::Url::parse(&self.network.proxy)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h") && u.host().is_some())
+        {
+            return invalid(
+                "network.proxy",
+                "must be empty or a proxy URL such as http://proxy.internal:3128",
+            );
+        }
         if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
             return invalid("metrics.listen", "must be empty or an address such as 127.0.0.1:9100");
         }
@@ -455,6 +468,11 @@ impl Config {
             return invalid("sandbox.qr_period", "must be at least 10ms");
         }
         Ok(())
+    }
+
+    /// `network.proxy` as a URL, when set (checked at load).
+    pub fn proxy(&self) -> Option<url::Url> {
+        url::Url::parse(&self.network.proxy).ok()
     }
 
     /// The database URL to connect to: the configured one, or the SQLite file in the data dir.
@@ -500,6 +518,10 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.auth.session_ttl, Duration::from_secs(24 * 3600));
         assert!(config.database_url().starts_with("sqlite://"));
+        // Outbound requests stay off private networks unless the operator opens them.
+        assert!(!config.network.allow_private);
+        assert!(config.network.allow_networks.is_empty() && config.proxy().is_none());
+        assert!(config.server.trusted_proxies.is_empty() && config.server.allowed_hosts.is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use url::Url;
 
 use crate::config::MediaKind;
-use crate::net::{self, UrlPolicy};
+use crate::net;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaError {
@@ -32,18 +32,9 @@ pub struct MediaFile {
 }
 
 /// Downloads a media link, refusing it as soon as it exceeds `max` bytes.
-pub async fn fetch(
-    client: &reqwest::Client,
-    policy: UrlPolicy,
-    link: &str,
-    max: usize,
-) -> Result<MediaFile, MediaError> {
-    let url = policy.parse(link)?;
-    let resp = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|err| MediaError::Unreachable(net::describe(&err)))?;
+pub async fn fetch(client: &net::Outbound, link: &str, max: usize) -> Result<MediaFile, MediaError> {
+    let url = client.check(link).await?;
+    let resp = client.get(url).await.map_err(MediaError::Unreachable)?;
     if !resp.status().is_success() {
         return Err(MediaError::Status(resp.status().as_u16()));
     }

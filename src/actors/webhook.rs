@@ -60,7 +60,7 @@ struct Lane {
 
 pub struct DispatcherState {
     shared: Arc<Shared>,
-    client: reqwest::Client,
+    client: net::Outbound,
     lanes: HashMap<LaneKey, Lane>,
     /// Deliveries queued or in flight, so a delivery is never queued twice.
     known: HashSet<i64>,
@@ -81,10 +81,12 @@ impl Actor for WebhookDispatcher {
         shared: Arc<Shared>,
     ) -> Result<DispatcherState, ActorProcessingErr> {
         let config = &shared.config;
-        let policy = net::UrlPolicy {
-            allow_private: config.network.allow_private,
-        };
-        let client = net::guarded_client(policy, config.network.connect_timeout, config.webhooks.timeout)?;
+        let client = net::Outbound::new(
+            net::UrlPolicy::from_config(&config.network),
+            config.proxy().as_ref(),
+            config.network.connect_timeout,
+            config.webhooks.timeout,
+        )?;
         let mut state = DispatcherState {
             shared,
             client,
@@ -197,13 +199,10 @@ impl DispatcherState {
         let row = head.clone();
         let target = self.shared.outbox.target(&row.webhook_id);
         let client = self.client.clone();
-        let policy = net::UrlPolicy {
-            allow_private: self.shared.config.network.allow_private,
-        };
         let myself = myself.clone();
         tokio::spawn(async move {
             let outcome = match target {
-                Some(target) => attempt(&client, policy, &target.url, &target.secret, &row).await,
+                Some(target) => attempt(&client, &target.url, &target.secret, &row).await,
                 None => Outcome::Gone,
             };
             let _ = myself.cast(DispatcherMsg::Attempted {
@@ -314,14 +313,8 @@ const MAX_ANSWER: usize = 64 * 1024;
 /// One signed POST of a delivery's payload. The URL is checked against the rules of now,
 /// not those it was accepted under (the rules may have been tightened since; an IP
 /// literal never meets the guarded resolver).
-pub async fn attempt(
-    client: &reqwest::Client,
-    policy: net::UrlPolicy,
-    url: &str,
-    secret: &str,
-    row: &delivery::Model,
-) -> Outcome {
-    if let Err(err) = policy.parse(url) {
+pub async fn attempt(client: &net::Outbound, url: &str, secret: &str, row: &delivery::Model) -> Outcome {
+    if let Err(err) = client.check(url).await {
         return Outcome::Failed {
             code: None,
             error: format!("the webhook URL is refused by the current network rules: {err}"),

@@ -685,13 +685,11 @@ async fn build_message(state: &AppState, phone: &PhoneNumber, input: SendInput) 
 
 async fn fetch_media(state: &AppState, link: &str) -> Result<MediaFile, ApiError> {
     let max = state.config.limits.max_media_bytes;
-    media::fetch(&state.http, state.url_policy, link, max)
-        .await
-        .map_err(|err| match err {
-            MediaError::TooLarge(_) => ApiError::payload_too_large("media_too_large", err.to_string()),
-            MediaError::Url(_) => ApiError::bad_request("invalid_media_link", err.to_string()),
-            _ => ApiError::bad_request("media_unreachable", err.to_string()),
-        })
+    media::fetch(&state.http, link, max).await.map_err(|err| match err {
+        MediaError::TooLarge(_) => ApiError::payload_too_large("media_too_large", err.to_string()),
+        MediaError::Url(_) => ApiError::bad_request("invalid_media_link", err.to_string()),
+        _ => ApiError::bad_request("media_unreachable", err.to_string()),
+    })
 }
 
 fn media_content(

@@ -456,17 +456,7 @@ impl WebhooksApi {
         )
         .await?;
         let started = Instant::now();
-        let policy = crate::net::UrlPolicy {
-            allow_private: state.config.network.allow_private,
-        };
-        let outcome = attempt(
-            &state.webhook_client,
-            policy,
-            &hook.webhook.url,
-            &hook.webhook.secret,
-            &row,
-        )
-        .await;
+        let outcome = attempt(&state.webhook_client, &hook.webhook.url, &hook.webhook.secret, &row).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let result = match outcome {
             Outcome::Delivered(code) => {
@@ -497,7 +487,8 @@ impl WebhooksApi {
 
 fn validate(state: &AppState, req: WebhookRequest) -> Result<(String, Vec<String>), ApiError> {
     let url = state
-        .url_policy
+        .http
+        .policy()
         .parse(&req.url)
         .map_err(|err| ApiError::bad_request("invalid_webhook_url", err.to_string()))?;
     let mut services: Vec<String> = req.services.iter().map(|s| s.kind().as_str().to_owned()).collect();

@@ -162,6 +162,8 @@ async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(Stri
         .merge(Serialized::default("database_url", database_url))
         .merge(Serialized::default("engine", "sandbox"))
         .merge(Serialized::default("health.refresh_interval", "200ms"))
+        // Receivers and media servers in tests listen on loopback.
+        .merge(Serialized::default("network.allow_private", true))
         // Short timers keep the suite fast; tests that need others set their own.
         .merge(Serialized::default("sandbox.qr_period", "2s"))
         .merge(Serialized::default("sandbox.connect_delay", "10ms"))

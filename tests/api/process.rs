@@ -28,6 +28,7 @@ impl Process {
             .env("WAGATE_WEBHOOKS__BACKOFF_MAX", "200ms")
             .env("WAGATE_WEBHOOKS__GIVE_UP_AFTER", "24h")
             .env("WAGATE_SANDBOX__CONNECT_DELAY", "10ms")
+            .env("WAGATE_NETWORK__ALLOW_PRIVATE", "true")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());

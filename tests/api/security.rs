@@ -213,6 +213,7 @@ async fn no_secret_reaches_the_logs() {
         .arg(dir.path())
         .env("WAGATE_ENGINE", "sandbox")
         .env("WAGATE_LOG__FORMAT", "json")
+        .env("WAGATE_NETWORK__ALLOW_NETWORKS", "[\"127.0.0.1/32\"]")
         .env("RUST_LOG", "trace,hyper=debug,h2=debug")
         .env_remove("WAGATE_DATABASE_URL")
         .stdout(Stdio::piped())
@@ -386,6 +387,68 @@ async fn proxy_environment_variables_do_not_carry_guarded_requests() {
         0,
         "a guarded request went through the proxy"
     );
+}
+
+/// A "proxy" that only counts who comes to it; returns its URL and the count.
+async fn counting_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", proxy.local_addr().unwrap());
+    let visits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&visits);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = proxy.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (url, visits)
+}
+
+#[tokio::test]
+async fn an_explicit_proxy_carries_requests_and_targets_are_checked_before_it() {
+    let (proxy_url, visits) = counting_proxy().await;
+    let visited = || visits.load(std::sync::atomic::Ordering::SeqCst);
+    let app = crate::helpers::builder()
+        .with("network.proxy", proxy_url.as_str())
+        .spawn()
+        .await;
+    app.set_first_password().await;
+    let token = app.token().await;
+    let create = |url: &str, service: &str| {
+        app.post(
+            "/api/v1/user/webhooks",
+            Some(&token),
+            json!({"url": url, "services": [service]}),
+        )
+    };
+    // Metadata is refused before anything is sent, proxy or not.
+    create("http://169.254.169.254/latest/meta-data/", "message.received")
+        .await
+        .assert_error(400, "invalid_webhook_url");
+    create("http://metadata.google.internal/", "message.received")
+        .await
+        .assert_error(400, "invalid_webhook_url");
+    // A loopback receiver, allowed now (the test servers allow private networks)…
+    let hook = create("http://127.0.0.1:9/hook", "message.received").await;
+    hook.assert_status(201);
+    let id = hook.body["id"].as_str().unwrap().to_owned();
+    let ping = app
+        .post(&format!("/api/v1/user/webhooks/{id}/test"), Some(&token), json!({}))
+        .await;
+    ping.assert_status(200);
+    assert_eq!(ping.body["delivered"], false, "{}", ping.body);
+    assert_eq!(visited(), 1, "the request did not go through the configured proxy");
+    // …is refused once the rules close private networks: checked here, never sent.
+    let app = app.restart_with("network.allow_private", false).await;
+    let token = app.token().await;
+    let ping = app
+        .post(&format!("/api/v1/user/webhooks/{id}/test"), Some(&token), json!({}))
+        .await;
+    ping.assert_status(200);
+    assert_eq!(ping.body["delivered"], false, "{}", ping.body);
+    let error = ping.body["error"].as_str().unwrap();
+    assert!(error.contains("refused"), "{error}");
+    assert_eq!(visited(), 1, "a refused target reached the proxy");
 }
 
 #[tokio::test]
