@@ -294,6 +294,9 @@ pub struct WebhooksConfig {
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     pub max_in_flight: usize,
+    /// Most pending deliveries one lane (webhook and phone) holds in memory; the rest
+    /// wait in the database and are read in pages as the held ones drain.
+    pub held_per_lane: usize,
 }
 
 impl Config {
@@ -451,6 +454,9 @@ impl Config {
         }
         if self.webhooks.give_up_after.is_zero() {
             return invalid("webhooks.give_up_after", "must be longer than 0s");
+        }
+        if self.webhooks.held_per_lane < 2 {
+            return invalid("webhooks.held_per_lane", "must be at least 2");
         }
         if self.webhooks.max_in_flight == 0 {
             return invalid("webhooks.max_in_flight", "must be at least 1");

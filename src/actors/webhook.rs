@@ -3,9 +3,14 @@
 //! delivered or given up, so each phone's events arrive in order, while lanes run side by
 //! side. Failures retry with exponential backoff and jitter for `webhooks.give_up_after`
 //! (and at most `webhooks.max_attempts` times, when set).
-//! At start-up every pending delivery is loaded from the database, so a crash or
-//! `kill -9` only delays delivery. Delivered marks are written in short batches; a crash
-//! before a batch is written means a delivery is sent again, with the same id.
+//! Every delivery is in the database before it is dispatched, so a crash or `kill -9`
+//! only delays delivery: at start-up each lane with pending deliveries is found and read.
+//! A lane holds at most `webhooks.held_per_lane` deliveries in memory; beyond that (a
+//! receiver down for days) the rest wait in the database only, and the lane reads its
+//! next page, oldest first, once half of what it holds has drained. One stuck receiver
+//! never holds back another lane.
+//! Delivered marks are written in short batches; a crash before a batch is written means
+//! a delivery is sent again, with the same id.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -22,8 +27,8 @@ use crate::outbox::signature;
 
 /// How long delivered marks are gathered before they are written together.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
-/// Pending deliveries read per query at start-up.
-const LOAD_BATCH: u64 = 1000;
+/// How soon a page is read again after the database failed to give one.
+const REFILL_RETRY: Duration = Duration::from_secs(1);
 
 pub type LaneKey = (String, Option<String>);
 
@@ -36,6 +41,8 @@ pub enum DispatcherMsg {
     Wake(LaneKey),
     /// Write the delivered marks gathered so far (internal).
     Flush,
+    /// Read the next page of deliveries that wait only in the database (internal).
+    Refill,
 }
 
 #[derive(Debug)]
@@ -56,6 +63,9 @@ struct Lane {
     queue: VecDeque<delivery::Model>,
     /// An attempt is running, or a retry is scheduled.
     busy: bool,
+    /// While some of the lane's pending deliveries are only in the database: those with
+    /// an id up to this one are held (or done); the rest are read from here on.
+    backlog: Option<i64>,
 }
 
 pub struct DispatcherState {
@@ -68,6 +78,10 @@ pub struct DispatcherState {
     in_flight: usize,
     /// Lanes ready to send but held back by `webhooks.max_in_flight`.
     waiting: VecDeque<LaneKey>,
+    /// Lanes that may need their next page read from the database.
+    refill: HashSet<LaneKey>,
+    /// A page read is scheduled after a database error.
+    refill_scheduled: bool,
 }
 
 impl Actor for WebhookDispatcher {
@@ -95,18 +109,19 @@ impl Actor for WebhookDispatcher {
             delivered: Vec::new(),
             in_flight: 0,
             waiting: VecDeque::new(),
+            refill: HashSet::new(),
+            refill_scheduled: false,
         };
-        let mut after = 0;
-        loop {
-            let batch = webhooks::pending(&state.shared.db, after, LOAD_BATCH).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.id;
-            let full = batch.len() as u64 == LOAD_BATCH;
-            state.enqueue(&myself, batch);
-            if !full {
-                break;
-            }
+        for (webhook_id, phone, first) in webhooks::pending_lanes(&state.shared.db).await? {
+            let key = (webhook_id, phone);
+            let lane = Lane {
+                backlog: Some(first.saturating_sub(1)),
+                ..Lane::default()
+            };
+            state.lanes.insert(key.clone(), lane);
+            state.refill.insert(key);
         }
+        state.refill(&myself).await;
         if !state.known.is_empty() {
             tracing::info!(pending = state.known.len(), "resuming webhook deliveries");
         }
@@ -129,6 +144,7 @@ impl Actor for WebhookDispatcher {
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         state.handle(&myself, msg).await;
+        state.refill(&myself).await;
         let pending = state.known.len() as u64;
         state
             .shared
@@ -152,17 +168,65 @@ impl DispatcherState {
                 state.kick(myself, lane);
             }
             DispatcherMsg::Flush => state.flush().await,
+            DispatcherMsg::Refill => state.refill_scheduled = false,
+        }
+    }
+
+    /// Reads the next page of every lane that has drained to half of what it may hold.
+    async fn refill(&mut self, myself: &ActorRef<DispatcherMsg>) {
+        if self.refill_scheduled || self.refill.is_empty() {
+            return;
+        }
+        let per_lane = self.shared.config.webhooks.held_per_lane;
+        for key in std::mem::take(&mut self.refill) {
+            let Some(lane) = self.lanes.get(&key) else { continue };
+            let Some(after) = lane.backlog.filter(|_| lane.queue.len() <= per_lane / 2) else {
+                continue;
+            };
+            let room = per_lane.saturating_sub(lane.queue.len());
+            let page =
+                match webhooks::pending_in_lane(&self.shared.db, &key.0, key.1.as_deref(), after, room as u64).await {
+                    Ok(page) => page,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot read waiting webhook deliveries; retrying");
+                        self.refill.insert(key);
+                        self.refill_scheduled = true;
+                        myself.send_after(REFILL_RETRY, || DispatcherMsg::Refill);
+                        return;
+                    }
+                };
+            let Some(lane) = self.lanes.get_mut(&key) else { continue };
+            lane.backlog = match page.last() {
+                Some(last) if page.len() == room => Some(last.id),
+                _ => None,
+            };
+            for row in page {
+                if self.known.insert(row.id) {
+                    lane.queue.push_back(row);
+                }
+            }
+            self.kick(myself, key);
         }
     }
 
     fn enqueue(&mut self, myself: &ActorRef<DispatcherMsg>, rows: Vec<delivery::Model>) {
+        let per_lane = self.shared.config.webhooks.held_per_lane;
         let mut touched = Vec::new();
         for row in rows {
-            if !self.known.insert(row.id) {
+            if self.known.contains(&row.id) {
                 continue;
             }
             let key = (row.webhook_id.clone(), row.phone.clone());
-            self.lanes.entry(key.clone()).or_default().queue.push_back(row);
+            let lane = self.lanes.entry(key.clone()).or_default();
+            if lane.backlog.is_some() || lane.queue.len() >= per_lane {
+                // It waits in the database; the lane's next page starts at or before it.
+                let before = row.id.saturating_sub(1);
+                lane.backlog = Some(lane.backlog.map_or(before, |cursor| cursor.min(before)));
+                self.refill.insert(key);
+                continue;
+            }
+            self.known.insert(row.id);
+            lane.queue.push_back(row);
             touched.push(key);
         }
         for key in touched {
@@ -178,7 +242,11 @@ impl DispatcherState {
             return;
         }
         let Some(head) = lane.queue.front() else {
-            self.lanes.remove(&key);
+            if lane.backlog.is_some() {
+                self.refill.insert(key);
+            } else {
+                self.lanes.remove(&key);
+            }
             return;
         };
         let wait = (head.next_attempt_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
@@ -218,6 +286,9 @@ impl DispatcherState {
         let config = self.shared.config.webhooks.clone();
         if let Some(lane) = self.lanes.get_mut(&key) {
             lane.busy = false;
+            if lane.backlog.is_some() {
+                self.refill.insert(key.clone());
+            }
             if let Some(mut head) = lane.queue.pop_front().filter(|h| h.id == id) {
                 let attempts = head.attempts + 1;
                 let next = next_attempt(&config, &head, attempts);
@@ -234,7 +305,8 @@ impl DispatcherState {
                     .inc();
                 match outcome {
                     Outcome::Delivered(code) => {
-                        self.known.remove(&id);
+                        // Still known until its mark is written, so that a page read
+                        // meanwhile does not take it for pending.
                         if self.delivered.is_empty() {
                             myself.send_after(FLUSH_EVERY, || DispatcherMsg::Flush);
                         }
@@ -277,6 +349,9 @@ impl DispatcherState {
         if let Err(err) = webhooks::mark_delivered(&self.shared.db, &done).await {
             // They stay pending in the database and are sent again after a restart.
             tracing::warn!(error = %err, count = done.len(), "cannot mark webhook deliveries delivered");
+        }
+        for (id, _, _) in &done {
+            self.known.remove(id);
         }
     }
 }

@@ -236,10 +236,37 @@ pub async fn insert_delivery(db: &impl ConnectionTrait, new: NewDelivery<'_>) ->
     .await
 }
 
-/// Pending deliveries, oldest first, after `after` (by id).
-pub async fn pending(db: &impl ConnectionTrait, after: i64, limit: u64) -> Result<Vec<delivery::Model>, DbErr> {
+/// The lanes (webhook, phone) with pending deliveries, each with its oldest one's id.
+pub async fn pending_lanes(db: &impl ConnectionTrait) -> Result<Vec<(String, Option<String>, i64)>, DbErr> {
+    delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::WebhookId)
+        .column(delivery::Column::Phone)
+        .column_as(delivery::Column::Id.min(), "first")
+        .filter(delivery::Column::Status.eq(PENDING))
+        .group_by(delivery::Column::WebhookId)
+        .group_by(delivery::Column::Phone)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// One lane's pending deliveries, oldest first, after `after` (by id).
+pub async fn pending_in_lane(
+    db: &impl ConnectionTrait,
+    webhook_id: &str,
+    phone: Option<&str>,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<delivery::Model>, DbErr> {
+    let phone = match phone {
+        Some(phone) => delivery::Column::Phone.eq(phone),
+        None => delivery::Column::Phone.is_null(),
+    };
     delivery::Entity::find()
         .filter(delivery::Column::Status.eq(PENDING))
+        .filter(delivery::Column::WebhookId.eq(webhook_id))
+        .filter(phone)
         .filter(delivery::Column::Id.gt(after))
         .order_by_asc(delivery::Column::Id)
         .limit(limit)

@@ -304,6 +304,70 @@ async fn each_phones_events_arrive_in_order() {
     assert_eq!(seen, expected, "in order, retries included");
 }
 
+/// Deliveries the dispatcher holds in memory.
+fn held(app: &TestApp) -> u64 {
+    app.state
+        .phones
+        .shared()
+        .outbox
+        .pending
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn a_long_backlog_waits_in_the_database_and_is_read_in_pages_in_order() {
+    let app = fast_retries().with("webhooks.held_per_lane", 4).spawn().await;
+    app.set_first_password().await;
+    let (app, token) = webhook_app(app).await;
+    let receiver = Receiver::start().await;
+    receiver.fail_next(usize::MAX);
+    create_hook(&app, &token, &receiver.url(), json!(["message.received"])).await;
+    for i in 0..30 {
+        inbound(&app, &token, &format!("n{i}")).await;
+        assert!(held(&app) <= 4, "{} deliveries held in memory", held(&app));
+    }
+    receiver.wait_for(2).await;
+    assert!(held(&app) <= 4, "{} deliveries held in memory", held(&app));
+    // A restart finds them all in the database, and still holds only a page.
+    let app = app.restart().await;
+    eventually(DEADLINE, || async {
+        match held(&app) {
+            1..=4 => Ok(()),
+            n => Err(format!("{n} deliveries held after the restart")),
+        }
+    })
+    .await;
+    receiver.fail_next(0);
+    let seen = eventually(DEADLINE, || async {
+        let mut seen: Vec<String> = Vec::new();
+        for hit in receiver
+            .hits()
+            .iter()
+            .filter(|h| h.json()["event"] == "message.received")
+        {
+            let text = hit.json()["data"]["text"].as_str().unwrap_or_default().to_owned();
+            if seen.last() != Some(&text) {
+                seen.push(text);
+            }
+        }
+        if seen.len() >= 30 {
+            Ok(seen)
+        } else {
+            Err(format!("{} of 30 delivered", seen.len()))
+        }
+    })
+    .await;
+    let expected: Vec<String> = (0..30).map(|i| format!("n{i}")).collect();
+    assert_eq!(seen, expected, "in order, across pages and the restart");
+    eventually(DEADLINE, || async {
+        match held(&app) {
+            0 => Ok(()),
+            n => Err(format!("{n} still held")),
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn one_webhook_per_service() {
     let app = spawn_app_with_password().await;
