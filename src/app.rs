@@ -222,7 +222,6 @@ impl App {
 /// Every route, wrapped in the middleware stack.
 pub fn routes(state: AppState) -> impl Endpoint {
     let service = api::service();
-    let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     let shared = Arc::clone(state.phones.shared());
     let metrics = Arc::clone(&shared.metrics);
@@ -237,7 +236,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let hsts = state.config.auth.cookie_secure;
     let hosts = Arc::new(api::middleware::AllowedHosts::new(&state.config.server.allowed_hosts));
     Route::new()
-        .at(format!("{}/openapi.json", api::PREFIX), spec)
+        .at(format!("{}/openapi.json", api::PREFIX), api::spec_endpoint)
         .nest(api::PREFIX, service)
         .nest("/docs", docs.with(crate::web::docs_headers()))
         .at("/metrics", scrape)

@@ -10,6 +10,7 @@ mod m20261126_000003_messages;
 mod m20261126_000004_webhooks;
 mod m20261202_000005_delivery_retry_since;
 mod m20261202_000006_delivery_lane_index;
+mod m20261202_000007_token_scopes;
 
 /// Every migration in the order it must run.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_webhooks::Migration),
             Box::new(m20261202_000005_delivery_retry_since::Migration),
             Box::new(m20261202_000006_delivery_lane_index::Migration),
+            Box::new(m20261202_000007_token_scopes::Migration),
         ]
     }
 }

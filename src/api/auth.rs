@@ -15,8 +15,10 @@ use super::client::{client_ip, peer_ip};
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::scheme::{Owner, presented_token};
-use crate::auth::{AuthError, cookie_name};
+use crate::auth::scope::{Grant, Scope};
+use crate::auth::{AuthError, cookie_name, describe_grant};
 use crate::db::tokens::api_token;
+use crate::domain::PhoneNumber;
 
 #[derive(Default)]
 pub struct AuthApi;
@@ -62,6 +64,16 @@ pub struct GenerateTokenRequest {
     /// A label to recognise the token by in the token list, e.g. "crm-prod".
     #[oai(validator(max_length = 100))]
     name: Option<String>,
+    /// What the token may do: `read` (GET operations), `send` (messages, typing,
+    /// number checks), `manage` (phones, webhooks, the sandbox), `admin` (the token list,
+    /// and everything). Omitted: everything. Each operation's scope is in its description.
+    #[oai(validator(min_items = 1, max_items = 4))]
+    scopes: Option<Vec<Scope>>,
+    /// The phones (E.164) the token may act on; omitted: every phone. Another phone is
+    /// answered as if it did not exist, and operations about every phone (webhooks,
+    /// contacts of all phones) are refused; the phone list and event stream show only these.
+    #[oai(validator(min_items = 1, max_items = 1000))]
+    phones: Option<Vec<String>>,
 }
 
 #[derive(Debug, Object)]
@@ -75,6 +87,10 @@ pub struct GeneratedToken {
     id: String,
     /// The token's label.
     name: String,
+    /// What it may do.
+    scopes: Vec<Scope>,
+    /// The phones it may act on; null: every phone.
+    phones: Option<Vec<String>>,
     created_at: DateTime<Utc>,
 }
 
@@ -144,14 +160,21 @@ pub struct TokenView {
     id: String,
     /// The token's label.
     name: String,
+    /// What it may do (tokens minted before scopes existed: `admin`).
+    scopes: Vec<Scope>,
+    /// The phones it may act on; absent: every phone.
+    phones: Option<Vec<String>>,
     created_at: DateTime<Utc>,
 }
 
 impl From<api_token::Model> for TokenView {
     fn from(row: api_token::Model) -> Self {
+        let (scopes, phones) = describe_grant(&row);
         Self {
             id: row.id,
             name: row.name,
+            scopes,
+            phones,
             created_at: row.created_at,
         }
     }
@@ -209,12 +232,31 @@ impl AuthApi {
             .map(|n| n.replace('\0', "").trim().to_owned())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| format!("token {}", Utc::now().format("%Y-%m-%d %H:%M")));
-        let (issued, row) = state.auth.generate_token(client_ip(req), body.password, &name).await?;
+        let phones = match body.phones {
+            Some(list) => Some(
+                list.iter()
+                    .map(|raw| {
+                        PhoneNumber::parse(raw, None)
+                            .map(|p| p.as_str().to_owned())
+                            .map_err(|err| ApiError::bad_request("invalid_phone", format!("`phones`: {err}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
+        let grant = Grant::new(body.scopes.unwrap_or_else(|| vec![Scope::Admin]), phones);
+        let (issued, row) = state
+            .auth
+            .generate_token(client_ip(req), body.password, &name, grant)
+            .await?;
+        let (scopes, phones) = describe_grant(&row);
         Ok(Json(GeneratedToken {
             token: issued.token,
             expires_in: None,
             id: row.id,
             name: row.name,
+            scopes,
+            phones,
             created_at: row.created_at,
         }))
     }

@@ -301,45 +301,9 @@ pub async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Res
     Ok(resp)
 }
 
-/// The methods the spec lists for the path template matching `path`.
+/// The methods the spec lists for the path, or GET for the dashboard's own pages.
 fn allowed_methods(path: &str) -> Option<String> {
-    static TEMPLATES: std::sync::OnceLock<Vec<(Vec<String>, String)>> = std::sync::OnceLock::new();
-    let templates = TEMPLATES.get_or_init(|| {
-        let spec: serde_json::Value = serde_json::from_str(&super::spec_json()).unwrap_or_default();
-        spec["paths"]
-            .as_object()
-            .map(|paths| {
-                paths
-                    .iter()
-                    .map(|(template, item)| {
-                        let segments = template.split('/').map(str::to_owned).collect();
-                        let methods = item
-                            .as_object()
-                            .map(|ops| {
-                                ops.keys()
-                                    .map(|m| m.to_ascii_uppercase())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            })
-                            .unwrap_or_default();
-                        (segments, methods)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    });
-    let parts: Vec<&str> = path.split('/').collect();
-    templates
-        .iter()
-        .find(|(segments, _)| {
-            segments.len() == parts.len()
-                && segments
-                    .iter()
-                    .zip(&parts)
-                    .all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
-        })
-        .map(|(_, methods)| methods.clone())
-        .or_else(|| (!path.starts_with(super::PREFIX)).then(|| "GET".to_owned()))
+    super::routes::allowed_methods(path).or_else(|| (!path.starts_with(super::PREFIX)).then(|| "GET".to_owned()))
 }
 
 /// Route-level errors (no such route, wrong method, a server error) get their own codes;

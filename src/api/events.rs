@@ -42,11 +42,12 @@ impl EventsApi {
     #[oai(path = "/ws", method = "get", operation_id = "streamEvents")]
     async fn stream(
         &self,
-        _owner: Owner,
+        owner: Owner,
         state: Data<&AppState>,
         req: &Request,
         ws: WebSocket,
     ) -> Result<BoxWebSocketUpgraded, ApiError> {
+        let grant = owner.grant;
         let mut events = state.events.subscribe();
         let token = presented_token(req, state.auth.cookie_secure()).unwrap_or_default();
         let auth = std::sync::Arc::clone(&state.auth);
@@ -65,6 +66,9 @@ impl EventsApi {
                         }
                         event = events.recv() => {
                             let text = match event {
+                                // A phone-limited token sees only its phones' events.
+                                Ok(event) if !grant.all_phones()
+                                    && !event.phone.as_ref().is_some_and(|p| grant.allows_phone(p.as_str())) => continue,
                                 Ok(event) => serde_json::to_string(&*event).unwrap_or_default(),
                                 Err(RecvError::Lagged(missed)) => serde_json::json!({"event": "lagged", "missed": missed}).to_string(),
                                 Err(RecvError::Closed) => break,

@@ -13,6 +13,7 @@ pub mod middleware;
 pub mod pagination;
 pub mod payload;
 pub mod phones;
+pub mod routes;
 pub mod sandbox;
 pub mod webhooks;
 
@@ -75,11 +76,50 @@ pub fn service() -> OpenApiService<Apis, &'static dyn WagateWebhooks> {
         .url_prefix(PREFIX)
 }
 
-/// The spec as pretty JSON with a trailing newline, exactly as committed.
+/// The spec as pretty JSON with a trailing newline, exactly as committed and served:
+/// each operation that needs a token says which scope (`x-wagate-scope`, and a line of
+/// its description).
 pub fn spec_json() -> String {
-    let mut spec = service().spec();
-    spec.push('\n');
-    spec
+    static SPEC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| {
+        let raw = service().spec();
+        let Ok(mut spec) = serde_json::from_str::<serde_json::Value>(&raw) else {
+            return format!("{raw}\n");
+        };
+        for item in spec["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+            for (method, op) in item.as_object_mut().into_iter().flatten() {
+                if op.get("security").is_none() {
+                    continue;
+                }
+                let method = poem::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    .unwrap_or(poem::http::Method::GET);
+                let id = op["operationId"].as_str().unwrap_or_default();
+                let scope = crate::auth::scope::required(id, &method).as_str();
+                let line = match scope {
+                    "admin" => "**Scope:** `admin`.".to_owned(),
+                    _ => format!("**Scope:** `{scope}` (or `admin`)."),
+                };
+                let description = match op["description"].as_str() {
+                    Some(text) => format!("{text}\n\n{line}"),
+                    None => line,
+                };
+                op["description"] = description.into();
+                op["x-wagate-scope"] = scope.into();
+            }
+        }
+        let mut text = serde_json::to_string_pretty(&spec).unwrap_or(raw);
+        text.push('\n');
+        text
+    })
+    .clone()
+}
+
+/// `GET /api/v1/openapi.json`.
+#[poem::handler]
+pub fn spec_endpoint() -> poem::Response {
+    poem::Response::builder()
+        .content_type("application/json; charset=utf-8")
+        .body(spec_json())
 }
 
 const DESCRIPTION: &str = "\
@@ -89,5 +129,10 @@ read history, groups and contacts, and receive webhooks.
 **Authentication.** Every operation except `health`, `login`, `generateToken`, `changePassword`, \
 `verifyToken` and `logout` needs a token: a session token from `login` or a permanent token from \
 `generateToken`, sent as `Authorization: Bearer <token>` or as the `wagate_session` cookie.
+
+**Scopes.** A permanent token may be limited to scopes (`read`, `send`, `manage`, `admin`) and to \
+some phones. Each operation names the scope it needs (`x-wagate-scope`); `admin` covers all. A \
+token without the scope gets 403 `insufficient_scope`; a phone outside its list answers 404 \
+`phone_not_found`. Session tokens may do everything.
 
 **Errors.** Every error is JSON: `{\"error\":{\"code\":\"snake_case_code\",\"message\":\"…\"}}`.";

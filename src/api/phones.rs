@@ -198,9 +198,15 @@ impl PhonesApi {
     ///
     /// Every phone with its current connection state.
     #[oai(path = "/phones", method = "get", operation_id = "listPhones")]
-    async fn list(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<PhoneList>, ApiError> {
+    async fn list(&self, owner: Owner, state: Data<&AppState>) -> Result<Json<PhoneList>, ApiError> {
         Ok(Json(PhoneList {
-            data: state.phones.list().into_iter().map(PhoneView::from).collect(),
+            data: state
+                .phones
+                .list()
+                .into_iter()
+                .filter(|entry| owner.grant.allows_phone(entry.phone.as_str()))
+                .map(PhoneView::from)
+                .collect(),
         }))
     }
 
@@ -211,13 +217,19 @@ impl PhonesApi {
     #[oai(path = "/phones", method = "post", operation_id = "addPhone")]
     async fn add(
         &self,
-        _owner: Owner,
+        owner: Owner,
         state: Data<&AppState>,
         body: Json<AddPhoneRequest>,
     ) -> Result<PhoneCreated, ApiError> {
         let country = body.0.country.as_deref().map(str::to_ascii_uppercase);
         let phone = PhoneNumber::parse(&body.0.phone, country.as_deref())
             .map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))?;
+        if !owner.grant.allows_phone(phone.as_str()) {
+            return Err(ApiError::forbidden(
+                "insufficient_scope",
+                "this token is limited to some phones and may add only those",
+            ));
+        }
         let entry = state.phones.add(phone, country).await?;
         Ok(PhoneCreated::Created(Json(entry.into())))
     }

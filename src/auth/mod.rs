@@ -6,9 +6,10 @@
 pub mod jwt;
 pub mod password;
 pub mod scheme;
+pub mod scope;
 pub mod throttle;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -24,6 +25,7 @@ use crate::db::settings::{self, Key};
 use crate::db::tokens::{self, api_token};
 use crate::ticker::Every;
 use jwt::{Claims, Jwt, OWNER, TokenKind};
+use scope::{Grant, Scope};
 use throttle::LoginThrottle;
 
 /// Name of the cookie that carries a session token.
@@ -94,8 +96,8 @@ pub struct Auth {
     epoch: AtomicI64,
     /// Revoked session ids and their expiry (unix seconds), until they expire anyway.
     revoked_sessions: RwLock<HashMap<String, i64>>,
-    /// Ids of API tokens that have not been revoked.
-    api_tokens: RwLock<HashSet<String>>,
+    /// API tokens that have not been revoked, by id, with what each may do.
+    api_tokens: RwLock<HashMap<String, Arc<Grant>>>,
     throttle: LoginThrottle,
     /// Bounds the password hashes computed at once.
     hashing: password::Gate,
@@ -132,7 +134,10 @@ impl Auth {
         let api = tokens::active_api_tokens(&db)
             .await?
             .into_iter()
-            .map(|row| row.id)
+            .map(|row| {
+                let grant = Arc::new(Grant::from_stored(row.scopes.as_deref(), row.phones.as_deref()));
+                (row.id, grant)
+            })
             .collect();
         let setup_code = (!password_set).then(new_setup_code);
         Ok(Self {
@@ -180,6 +185,11 @@ impl Auth {
 
     /// Checks a token entirely in memory. Errors are `InvalidToken` or `PasswordNotSet`.
     pub fn authenticate(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        self.authorize(token).map(|(claims, _)| claims)
+    }
+
+    /// [`Auth::authenticate`], with what the token may do.
+    pub fn authorize(&self, token: &str) -> Result<(Arc<Claims>, Arc<Grant>), AuthError> {
         if !self.password_set() {
             return Err(AuthError::PasswordNotSet);
         }
@@ -191,21 +201,18 @@ impl Auth {
                 claims
             }
         };
-        let valid = match claims.kind {
+        let grant = match claims.kind {
             TokenKind::Session => {
-                claims
+                let live = claims
                     .exp
                     .is_some_and(|exp| exp + jwt::LEEWAY_SECS >= Utc::now().timestamp())
                     && claims.epoch == Some(self.epoch.load(Ordering::Acquire))
-                    && !read(&self.revoked_sessions).contains_key(&claims.jti)
+                    && !read(&self.revoked_sessions).contains_key(&claims.jti);
+                live.then(|| Arc::clone(full_grant()))
             }
-            TokenKind::Api => read(&self.api_tokens).contains(&claims.jti),
+            TokenKind::Api => read(&self.api_tokens).get(&claims.jti).cloned(),
         };
-        if valid {
-            Ok(claims)
-        } else {
-            Err(AuthError::InvalidToken)
-        }
+        grant.map(|grant| (claims, grant)).ok_or(AuthError::InvalidToken)
     }
 
     /// Verifies the password and issues a session token.
@@ -225,12 +232,14 @@ impl Auth {
         Ok(Issued { token, claims })
     }
 
-    /// Verifies the password and issues a permanent API token.
+    /// Verifies the password and issues a permanent API token that may do what `grant`
+    /// allows.
     pub async fn generate_token(
         &self,
         ip: IpAddr,
         password: String,
         name: &str,
+        grant: Grant,
     ) -> Result<(Issued, api_token::Model), AuthError> {
         self.check_password(ip, password).await?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -243,8 +252,8 @@ impl Auth {
             epoch: None,
         };
         let token = self.jwt.encode(&claims)?;
-        let row = tokens::insert_api_token(&self.db, &id, name).await?;
-        write(&self.api_tokens).insert(id);
+        let row = tokens::insert_api_token(&self.db, &id, name, grant.stored_scopes(), grant.stored_phones()).await?;
+        write(&self.api_tokens).insert(id, Arc::new(grant));
         Ok((Issued { token, claims }, row))
     }
 
@@ -449,6 +458,19 @@ async fn store_password_hash(db: &DatabaseConnection, hash: String) -> Result<i6
     settings::put(&txn, Key::SessionEpoch, &epoch.to_string()).await?;
     txn.commit().await?;
     Ok(epoch)
+}
+
+/// What session tokens may do: everything.
+fn full_grant() -> &'static Arc<Grant> {
+    static FULL: std::sync::OnceLock<Arc<Grant>> = std::sync::OnceLock::new();
+    FULL.get_or_init(|| Arc::new(Grant::full()))
+}
+
+/// A token's scopes and phones as the API shows them.
+pub fn describe_grant(row: &api_token::Model) -> (Vec<Scope>, Option<Vec<String>>) {
+    let grant = Grant::from_stored(row.scopes.as_deref(), row.phones.as_deref());
+    let phones = grant.phones().map(|p| p.map(str::to_owned).collect());
+    (grant.scopes().collect(), phones)
 }
 
 fn random_hex(bytes: usize) -> String {

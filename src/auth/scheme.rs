@@ -10,15 +10,23 @@ use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use super::jwt::Claims;
+use super::scope::{self, Grant};
 use super::{COOKIE_NAME, cookie_name};
+use crate::actors::PhoneError;
 use crate::api::error::{ApiError, Rejection};
 use crate::app::AppState;
+use crate::domain::PhoneNumber;
 
 pub const BEARER_SCHEME: &str = "bearerAuth";
 pub const COOKIE_SCHEME: &str = "cookieAuth";
 
-/// The authenticated owner and the claims of the token they presented.
-pub struct Owner(pub Arc<Claims>);
+/// The authenticated owner, the claims of the token they presented and what it may do.
+/// Extracting it has checked that the token may call this operation (its scope) on this
+/// phone (its phone list).
+pub struct Owner {
+    pub claims: Arc<Claims>,
+    pub grant: Arc<Grant>,
+}
 
 /// The token a request presents, if any: the Bearer header wins over the cookie (named for
 /// `secure`, see [`cookie_name`]).
@@ -152,13 +160,13 @@ impl<'a> ApiExtractor<'a> for Owner {
             )))
         })?;
         let token = presented_token(req, state.auth.cookie_secure());
-        let claims = match token {
-            Some(token) => state.auth.authenticate(&token),
+        let authorized = match token {
+            Some(token) => state.auth.authorize(&token),
             None if !state.auth.password_set() => Err(super::AuthError::PasswordNotSet),
             None => Err(super::AuthError::MissingCredentials),
         };
         // A valid cookie from another site's page: the owner's browser, not the owner.
-        if claims.is_ok() && via_cookie(req) && needs_same_origin(req) && !same_origin(req) {
+        if authorized.is_ok() && via_cookie(req) && needs_same_origin(req) && !same_origin(req) {
             return Err(Rejection(ApiError::forbidden(
                 "cross_origin_refused",
                 "a request made with the session cookie must come from this server's own pages \
@@ -167,6 +175,43 @@ impl<'a> ApiExtractor<'a> for Owner {
             ))
             .into());
         }
-        claims.map(Owner).map_err(|err| Rejection(ApiError::from(err)).into())
+        let (claims, grant) = authorized.map_err(|err| Rejection(ApiError::from(err)))?;
+        permitted(req, &grant).map_err(Rejection)?;
+        Ok(Owner { claims, grant })
+    }
+}
+
+/// Whether the token's grant covers this operation and, when it names one, this phone.
+fn permitted(req: &Request, grant: &Grant) -> Result<(), ApiError> {
+    // The full path: inside the API's nested routes `uri()` has lost the prefix.
+    let path = req.original_uri().path();
+    let route = crate::api::routes::find(req.method(), path);
+    let operation = route.map_or("an unknown operation", |r| r.operation_id.as_str());
+    // A route the table does not know: only a token that may do everything.
+    let needed = route.map_or(scope::Scope::Admin, |r| scope::required(&r.operation_id, req.method()));
+    if !grant.allows(needed) {
+        return Err(ApiError::forbidden(
+            "insufficient_scope",
+            format!(
+                "this token lacks the `{}` scope that {operation} needs; mint one that has it",
+                needed.as_str()
+            ),
+        ));
+    }
+    if grant.all_phones() {
+        return Ok(());
+    }
+    match route.and_then(|r| r.phone_segment(path)) {
+        // A phone outside the token's list does not exist as far as the token can tell.
+        Some(segment) => match PhoneNumber::parse_path(segment) {
+            Ok(phone) if !grant.allows_phone(phone.as_str()) => Err(ApiError::from(PhoneError::NotFound(phone))),
+            // Allowed, or not a phone at all: the handler answers as usual.
+            _ => Ok(()),
+        },
+        None if scope::open_to_phone_limited(operation) => Ok(()),
+        None => Err(ApiError::forbidden(
+            "insufficient_scope",
+            format!("this token is limited to some phones, and {operation} concerns every phone"),
+        )),
     }
 }

@@ -16,6 +16,10 @@ pub mod api_token {
         pub name: String,
         pub created_at: DateTimeUtc,
         pub revoked_at: Option<DateTimeUtc>,
+        /// Comma-separated scopes; NULL: a token from before scopes (it may do everything).
+        pub scopes: Option<String>,
+        /// Comma-separated E.164 phones it is limited to; NULL: every phone.
+        pub phones: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -41,12 +45,20 @@ pub mod revoked_session {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub async fn insert_api_token(db: &impl ConnectionTrait, id: &str, name: &str) -> Result<api_token::Model, DbErr> {
+pub async fn insert_api_token(
+    db: &impl ConnectionTrait,
+    id: &str,
+    name: &str,
+    scopes: String,
+    phones: Option<String>,
+) -> Result<api_token::Model, DbErr> {
     api_token::ActiveModel {
         id: Set(id.to_owned()),
         name: Set(name.to_owned()),
         created_at: Set(Utc::now()),
         revoked_at: Set(None),
+        scopes: Set(Some(scopes)),
+        phones: Set(phones),
     }
     .insert(db)
     .await

@@ -277,13 +277,25 @@ async fn run(app: &TestApp, page: &mut Page) {
     // A permanent token, used with the API.
     page.fill("#token-password", PASSWORD).await;
     page.fill("#token-name", "from the dashboard").await;
+    // Read and send (checked by default), on one phone.
+    page.fill("#token-phones", A).await;
     page.click("#token-form button[type=submit]").await;
     let value = page.visible("#token-value").await.prop("value").await.unwrap().unwrap();
     assert!(value.len() > 40, "a JWT: {value}");
     app.get("/api/v1/health/resources", Some(&value))
         .await
         .assert_status(200);
-    page.text_of("#token-list", "from the dashboard").await;
+    app.get(&format!("/api/v1/user/phones/{A}"), Some(&value))
+        .await
+        .assert_status(200);
+    app.get("/api/v1/auth/tokens", Some(&value))
+        .await
+        .assert_error(403, "insufficient_scope");
+    app.get("/api/v1/user/phones/+12015550177", Some(&value))
+        .await
+        .assert_error(404, "phone_not_found");
+    page.text_of("#token-list", "from the dashboard · read, send").await;
+    page.text_of("#token-list", A).await;
     page.shot("token").await;
 
     // The API documentation comes from the live spec.

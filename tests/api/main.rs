@@ -17,6 +17,7 @@ mod metrics;
 mod offline;
 mod phones;
 mod process;
+mod scopes;
 mod security;
 mod spec;
 mod webhooks;

@@ -15,7 +15,7 @@ use wagate::db::settings::{self, Key};
 use crate::helpers::{PASSWORD, TestApp, send, spawn_app_with_password};
 
 /// Every operation of the spec: method, path template, operation.
-fn operations() -> Vec<(Method, String, Value)> {
+pub fn operations() -> Vec<(Method, String, Value)> {
     let spec: Value = serde_json::from_str(&wagate::api::spec_json()).unwrap();
     let mut ops = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
@@ -37,7 +37,7 @@ fn fill(path: &str, value: &str) -> String {
     out.replacen("//", "/", 1)
 }
 
-fn plausible(path: &str) -> String {
+pub fn plausible(path: &str) -> String {
     path.replace("{phone}", "+12015550101")
         .replace("{group_id}", "120363000000000000@g.us")
         .replace("{delivery_id}", "00000000-0000-0000-0000-000000000000")

@@ -581,10 +581,10 @@ async fn message_and_phone_events_reach_their_webhooks() {
     assert!(events.iter().all(|(e, _)| e != "message.received"), "not subscribed");
 }
 
-type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The live event stream at `url`, opened with a Bearer token.
-async fn open_stream(url: &str, token: &str) -> Stream {
+pub async fn open_stream(url: &str, token: &str) -> Stream {
     let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
     request
         .headers_mut()

@@ -444,7 +444,11 @@ async function loadTokens() {
       el(
         "li",
         {},
-        el("span", {}, `${t.name} · created ${when(t.createdAt)}`),
+        el(
+          "span",
+          {},
+          `${t.name} · ${t.scopes.join(", ")} · ${t.phones ? t.phones.join(", ") : "all phones"} · created ${when(t.createdAt)}`,
+        ),
         el("button", { type: "button", class: "secondary", onclick: () => revokeToken(t.id) }, "Revoke"),
       ),
     ),
@@ -466,13 +470,25 @@ $("token-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   fail("token-error");
   const name = $("token-name").value.trim();
+  const scopes = [...document.querySelectorAll("#token-scopes input:checked")].map((box) => box.value);
+  const phones = $("token-phones")
+    .value.split(",")
+    .map((p) => p.trim())
+    .filter((p) => p);
+  if (scopes.length === 0) {
+    fail("token-error", new Error("Choose at least one thing the token may do."));
+    return;
+  }
   try {
     const created = await api("POST", "/auth/generate-token", {
       password: $("token-password").value,
+      scopes,
       ...(name ? { name } : {}),
+      ...(phones.length ? { phones } : {}),
     });
     $("token-password").value = "";
     $("token-name").value = "";
+    $("token-phones").value = "";
     $("token-value").value = created.token;
     $("token-created").hidden = false;
     $("token-value").focus();
