@@ -24,7 +24,9 @@ fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
+# The seed webhook points at this server itself, on loopback.
 WAGATE_ENGINE=sandbox RUST_LOG=warn WAGATE_AUTH__LOGIN_MAX_FAILURES=100000 \
+  WAGATE_NETWORK__ALLOW_NETWORKS='["127.0.0.1/32"]' \
   "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do curl -fs "$base/api/v1/health" >/dev/null && break; sleep 0.1; done
