@@ -148,7 +148,8 @@ impl App {
             .first()
             .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
             .context("the listener has no TCP address")?;
-        let trusted_proxies = api::client::TrustedProxies::new(config.server.trusted_proxies.clone());
+        let trusted_proxies =
+            api::client::TrustedProxies::new(config.server.trusted_proxies.clone(), config.server.forwarded_header);
         Ok(App {
             state: AppState {
                 trusted_proxies,

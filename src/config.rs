@@ -115,10 +115,21 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Reverse proxies (CIDRs) whose forwarding headers name the real client address.
+    /// Reverse proxies (CIDRs) whose forwarding header names the real client address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header those proxies write; the others are a client's own and ignored.
+    pub forwarded_header: ForwardedHeader,
     /// Host names the server answers to; empty: any.
     pub allowed_hosts: Vec<String>,
+}
+
+/// Which header a trusted proxy names the client in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    XForwardedFor,
+    Forwarded,
+    XRealIp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,7 +160,7 @@ pub struct AuthConfig {
     pub account_backoff_max: Duration,
     /// Most password hashes computed at once (each takes ~19 MiB and a core); 0: one per CPU.
     pub max_concurrent_hashes: usize,
-    /// Most password checks waiting for a hashing slot; beyond it they get 503 auth_busy.
+    /// Most password checks waiting for a hashing slot; beyond it they get 429.
     pub hash_queue: usize,
     /// How often the password state is re-read from the database (`wagate password set`
     /// beside a running server).

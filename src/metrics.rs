@@ -141,11 +141,19 @@ pub async fn scrape(
     auth: Data<&Option<std::sync::Arc<Auth>>>,
 ) -> Response {
     if let Some(auth) = auth.0 {
-        let allowed = presented_token(req, auth.cookie_secure()).is_some_and(|t| auth.authenticate(&t).is_ok());
-        if !allowed {
+        let grant = presented_token(req, auth.cookie_secure()).and_then(|t| auth.authorize(&t).ok());
+        let Some((_, grant)) = grant else {
             return ApiError::unauthorized(
                 "unauthorized",
                 "send `Authorization: Bearer <token>` to read the metrics",
+            )
+            .into_response();
+        };
+        // The figures cover every phone: a token limited to some may not read them.
+        if !grant.allows(crate::auth::scope::Scope::Read) || !grant.all_phones() {
+            return ApiError::forbidden(
+                "insufficient_scope",
+                "the metrics need a token with the `read` scope for every phone",
             )
             .into_response();
         }

@@ -4,7 +4,10 @@
 //! address a name resolves to is checked when the connection is made, and every redirect
 //! hop is checked again, so neither DNS rebinding nor a redirect can reach a refused
 //! address. Environment proxies are ignored; an explicit `network.proxy` carries the
-//! requests, with each target resolved and checked here before it is requested.
+//! requests, with each target resolved and checked here before it is requested (every
+//! address of the name must be allowed). The proxy resolves the name again itself, so a
+//! name that changes its answer in between can still lead it elsewhere: the proxy should
+//! refuse private and metadata addresses by its own rules too.
 //! Error messages never name the addresses a host resolved to.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -171,8 +174,9 @@ impl UrlPolicy {
         self.allow_networks.iter().any(|net| net.contains(&ip))
     }
 
-    /// Checks every address `host` resolves to; `Ok` with the allowed ones.
-    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, UrlError> {
+    /// Checks every address `host` resolves to; `Ok` with the allowed ones. `all`: every
+    /// one must be allowed (a proxy will resolve the name itself and may pick any).
+    async fn resolve(&self, host: &str, port: u16, all: bool) -> Result<Vec<SocketAddr>, UrlError> {
         let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
             .map_err(|_| UrlError::Unresolved)?
@@ -180,11 +184,12 @@ impl UrlPolicy {
         if resolved.is_empty() {
             return Err(UrlError::Unresolved);
         }
+        let count = resolved.len();
         let allowed: Vec<SocketAddr> = resolved
             .into_iter()
             .filter(|addr| self.check_ip(addr.ip()).is_ok())
             .collect();
-        if allowed.is_empty() {
+        if allowed.is_empty() || (all && allowed.len() < count) {
             Err(UrlError::ResolvesToRefused)
         } else {
             Ok(allowed)
@@ -219,7 +224,7 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let allowed = policy.resolve(&host, 0).await?;
+            let allowed = policy.resolve(&host, 0, false).await?;
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
         })
@@ -298,7 +303,7 @@ impl Outbound {
             && let Some(url::Host::Domain(name)) = url.host()
         {
             self.policy
-                .resolve(name, url.port_or_known_default().unwrap_or(80))
+                .resolve(name, url.port_or_known_default().unwrap_or(80), true)
                 .await?;
         }
         Ok(())
@@ -462,7 +467,7 @@ mod tests {
     #[tokio::test]
     async fn a_name_that_resolves_to_a_refused_address_does_not_say_which() {
         let closed = UrlPolicy::default();
-        let err = closed.resolve("localhost", 80).await.unwrap_err();
+        let err = closed.resolve("localhost", 80, false).await.unwrap_err();
         assert_eq!(err, UrlError::ResolvesToRefused);
         let text = err.to_string();
         assert!(!text.contains("127.0.0.1") && !text.contains("::1"), "{text}");

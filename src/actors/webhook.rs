@@ -178,7 +178,8 @@ impl DispatcherState {
             return;
         }
         let per_lane = self.shared.config.webhooks.held_per_lane;
-        for key in std::mem::take(&mut self.refill) {
+        let mut keys: VecDeque<LaneKey> = std::mem::take(&mut self.refill).into_iter().collect();
+        while let Some(key) = keys.pop_front() {
             let Some(lane) = self.lanes.get(&key) else { continue };
             let Some(after) = lane.backlog.filter(|_| lane.queue.len() <= per_lane / 2) else {
                 continue;
@@ -189,7 +190,9 @@ impl DispatcherState {
                     Ok(page) => page,
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot read waiting webhook deliveries; retrying");
+                        // This lane and every one not read yet are tried again.
                         self.refill.insert(key);
+                        self.refill.extend(keys);
                         self.refill_scheduled = true;
                         myself.send_after(REFILL_RETRY, || DispatcherMsg::Refill);
                         return;

@@ -8,17 +8,28 @@ use ipnet::IpNet;
 use poem::Request;
 use poem::http::HeaderMap;
 
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+use crate::config::ForwardedHeader;
+
+#[derive(Debug, Clone)]
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+    header: ForwardedHeader,
+}
+
+impl Default for TrustedProxies {
+    fn default() -> Self {
+        Self::new(Vec::new(), ForwardedHeader::XForwardedFor)
+    }
+}
 
 impl TrustedProxies {
-    pub fn new(nets: Vec<IpNet>) -> Self {
-        Self(nets)
+    pub fn new(nets: Vec<IpNet>, header: ForwardedHeader) -> Self {
+        Self { nets, header }
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = unmapped(ip);
-        self.0.iter().any(|net| net.contains(&ip))
+        self.nets.iter().any(|net| net.contains(&ip))
     }
 
     /// The client's address for a request from `peer`: walking the forwarding chain from
@@ -29,7 +40,7 @@ impl TrustedProxies {
             return unmapped(peer);
         }
         let mut client = peer;
-        for hop in forwarding_chain(headers).iter().rev() {
+        for hop in forwarding_chain(headers, self.header).iter().rev() {
             match hop {
                 Some(ip) => {
                     client = *ip;
@@ -63,9 +74,9 @@ pub fn peer_ip(req: &Request) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// The addresses a request passed through, client first; `None` for a hop that names no
-/// address.
-fn forwarding_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+/// The addresses a request passed through, client first, as `header` lists them; `None`
+/// for a hop that names no address.
+fn forwarding_chain(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
     let values = |name: &str| {
         headers
             .get_all(name)
@@ -77,9 +88,8 @@ fn forwarding_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    let forwarded = values("forwarded");
-    if !forwarded.is_empty() {
-        return forwarded
+    match header {
+        ForwardedHeader::Forwarded => values("forwarded")
             .iter()
             .map(|element| {
                 element
@@ -88,17 +98,11 @@ fn forwarding_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
                     .find(|(key, _)| key.eq_ignore_ascii_case("for"))
                     .and_then(|(_, node)| parse_node(node))
             })
-            .collect();
+            .collect(),
+        ForwardedHeader::XForwardedFor => values("x-forwarded-for").iter().map(|n| parse_node(n)).collect(),
+        // One address, not a chain: the last one a proxy set.
+        ForwardedHeader::XRealIp => values("x-real-ip").last().map(|n| parse_node(n)).into_iter().collect(),
     }
-    let forwarded_for = values("x-forwarded-for");
-    if !forwarded_for.is_empty() {
-        return forwarded_for.iter().map(|node| parse_node(node)).collect();
-    }
-    values("x-real-ip")
-        .iter()
-        .take(1)
-        .map(|node| parse_node(node))
-        .collect()
 }
 
 /// `192.0.2.1`, `192.0.2.1:4711`, `"[2001:db8::1]:4711"`, `2001:db8::1`.
@@ -134,8 +138,15 @@ mod tests {
         map
     }
 
+    fn proxies_with(header: ForwardedHeader) -> TrustedProxies {
+        TrustedProxies::new(
+            vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()],
+            header,
+        )
+    }
+
     fn proxies() -> TrustedProxies {
-        TrustedProxies::new(vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()])
+        proxies_with(ForwardedHeader::XForwardedFor)
     }
 
     #[test]
@@ -166,14 +177,20 @@ mod tests {
             "203.0.113.9".parse::<IpAddr>().unwrap()
         );
         let forwarded = headers(&[("forwarded", r#"for=1.1.1.1, for="[2001:db8::17]:4711";proto=https"#)]);
-        assert_eq!(
-            proxies().client(local, &forwarded),
-            "2001:db8::17".parse::<IpAddr>().unwrap()
-        );
+        let rfc = proxies_with(ForwardedHeader::Forwarded);
+        assert_eq!(rfc.client(local, &forwarded), "2001:db8::17".parse::<IpAddr>().unwrap());
         let real = headers(&[("x-real-ip", "203.0.113.5")]);
-        assert_eq!(proxies().client(local, &real), "203.0.113.5".parse::<IpAddr>().unwrap());
+        let real_ip = proxies_with(ForwardedHeader::XRealIp);
+        assert_eq!(real_ip.client(local, &real), "203.0.113.5".parse::<IpAddr>().unwrap());
         let unknown = headers(&[("forwarded", "for=unknown, for=10.9.9.9")]);
-        assert_eq!(proxies().client(local, &unknown), "10.9.9.9".parse::<IpAddr>().unwrap());
+        assert_eq!(rfc.client(local, &unknown), "10.9.9.9".parse::<IpAddr>().unwrap());
+        // Headers the proxy does not write are the client's own: ignored.
+        let smuggled = headers(&[("forwarded", "for=198.51.100.1"), ("x-forwarded-for", "203.0.113.9")]);
+        assert_eq!(
+            proxies().client(local, &smuggled),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(proxies().client(local, &forwarded), IpAddr::from([127, 0, 0, 1]));
         assert_eq!(proxies().client(local, &HeaderMap::new()), IpAddr::from([127, 0, 0, 1]));
     }
 }

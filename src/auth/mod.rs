@@ -307,10 +307,10 @@ impl Auth {
             let old = old_password
                 .filter(|p| !p.is_empty())
                 .ok_or(AuthError::OldPasswordRequired)?;
-            self.throttle.reserve(ip).map_err(AuthError::Throttled)?;
-            self.verify(ip, old, hash).await?;
+            let attempt = self.reserve(ip)?;
+            self.verify(attempt, old, hash).await?;
         } else {
-            self.throttle.reserve(ip).map_err(AuthError::Throttled)?;
+            let attempt = self.reserve(ip)?;
             let loopback_ok = self.config.allow_loopback_setup && local;
             let expected = self.setup_code();
             let code_ok = match (setup_code.as_deref(), expected.as_deref()) {
@@ -318,15 +318,14 @@ impl Auth {
                 _ => false,
             };
             if !loopback_ok && !code_ok {
-                // Only a wrong code is a guess; a missing one is a question.
+                // Only a wrong code is a guess; a missing one is a question (dropping
+                // the attempt gives it back).
                 if setup_code.is_some() {
-                    self.failed(ip);
-                } else {
-                    self.throttle.release(ip);
+                    self.failed(attempt);
                 }
                 return Err(AuthError::SetupCodeRequired);
             }
-            self.throttle.record_success(ip);
+            attempt.succeeded();
         }
         self.store_password(new_password).await
     }
@@ -334,7 +333,7 @@ impl Auth {
     /// Stores a new password hash and ends every session (the CLI's `password set` too).
     pub async fn store_password(&self, new_password: String) -> Result<(), AuthError> {
         validate_new_password(&new_password)?;
-        let hash = self.hashing.run(password::hash(new_password)).await?;
+        let hash = self.hashing.hash(new_password).await?;
         let epoch = store_password_hash(&self.db, hash).await?;
         self.epoch.store(epoch, Ordering::Release);
         self.password_set.store(true, Ordering::Release);
@@ -373,51 +372,48 @@ impl Auth {
     }
 
     async fn check_password(&self, ip: IpAddr, password: String) -> Result<(), AuthError> {
-        self.throttle.reserve(ip).map_err(AuthError::Throttled)?;
+        let attempt = self.reserve(ip)?;
         // Fresh from the database: a token issued now carries the current epoch.
-        let hash = match self.reload().await {
-            Ok(Some(hash)) => hash,
-            Ok(None) => {
-                self.throttle.release(ip);
-                return Err(AuthError::PasswordNotSet);
-            }
-            Err(err) => {
-                self.throttle.release(ip);
-                return Err(err.into());
-            }
-        };
-        self.verify(ip, password, hash).await
+        let hash = self.reload().await?.ok_or(AuthError::PasswordNotSet)?;
+        self.verify(attempt, password, hash).await
     }
 
-    /// Checks `password` against the stored `hash` for an attempt `ip` has reserved: after
-    /// the account's back-off delay, in a hashing slot.
-    async fn verify(&self, ip: IpAddr, password: String, hash: String) -> Result<(), AuthError> {
+    /// Counts an attempt from `ip` before anything is checked.
+    fn reserve(&self, ip: IpAddr) -> Result<Attempt<'_>, AuthError> {
+        let window = self.throttle.reserve(ip).map_err(AuthError::Throttled)?;
+        Ok(Attempt {
+            throttle: &self.throttle,
+            ip,
+            window,
+            decided: false,
+        })
+    }
+
+    /// Checks `password` against the stored `hash` for a reserved attempt: after the
+    /// account's back-off delay, in a hashing slot.
+    async fn verify(&self, attempt: Attempt<'_>, password: String, hash: String) -> Result<(), AuthError> {
         let delay = self.throttle.account_delay();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         if password.len() > password::MAX_LENGTH {
-            self.failed(ip);
+            self.failed(attempt);
             return Err(AuthError::InvalidPassword);
         }
-        match self.hashing.run(password::verify(password, hash)).await {
-            Ok(true) => {
-                self.throttle.record_success(ip);
-                Ok(())
-            }
-            Ok(false) => {
-                self.failed(ip);
-                Err(AuthError::InvalidPassword)
-            }
-            Err(err) => {
-                self.throttle.release(ip);
-                Err(err.into())
-            }
+        // A busy server or a failed worker drops the attempt, which gives it back.
+        if self.hashing.verify(password, hash).await? {
+            attempt.succeeded();
+            Ok(())
+        } else {
+            self.failed(attempt);
+            Err(AuthError::InvalidPassword)
         }
     }
 
-    /// A wrong password or setup code (the address's attempt stays counted).
-    fn failed(&self, ip: IpAddr) {
+    /// A wrong password or setup code: the address's attempt stays counted.
+    fn failed(&self, mut attempt: Attempt<'_>) {
+        attempt.decided = true;
+        let ip = attempt.ip;
         if let Some(failures) = self.throttle.record_failure() {
             tracing::warn!(
                 failures,
@@ -425,6 +421,31 @@ impl Auth {
                 last_client = %ip,
                 "many wrong passwords for the owner account: every attempt is now delayed"
             );
+        }
+    }
+}
+
+/// A password attempt counted against its address. Dropped undecided (the request was
+/// given up, the server was busy, the database failed) it is given back: only a checked
+/// password counts.
+struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    ip: IpAddr,
+    window: std::time::Instant,
+    decided: bool,
+}
+
+impl Attempt<'_> {
+    fn succeeded(mut self) {
+        self.decided = true;
+        self.throttle.record_success(self.ip);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.decided {
+            self.throttle.release(self.ip, self.window);
         }
     }
 }

@@ -24,10 +24,21 @@ pub enum PasswordError {
 
 /// At most `running` hashes at once and `queue` more waiting; the rest are refused at once
 /// with [`PasswordError::Busy`], so a burst of requests cannot take the server's memory.
+/// A slot is held by the hashing thread itself, so a request given up half-way (a
+/// timeout, a closed connection) frees its slot only when its hash is done.
 pub struct Gate {
-    slots: tokio::sync::Semaphore,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
     waiting: AtomicUsize,
     queue: usize,
+}
+
+/// Counts a waiter while it waits, however the wait ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Gate {
@@ -38,50 +49,66 @@ impl Gate {
             n => n,
         };
         Self {
-            slots: tokio::sync::Semaphore::new(running),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(running)),
             waiting: AtomicUsize::new(0),
             queue,
         }
     }
 
-    /// Waits for a slot (when the queue has room) and runs `work` in it.
-    pub async fn run<T>(&self, work: impl Future<Output = Result<T, PasswordError>>) -> Result<T, PasswordError> {
-        let _slot = match self.slots.try_acquire() {
-            Ok(slot) => slot,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(PasswordError::Busy);
-                }
-                let slot = self.slots.acquire().await;
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
-                slot.map_err(|_| PasswordError::Busy)?
-            }
-        };
-        work.await
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, PasswordError> {
+        if let Ok(slot) = std::sync::Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(slot);
+        }
+        let waiting = Waiting(&self.waiting);
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            return Err(PasswordError::Busy);
+        }
+        let slot = std::sync::Arc::clone(&self.slots).acquire_owned().await;
+        drop(waiting);
+        slot.map_err(|_| PasswordError::Busy)
     }
+
+    /// [`hash`] in a slot.
+    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
+        let slot = self.slot().await?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            hash_now(&password)
+        })
+        .await?
+    }
+
+    /// [`verify`] in a slot.
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, PasswordError> {
+        let slot = self.slot().await?;
+        let matched = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            verify_now(&password, &phc)
+        })
+        .await?;
+        Ok(matched)
+    }
+}
+
+fn hash_now(password: &str) -> Result<String, PasswordError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|err| PasswordError::Hash(err.to_string()))
+}
+
+fn verify_now(password: &str, phc: &str) -> bool {
+    Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
 }
 
 /// Returns the PHC string of an argon2id hash with a fresh random salt.
 pub async fn hash(password: String) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-            .map_err(|err| PasswordError::Hash(err.to_string()))
-    })
-    .await?
+    tokio::task::spawn_blocking(move || hash_now(&password)).await?
 }
 
 /// True when `password` matches the stored PHC hash. A malformed hash never matches.
 pub async fn verify(password: String, phc: String) -> Result<bool, PasswordError> {
-    let matched = tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .verify_password(password.as_bytes(), phc.as_str())
-            .is_ok()
-    })
-    .await?;
-    Ok(matched)
+    Ok(tokio::task::spawn_blocking(move || verify_now(&password, &phc)).await?)
 }
 
 #[cfg(test)]
@@ -98,26 +125,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_gate_refuses_beyond_its_queue() {
-        let gate = std::sync::Arc::new(Gate::new(1, 1));
-        let (release, held) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn({
-            let gate = std::sync::Arc::clone(&gate);
-            async move { gate.run(async { Ok(held.await.is_ok()) }).await }
-        });
-        while gate.slots.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
-        let queued = tokio::spawn({
-            let gate = std::sync::Arc::clone(&gate);
-            async move { gate.run(async { Ok(2) }).await }
-        });
-        while gate.waiting.load(Ordering::Acquire) == 0 {
-            tokio::task::yield_now().await;
-        }
-        assert!(matches!(gate.run(async { Ok(3) }).await, Err(PasswordError::Busy)));
-        release.send(()).unwrap();
-        assert!(running.await.unwrap().unwrap());
-        assert_eq!(queued.await.unwrap().unwrap(), 2);
+    async fn the_gate_refuses_beyond_its_queue_and_a_given_up_wait_leaves_no_trace() {
+        let gate = Gate::new(1, 1);
+        let held = std::sync::Arc::clone(&gate.slots).try_acquire_owned().unwrap();
+        // A waiter that gives up (a request timed out) must not keep its place.
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(20), gate.slot()).await;
+        assert!(gave_up.is_err());
+        assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
+        let queued = gate.slot();
+        tokio::pin!(queued);
+        assert!(futures::poll!(&mut queued).is_pending());
+        assert!(matches!(gate.slot().await, Err(PasswordError::Busy)));
+        drop(held);
+        assert!(queued.await.is_ok());
+        assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
     }
 }

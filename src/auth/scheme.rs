@@ -203,10 +203,18 @@ fn permitted(req: &Request, grant: &Grant) -> Result<(), ApiError> {
     }
     match route.and_then(|r| r.phone_segment(path)) {
         // A phone outside the token's list does not exist as far as the token can tell.
-        Some(segment) => match PhoneNumber::parse_path(segment) {
-            Ok(phone) if !grant.allows_phone(phone.as_str()) => Err(ApiError::from(PhoneError::NotFound(phone))),
-            // Allowed, or not a phone at all: the handler answers as usual.
-            _ => Ok(()),
+        // Decoded as the router decodes it for the handler (`%31%32…` is `12…`).
+        Some(segment) => match percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .ok()
+            .and_then(|decoded| PhoneNumber::parse_path(&decoded).ok())
+        {
+            Some(phone) if grant.allows_phone(phone.as_str()) => Ok(()),
+            Some(phone) => Err(ApiError::from(PhoneError::NotFound(phone))),
+            None => Err(ApiError::not_found(
+                "phone_not_found",
+                "no such phone has been added; add it with POST /api/v1/user/phones",
+            )),
         },
         None if scope::open_to_phone_limited(operation) => Ok(()),
         None => Err(ApiError::forbidden(

@@ -70,9 +70,10 @@ impl LoginThrottle {
         }
     }
 
-    /// Counts an attempt from `ip` before its password is checked. `Err(wait)` when the
-    /// address must wait before trying again; nothing is counted then.
-    pub fn reserve(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// Counts an attempt from `ip` before its password is checked, and returns when the
+    /// window it counts in began. `Err(wait)` when the address must wait before trying
+    /// again; nothing is counted then.
+    pub fn reserve(&self, ip: IpAddr) -> Result<Instant, Duration> {
         let key = key(ip);
         let now = Instant::now();
         let mut shard = lock(self.shard(&key));
@@ -83,13 +84,16 @@ impl LoginThrottle {
             return Err(self.window.saturating_sub(now.duration_since(window.started)));
         }
         window.count += 1;
-        Ok(())
+        Ok(window.started)
     }
 
-    /// Gives back a reserved attempt whose password was never checked (the server was busy).
-    pub fn release(&self, ip: IpAddr) {
+    /// Gives back an attempt reserved in the window that began at `started` whose password
+    /// was never checked; an attempt of a window that has ended is not given to the next.
+    pub fn release(&self, ip: IpAddr, started: Instant) {
         let key = key(ip);
-        if let Some(window) = lock(self.shard(&key)).windows.get_mut(&key) {
+        if let Some(window) = lock(self.shard(&key)).windows.get_mut(&key)
+            && window.started == started
+        {
             window.count = window.count.saturating_sub(1);
         }
     }
@@ -188,9 +192,12 @@ mod tests {
         throttle.reserve(ip).unwrap();
         throttle.record_success(ip);
         throttle.reserve(ip).unwrap();
-        throttle.reserve(ip).unwrap();
-        throttle.release(ip);
+        let started = throttle.reserve(ip).unwrap();
+        throttle.release(ip, started);
         assert!(throttle.reserve(ip).is_ok());
+        assert!(throttle.reserve(ip).is_err());
+        // An attempt from a window that has ended is not given back to a new one.
+        throttle.release(ip, started - Duration::from_secs(1));
         assert!(throttle.reserve(ip).is_err());
     }
 

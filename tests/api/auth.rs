@@ -382,6 +382,16 @@ async fn behind_a_trusted_proxy_each_client_and_each_ipv6_64_has_its_own_throttl
     login_from(&app, "203.0.113.1", PASSWORD)
         .await
         .assert_error(429, "too_many_requests");
+    // A header the proxy does not write (here `Forwarded`) is the client's own: ignored.
+    send(
+        app.client
+            .post(app.url(LOGIN))
+            .header("x-forwarded-for", "203.0.113.1")
+            .header("forwarded", "for=203.0.113.77")
+            .json(&json!({"password": PASSWORD})),
+    )
+    .await
+    .assert_error(429, "too_many_requests");
     login_from(&app, "203.0.113.2", PASSWORD).await.assert_status(200);
     // One subscriber's /64 is one address, however many addresses it uses.
     login_from(&app, "2001:db8:1:2::1", "wrong password")

@@ -137,6 +137,17 @@ async fn a_token_limited_to_phones_cannot_see_or_reach_the_others() {
     )
     .await
     .assert_error(404, "phone_not_found");
+    // However the number is written: digits percent-encoded, or not a number at all.
+    let encoded: String = B[1..].bytes().map(|b| format!("%{b:02X}")).collect();
+    app.get(&format!("/api/v1/user/phones/{encoded}/messages"), Some(&token))
+        .await
+        .assert_error(404, "phone_not_found");
+    app.get("/api/v1/user/phones/%zz/messages", Some(&token))
+        .await
+        .assert_error(404, "phone_not_found");
+    // The metrics cover every phone.
+    let metrics = send(app.client.get(app.url("/metrics")).bearer_auth(&token)).await;
+    assert_eq!(metrics.status, 403);
     // Operations about every phone are refused; adding only its own phones is allowed.
     app.post(
         "/api/v1/user/webhooks",
