@@ -54,14 +54,7 @@ fn device_request(net: &Network, phone: &str, id: u16, namespace: &str, iq: &Nod
         )],
         "blocklist" => vec![iq_result(iq, vec![NodeBuilder::new("list").build()])],
         "privacy" => vec![iq_result(iq, vec![NodeBuilder::new("privacy").build()])],
-        "usync" => vec![iq_result(
-            iq,
-            vec![
-                NodeBuilder::new("usync")
-                    .children([NodeBuilder::new("list").build()])
-                    .build(),
-            ],
-        )],
+        "usync" => vec![usync(net, iq)],
         "w:sync:app:state" => vec![app_state(iq)],
         "md" if child(iq, "remove-companion-device").is_some() => {
             let removed = child(iq, "remove-companion-device")
@@ -76,6 +69,81 @@ fn device_request(net: &Network, phone: &str, id: u16, namespace: &str, iq: &Nod
         }
         _ => vec![iq_error(iq, 501, "feature-not-implemented")],
     }
+}
+
+/// User sync. A contact query ("is this number on WhatsApp?") is answered as WhatsApp
+/// does: each number under the account's canonical number (Brazil's ninth digit,
+/// Mexico's `521` → `52`), `in` or `out`, the query echoed as the contact's text, and the
+/// account's LID. Other queries (device lists) get an empty list for now.
+fn usync(net: &Network, iq: &Node) -> Node {
+    let asks_contact = child(iq, "usync")
+        .and_then(|u| child(u, "query"))
+        .is_some_and(|q| child(q, "contact").is_some());
+    let mut users = Vec::new();
+    if asks_contact {
+        let queried = child(iq, "usync")
+            .and_then(|u| child(u, "list"))
+            .map(children)
+            .unwrap_or_default();
+        let state = net.state();
+        for user in queried.iter().filter(|u| u.tag == "user") {
+            let Some(query) = child_text(user, "contact") else {
+                continue;
+            };
+            let number = digits(&query);
+            let found = canonical_forms(&number)
+                .into_iter()
+                .find_map(|form| state.accounts.get(&form));
+            let mut answer = vec![
+                NodeBuilder::new("contact")
+                    .attr("type", if found.is_some() { "in" } else { "out" })
+                    .string_content(query.clone())
+                    .build(),
+            ];
+            if let Some(account) = found {
+                answer.push(
+                    NodeBuilder::new("lid")
+                        .attr("val", format!("{}@lid", account.lid))
+                        .build(),
+                );
+            }
+            let jid = found.map_or_else(|| format!("{number}@s.whatsapp.net"), |a| a.jid());
+            users.push(NodeBuilder::new("user").attr("jid", jid).children(answer).build());
+        }
+    }
+    iq_result(
+        iq,
+        vec![
+            NodeBuilder::new("usync")
+                .children([NodeBuilder::new("list").children(users).build()])
+                .build(),
+        ],
+    )
+}
+
+/// The numbers WhatsApp treats as the same account as `number` (digits), itself first:
+/// Brazilian mobiles with and without the ninth digit, Mexican mobiles with and without
+/// the `1` after the country code.
+pub fn canonical_forms(number: &str) -> Vec<String> {
+    let mut forms = vec![number.to_owned()];
+    if let Some(rest) = number.strip_prefix("55") {
+        let (area, local) = rest.split_at(rest.len().min(2));
+        match local.len() {
+            8 => forms.push(format!("55{area}9{local}")),
+            9 if local.starts_with('9') => forms.push(format!("55{area}{}", &local[1..])),
+            _ => {}
+        }
+    } else if let Some(rest) = number.strip_prefix("521") {
+        forms.push(format!("52{rest}"));
+    } else if let Some(rest) = number.strip_prefix("52") {
+        forms.push(format!("521{rest}"));
+    }
+    forms
+}
+
+/// A child's text content.
+fn child_text(node: &Node, tag: &str) -> Option<String> {
+    crate::wire::child_bytes(node, tag).and_then(|b| String::from_utf8(b).ok())
 }
 
 /// The device number in `15551234567:3@s.whatsapp.net`.
@@ -129,4 +197,17 @@ fn app_state(iq: &Node) -> Node {
         .map(|name| NodeBuilder::new("collection").attr("name", name.into_owned()).build())
         .collect();
     iq_result(iq, vec![NodeBuilder::new("sync").children(names).build()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_forms;
+
+    #[test]
+    fn brazilian_and_mexican_numbers_have_their_other_form() {
+        assert_eq!(canonical_forms("551187654321"), ["551187654321", "5511987654321"]);
+        assert_eq!(canonical_forms("5511987654321"), ["5511987654321", "551187654321"]);
+        assert_eq!(canonical_forms("5215512345678"), ["5215512345678", "525512345678"]);
+        assert_eq!(canonical_forms("15551234567"), ["15551234567"]);
+    }
 }

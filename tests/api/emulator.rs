@@ -502,3 +502,40 @@ async fn a_kill_9_and_restart_logs_in_again_without_pairing() {
         send(reqwest::Client::new().get(format!("{}/control/accounts/{A_DIGITS}/devices", emulator.url()))).await;
     assert_eq!(devices.body["data"].as_array().unwrap().len(), 1, "{}", devices.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn has_whatsapp_gives_whatsapps_own_answer_canonical_number_and_lid() {
+    let w = world().await;
+    w.pair().await;
+    // Accounts as WhatsApp knows them: a Brazilian mobile with its ninth digit, a Mexican
+    // mobile without the old `1`.
+    let mut lids = std::collections::HashMap::new();
+    for (phone, name) in [("5511987654321", "Bia"), ("525512345678", "Memo")] {
+        let created = w
+            .control("POST", "/control/accounts", json!({"phone": phone, "name": name}))
+            .await;
+        created.assert_status(201);
+        lids.insert(phone, created.body["lid"].as_str().unwrap().to_owned());
+    }
+    let lid_of = |phone: &str| lids.get(phone).cloned();
+    let resp = w
+        .app
+        .post(
+            &path("/has-whatsapp"),
+            Some(&w.token),
+            json!({"recipients": ["+5511987654321", "+551187654321", "+5215512345678", "+12015550999"]}),
+        )
+        .await;
+    resp.assert_status(200);
+    let checks = resp.body["data"].as_array().unwrap().clone();
+    let expect = |i: usize, exists: bool, jid: &str, lid: Option<String>| {
+        let check = &checks[i];
+        assert_eq!(check["exists"], exists, "{check}");
+        assert_eq!(check["jid"], jid, "{check}");
+        assert_eq!(check["lid"].as_str().map(str::to_owned), lid, "{check}");
+    };
+    expect(0, true, "5511987654321@s.whatsapp.net", lid_of("5511987654321"));
+    expect(1, true, "5511987654321@s.whatsapp.net", lid_of("5511987654321"));
+    expect(2, true, "525512345678@s.whatsapp.net", lid_of("525512345678"));
+    expect(3, false, "12015550999@s.whatsapp.net", None);
+}

@@ -710,32 +710,82 @@ impl Session for WhatsappSession {
     }
 
     async fn lookup(&self, numbers: &[String]) -> Result<Vec<Lookup>, EngineError> {
+        use whatsapp_rust::usync::{
+            UsyncAddressingMode, UsyncContext, UsyncMode, UsyncOutcome, UsyncProtocol, UsyncProtocolKind,
+            UsyncProtocolResult, UsyncQuery, UsyncUser,
+        };
         let client = self.online()?;
-        let jids: Vec<whatsapp_rust::Jid> = numbers
-            .iter()
-            .map(|n| to_wa_jid(&Jid::user(n)))
-            .collect::<Result<_, _>>()
-            .map_err(EngineError::Rejected)?;
-        let results = client
-            .contacts()
-            .is_on_whatsapp(&jids)
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        // WhatsApp answers under the account's canonical number (Brazil's ninth digit,
+        // Mexico's 521 → 52), which need not be the digits asked about: each answer is
+        // matched to its question by the query text it echoes, never by comparing numbers.
+        let query = UsyncQuery::new(
+            UsyncMode::Query,
+            UsyncContext::Interactive,
+            vec![
+                UsyncProtocol::Contact {
+                    addressing_mode: UsyncAddressingMode::Pn,
+                },
+                UsyncProtocol::Lid,
+                UsyncProtocol::BusinessVerifiedName,
+            ],
+            numbers.iter().map(|n| UsyncUser::from_phone(n.as_str())).collect(),
+        )
+        .map_err(|e| EngineError::Rejected(e.to_string()))?;
+        let response = client
+            .query_usync(query)
             .await
             .map_err(|e| EngineError::Protocol(e.to_string()))?;
         Ok(numbers
             .iter()
             .map(|number| {
-                let found = results.iter().find(|r| {
-                    [Some(&r.jid), r.pn_jid.as_ref()]
-                        .into_iter()
-                        .flatten()
-                        .any(|j| j.user == number.as_str())
-                });
+                let answer = response
+                    .users
+                    .iter()
+                    .find_map(|user| match user.protocol(UsyncProtocolKind::Contact) {
+                        Some(UsyncProtocolResult::Contact(UsyncOutcome::Value(contact)))
+                            if contact
+                                .content
+                                .as_deref()
+                                .is_some_and(|echo| echo.trim_start_matches('+') == number.as_str()) =>
+                        {
+                            Some((user, contact.contact_type == "in"))
+                        }
+                        _ => None,
+                    });
+                let Some((user, exists)) = answer else {
+                    return Lookup {
+                        number: number.clone(),
+                        jid: Jid::user(number),
+                        exists: false,
+                        lid: None,
+                        is_business: None,
+                    };
+                };
+                // The phone-number JID WhatsApp knows the account by (the answer's own id,
+                // or its `pn_jid` when it answered with the LID).
+                let canonical = [user.id.as_ref(), user.pn_jid.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .filter(|jid| jid.is_pn())
+                    .find_map(from_wa_jid)
+                    .unwrap_or_else(|| Jid::user(number));
+                let lid = match user.protocol(UsyncProtocolKind::Lid) {
+                    Some(UsyncProtocolResult::Lid(UsyncOutcome::Value(Some(lid)))) => from_wa_jid(lid),
+                    _ => user.id.as_ref().filter(|jid| jid.is_lid()).and_then(from_wa_jid),
+                };
+                let is_business = matches!(
+                    user.protocol(UsyncProtocolKind::Business),
+                    Some(UsyncProtocolResult::Business(UsyncOutcome::Value(_)))
+                );
                 Lookup {
                     number: number.clone(),
-                    jid: Jid::user(number),
-                    exists: found.is_some_and(|r| r.is_registered),
-                    lid: found.and_then(|r| r.lid.as_ref()).and_then(from_wa_jid),
-                    is_business: found.map(|r| r.is_business),
+                    jid: canonical,
+                    exists,
+                    lid,
+                    is_business: Some(is_business),
                 }
             })
             .collect())
