@@ -538,4 +538,22 @@ async fn has_whatsapp_gives_whatsapps_own_answer_canonical_number_and_lid() {
     expect(1, true, "5511987654321@s.whatsapp.net", lid_of("5511987654321"));
     expect(2, true, "525512345678@s.whatsapp.net", lid_of("525512345678"));
     expect(3, false, "12015550999@s.whatsapp.net", None);
+    // The client keeps the LID it learnt, as the crate's own lookup would: the phone's
+    // key store maps it to the canonical number.
+    use sea_orm::{ConnectionTrait, Statement};
+    let store = w.app.data_dir.join(format!("whatsapp/{A_DIGITS}.db"));
+    let db = sea_orm::Database::connect(format!("sqlite://{}?mode=ro", store.display()))
+        .await
+        .unwrap();
+    let lid = lid_of("5511987654321").unwrap();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Sqlite,
+            "SELECT phone_number FROM lid_pn_mapping WHERE lid = ?",
+            [lid.trim_end_matches("@lid").into()],
+        ))
+        .await
+        .unwrap()
+        .expect("the LID was kept");
+    assert_eq!(row.try_get::<String>("", "phone_number").unwrap(), "5511987654321");
 }

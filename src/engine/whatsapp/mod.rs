@@ -738,7 +738,7 @@ impl Session for WhatsappSession {
             .query_usync(query)
             .await
             .map_err(|e| EngineError::Protocol(e.to_string()))?;
-        Ok(numbers
+        let lookups: Vec<Lookup> = numbers
             .iter()
             .map(|number| {
                 let answer = response
@@ -788,7 +788,22 @@ impl Session for WhatsappSession {
                     is_business: Some(is_business),
                 }
             })
-            .collect())
+            .collect();
+        // What WhatsApp said about LIDs is the client's to keep too (the crate's own
+        // lookup does the same), so sends and receipts address the account consistently.
+        let mappings: Vec<(String, String)> = lookups
+            .iter()
+            .filter(|l| l.exists)
+            .filter_map(|l| Some((l.lid.as_ref()?.user_part().to_owned(), l.jid.user_part().to_owned())))
+            .collect();
+        if !mappings.is_empty()
+            && let Err(err) = client
+                .add_lid_pn_mappings(mappings, whatsapp_rust::wacore::types::LearningSource::Usync)
+                .await
+        {
+            tracing::warn!(error = %err, "cannot keep the LIDs a lookup returned");
+        }
+        Ok(lookups)
     }
 
     async fn groups(&self) -> Result<Vec<Group>, EngineError> {
