@@ -80,8 +80,11 @@ pub struct ActorsView {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QueuesView {
-    /// Webhook deliveries waiting to be sent or retried.
+    /// Webhook deliveries waiting to be sent or retried (in the database).
     webhook_deliveries: u64,
+    /// Of those, how many the dispatcher holds in memory (at most
+    /// `webhooks.held_per_lane` per webhook and phone; the rest are read in pages).
+    webhook_deliveries_held: u64,
 }
 
 #[derive(Debug, Object)]
@@ -157,7 +160,8 @@ impl HealthApi {
                 running_sessions: state.phones.running() as u64,
             },
             queues: QueuesView {
-                webhook_deliveries: state
+                webhook_deliveries: crate::db::webhooks::count_pending(&state.db).await?,
+                webhook_deliveries_held: state
                     .phones
                     .shared()
                     .outbox
