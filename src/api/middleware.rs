@@ -110,7 +110,7 @@ impl BodyLimits {
         });
         if !authenticated {
             self.default.min(UNAUTHENTICATED_BODY_LIMIT)
-        } else if req.method() == Method::POST && is_send_message(req.uri().path()) {
+        } else if is_send_message(req) {
             self.message
         } else {
             self.default
@@ -118,11 +118,10 @@ impl BodyLimits {
     }
 }
 
-/// `/api/v1/user/phones/{phone}/message`, the one route that takes media.
-fn is_send_message(path: &str) -> bool {
-    let rest = path.strip_prefix(super::PREFIX).unwrap_or_default();
-    let segments: Vec<&str> = rest.split('/').collect();
-    matches!(segments.as_slice(), ["", "user", "phones", phone, "message"] if !phone.is_empty())
+/// `POST /api/v1/user/phones/{phone}/message`, the one route that takes media.
+fn is_send_message(req: &Request) -> bool {
+    req.method() == Method::POST
+        && super::routes::find(req.method(), req.uri().path()).is_some_and(|r| r.operation_id == "sendMessage")
 }
 
 /// Refuses bodies over the request's limit with 413: at once when `Content-Length` says
@@ -245,11 +244,24 @@ mod tests {
 
     #[test]
     fn only_the_send_route_takes_media() {
-        assert!(is_send_message("/api/v1/user/phones/+12015550123/message"));
-        assert!(!is_send_message("/api/v1/user/phones//message"));
-        assert!(!is_send_message("/api/v1/anything/message"));
-        assert!(!is_send_message("/x/message"));
-        assert!(!is_send_message("/api/v1/user/phones/+1/message/extra"));
+        let request =
+            |method: Method, path: &str| Request::builder().method(method).uri(path.parse().unwrap()).finish();
+        assert!(is_send_message(&request(
+            Method::POST,
+            "/api/v1/user/phones/+12015550123/message"
+        )));
+        for path in [
+            "/api/v1/user/phones//message",
+            "/api/v1/anything/message",
+            "/x/message",
+            "/api/v1/user/phones/+1/message/extra",
+        ] {
+            assert!(!is_send_message(&request(Method::POST, path)), "{path}");
+        }
+        assert!(!is_send_message(&request(
+            Method::GET,
+            "/api/v1/user/phones/+12015550123/message"
+        )));
     }
 
     #[test]

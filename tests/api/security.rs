@@ -345,17 +345,7 @@ async fn the_data_directory_is_private_to_the_server_user() {
 #[tokio::test]
 async fn proxy_environment_variables_do_not_carry_guarded_requests() {
     wagate::app::install_crypto_provider();
-    // A "proxy" that only counts who comes to it.
-    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
-    let visits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = std::sync::Arc::clone(&visits);
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = proxy.accept().await {
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            drop(socket);
-        }
-    });
+    let (proxy_url, visits) = counting_proxy().await;
     let receiver = crate::fixtures::Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (database_url, _pg) = crate::helpers::fresh_database().await;
@@ -530,8 +520,9 @@ async fn unauthenticated_chunked_bodies_are_cut_off_early_and_memory_stays_flat(
     let (_, rss_after) = crate::process::fds_and_rss(pid);
     for (status, sent) in &answers {
         assert!(matches!(status, 401 | 413), "answered {status}");
-        // What was sent by then sits in socket buffers, not in the server.
-        assert!(*sent < 8 * 1024 * 1024, "{sent} bytes were taken before the answer");
+        // What was sent by then sits in socket buffers (a few MiB at most while the
+        // server reads nothing), not in the server; before, it read 22 MiB first.
+        assert!(*sent < 16 * 1024 * 1024, "{sent} bytes were taken before the answer");
     }
     assert!(
         rss_after < rss_before + 32 * 1024,

@@ -292,16 +292,22 @@ async fn each_phones_events_arrive_in_order() {
     for i in 0..30 {
         inbound(&app, &token, &format!("n{i}")).await;
     }
-    let hits = receiver.wait_for(33).await;
+    let seen = texts_in_order(&receiver.wait_for(33).await);
+    let expected: Vec<String> = (0..30).map(|i| format!("n{i}")).collect();
+    assert_eq!(seen, expected, "in order, retries included");
+}
+
+/// The texts of the message events a receiver got, in arrival order, each retry of the
+/// same one counted once.
+fn texts_in_order(hits: &[crate::fixtures::Hit]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
-    for hit in &hits {
-        let text = hit.json()["data"]["text"].as_str().unwrap().to_owned();
+    for hit in hits.iter().filter(|h| h.json()["event"] == "message.received") {
+        let text = hit.json()["data"]["text"].as_str().unwrap_or_default().to_owned();
         if seen.last() != Some(&text) {
             seen.push(text);
         }
     }
-    let expected: Vec<String> = (0..30).map(|i| format!("n{i}")).collect();
-    assert_eq!(seen, expected, "in order, retries included");
+    seen
 }
 
 /// Deliveries the dispatcher holds in memory.
@@ -343,17 +349,7 @@ async fn a_long_backlog_waits_in_the_database_and_is_read_in_pages_in_order() {
     .await;
     receiver.fail_next(0);
     let seen = eventually(DEADLINE, || async {
-        let mut seen: Vec<String> = Vec::new();
-        for hit in receiver
-            .hits()
-            .iter()
-            .filter(|h| h.json()["event"] == "message.received")
-        {
-            let text = hit.json()["data"]["text"].as_str().unwrap_or_default().to_owned();
-            if seen.last() != Some(&text) {
-                seen.push(text);
-            }
-        }
+        let seen = texts_in_order(&receiver.hits());
         if seen.len() >= 30 {
             Ok(seen)
         } else {
