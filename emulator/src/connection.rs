@@ -293,8 +293,16 @@ fn handle(net: &Arc<Network>, conn: &Arc<Conn>, node: Node) -> Vec<Node> {
             record_presence(net, conn, &node);
             Vec::new()
         }
-        "message" | "receipt" => vec![server_ack(&node)],
-        "ib" | "ack" | "chatstate" => Vec::new(),
+        "message" => crate::routing::on_message(net, conn, &node),
+        "receipt" => {
+            crate::routing::on_receipt(net, conn, &node);
+            vec![server_ack(&node)]
+        }
+        "ack" => {
+            crate::routing::on_ack(net, conn, &node);
+            Vec::new()
+        }
+        "ib" | "chatstate" => Vec::new(),
         other => {
             tracing::debug!(conn = conn.id, tag = other, "ignored a stanza");
             Vec::new()

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::node::Node;
 
-use crate::network::{Conn, Network, Role, digits};
+use waproto::buffa::Message as _;
+use waproto::whatsapp as wa;
+
+use crate::network::{Account, Conn, Network, Role, device_of, digits, split_jid};
 use crate::pairing;
 use crate::wire::{attr, attr_is, child, children, iq_error, iq_result, now_secs};
 
@@ -35,14 +38,14 @@ fn pong(iq: &Node) -> Node {
 fn device_request(net: &Network, phone: &str, id: u16, namespace: &str, iq: &Node) -> Vec<Node> {
     let is_set = attr_is(iq, "type", "set");
     match namespace {
-        // The device goes active: answer, then say its offline queue is empty.
-        "passive" => vec![
-            iq_result(iq, Vec::new()),
-            NodeBuilder::new("ib")
-                .children([NodeBuilder::new("offline").attr("count", "0").build()])
-                .build(),
-        ],
-        "encrypt" => vec![prekeys(net, phone, id, iq, is_set)],
+        // The device goes active: answer, then hand it what waited for it and say the
+        // offline queue is done.
+        "passive" => {
+            let mut out = vec![iq_result(iq, Vec::new())];
+            out.extend(crate::routing::offline_queue(net, phone, id));
+            out
+        }
+        "encrypt" => vec![crate::prekeys::answer(&mut net.state(), &digits(phone), id, iq, is_set)],
         "abt" => vec![iq_result(
             iq,
             vec![
@@ -53,8 +56,11 @@ fn device_request(net: &Network, phone: &str, id: u16, namespace: &str, iq: &Nod
             ],
         )],
         "blocklist" => vec![iq_result(iq, vec![NodeBuilder::new("list").build()])],
+        "privacy" if is_set => vec![iq_result(iq, Vec::new())],
         "privacy" => vec![iq_result(iq, vec![NodeBuilder::new("privacy").build()])],
         "usync" => vec![usync(net, iq)],
+        "w:m" if child(iq, "media_conn").is_some() => vec![crate::media::media_conn(net, iq)],
+        "w:g2" => vec![crate::groups::answer(&mut net.state(), &digits(phone), iq)],
         "w:sync:app:state" => vec![app_state(iq)],
         "md" if child(iq, "remove-companion-device").is_some() => {
             let removed = child(iq, "remove-companion-device")
@@ -71,45 +77,71 @@ fn device_request(net: &Network, phone: &str, id: u16, namespace: &str, iq: &Nod
     }
 }
 
-/// User sync. A contact query ("is this number on WhatsApp?") is answered as WhatsApp
-/// does: each number under the account's canonical number (Brazil's ninth digit,
-/// Mexico's `521` → `52`), `in` or `out`, the query echoed as the contact's text, and the
-/// account's LID. Other queries (device lists) get an empty list for now.
+/// User sync: for each user asked about (by phone number, LID, or a contact's number as
+/// typed), the protocols the query names. A contact query ("is this number on
+/// WhatsApp?") is answered as WhatsApp does: under the account's canonical number
+/// (Brazil's ninth digit, Mexico's `521` → `52`), `in` or `out`, the query echoed as the
+/// contact's text. `lid` gives the account's LID; `devices` its primary and linked
+/// devices with the key-index list the account signed.
 fn usync(net: &Network, iq: &Node) -> Node {
-    let asks_contact = child(iq, "usync")
-        .and_then(|u| child(u, "query"))
-        .is_some_and(|q| child(q, "contact").is_some());
+    let Some(sync) = child(iq, "usync") else {
+        return iq_error(iq, 400, "bad-request");
+    };
+    let asked: Vec<String> = child(sync, "query")
+        .map(children)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.tag.to_string())
+        .collect();
+    let asks = |protocol: &str| asked.iter().any(|p| p == protocol);
+    let queried = child(sync, "list").map(children).unwrap_or_default();
+    let state = net.state();
     let mut users = Vec::new();
-    if asks_contact {
-        let queried = child(iq, "usync")
-            .and_then(|u| child(u, "list"))
-            .map(children)
-            .unwrap_or_default();
-        let state = net.state();
-        for user in queried.iter().filter(|u| u.tag == "user") {
-            let Some(query) = child_text(user, "contact") else {
-                continue;
-            };
-            let number = digits(&query);
-            let found = canonical_forms(&number)
-                .into_iter()
-                .find_map(|form| state.accounts.get(&form));
-            let mut answer = vec![
-                NodeBuilder::new("contact")
-                    .attr("type", if found.is_some() { "in" } else { "out" })
-                    .string_content(query.clone())
-                    .build(),
-            ];
-            if let Some(account) = found {
-                answer.push(
-                    NodeBuilder::new("lid")
-                        .attr("val", format!("{}@lid", account.lid))
-                        .build(),
-                );
+    for user in queried.iter().filter(|u| u.tag == "user") {
+        let mut answer = Vec::new();
+        let (jid, found) = match child_text(user, "contact") {
+            Some(query) => {
+                let number = digits(&query);
+                let found = canonical_forms(&number)
+                    .into_iter()
+                    .find_map(|form| state.accounts.get(&form));
+                if asks("contact") {
+                    answer.push(
+                        NodeBuilder::new("contact")
+                            .attr("type", if found.is_some() { "in" } else { "out" })
+                            .string_content(query.clone())
+                            .build(),
+                    );
+                }
+                let jid = found.map_or_else(|| format!("{number}@s.whatsapp.net"), Account::jid);
+                (jid, found)
             }
-            let jid = found.map_or_else(|| format!("{number}@s.whatsapp.net"), |a| a.jid());
-            users.push(NodeBuilder::new("user").attr("jid", jid).children(answer).build());
+            None => {
+                let Some(jid) = attr(user, "jid") else {
+                    continue;
+                };
+                let (user, server) = split_jid(&jid);
+                (format!("{user}@{server}"), state.account_of(&jid))
+            }
+        };
+        let mut node = NodeBuilder::new("user").attr("jid", jid.clone());
+        if let Some(account) = found {
+            if jid.ends_with("@lid") {
+                node = node.attr("pn_jid", account.jid());
+            }
+            if asks("lid") {
+                answer.push(NodeBuilder::new("lid").attr("val", account.lid_jid()).build());
+            }
         }
+        if asks("devices") {
+            answer.push(match found {
+                Some(account) => device_list(account),
+                None => NodeBuilder::new("devices")
+                    .children([NodeBuilder::new("device-list").build()])
+                    .build(),
+            });
+        }
+        users.push(node.children(answer).build());
     }
     iq_result(
         iq,
@@ -119,6 +151,57 @@ fn usync(net: &Network, iq: &Node) -> Node {
                 .build(),
         ],
     )
+}
+
+/// An account's devices as usync lists them: the primary (when it runs) and each linked
+/// device with its key index, and the key-index list signed by the account.
+fn device_list(account: &Account) -> Node {
+    let devices: Vec<Node> = account
+        .devices
+        .values()
+        .map(|d| {
+            let node = NodeBuilder::new("device").attr("id", d.id.to_string());
+            if d.id == 0 {
+                node.build()
+            } else {
+                node.attr("key-index", d.key_index.to_string()).build()
+            }
+        })
+        .collect();
+    let now = u64::try_from(now_secs()).unwrap_or_default();
+    let valid: Vec<u32> = account
+        .devices
+        .values()
+        .filter(|d| d.id != 0)
+        .map(|d| d.key_index)
+        .collect();
+    let details = wa::ADVKeyIndexList {
+        raw_id: Some(account.raw_id),
+        timestamp: Some(now),
+        current_index: Some(valid.iter().copied().max().unwrap_or(0)),
+        valid_indexes: valid,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let signature =
+        wacore::crypto::calculate_curve_signature(&account.identity.private_key, &[&[6u8, 2][..], &details].concat())
+            .map(|s| s.to_vec())
+            .unwrap_or_else(|_| vec![0; 64]);
+    let signed = wa::ADVSignedKeyIndexList {
+        details: Some(details),
+        account_signature: Some(signature),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    NodeBuilder::new("devices")
+        .children([
+            NodeBuilder::new("device-list").children(devices).build(),
+            NodeBuilder::new("key-index-list")
+                .attr("ts", now.to_string())
+                .bytes(signed)
+                .build(),
+        ])
+        .build()
 }
 
 /// The numbers WhatsApp treats as the same account as `number` (digits), itself first:
@@ -144,45 +227,6 @@ pub fn canonical_forms(number: &str) -> Vec<String> {
 /// A child's text content.
 fn child_text(node: &Node, tag: &str) -> Option<String> {
     crate::wire::child_bytes(node, tag).and_then(|b| String::from_utf8(b).ok())
-}
-
-/// The device number in `15551234567:3@s.whatsapp.net`.
-fn device_of(jid: &str) -> u16 {
-    jid.split('@')
-        .next()
-        .and_then(|user| user.split(':').nth(1))
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Prekey upload, count and digest. The digest is answered without a bundle (the client
-/// then skips its check); a 404 would make it upload again forever.
-fn prekeys(net: &Network, phone: &str, id: u16, iq: &Node, is_set: bool) -> Node {
-    let mut state = net.state();
-    let device = state
-        .accounts
-        .get_mut(&digits(phone))
-        .and_then(|a| a.devices.get_mut(&id));
-    let Some(device) = device else {
-        return iq_error(iq, 404, "item-not-found");
-    };
-    if is_set {
-        if let Some(list) = child(iq, "list") {
-            device.prekeys += children(list).iter().filter(|k| k.tag == "key").count();
-        }
-        return iq_result(iq, Vec::new());
-    }
-    if child(iq, "count").is_some() {
-        return iq_result(
-            iq,
-            vec![
-                NodeBuilder::new("count")
-                    .attr("value", device.prekeys.to_string())
-                    .build(),
-            ],
-        );
-    }
-    iq_result(iq, Vec::new())
 }
 
 /// App-state collections: every one asked for is empty (nothing to sync), which is all a

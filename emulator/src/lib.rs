@@ -3,8 +3,12 @@
 //! offline, at the protocol level, without the internet.
 //!
 //! - [`connection`]: one client's WebSocket: the Noise handshake ([`noise`]), then binary
-//!   stanzas ([`wire`]) answered by [`iq`] and [`pairing`].
+//!   stanzas ([`wire`]) answered by [`iq`] and [`pairing`], messages and receipts carried
+//!   by [`routing`] (to groups by [`groups`]), keys served by [`prekeys`].
 //! - [`network`]: the accounts, their linked devices and the live connections.
+//! - [`phone`]: each account's primary phone, a real Signal participant (a whatsapp-rust
+//!   client inside the emulator) that decrypts what reaches the person.
+//! - [`media`]: the media servers: encrypted uploads and downloads.
 //! - [`control`]: the JSON API tests drive it with, as a person and WhatsApp would.
 //!
 //! [`Emulator::start`] serves both on one port: `ws://HOST:PORT/ws/chat` for clients,
@@ -12,10 +16,15 @@
 
 pub mod connection;
 pub mod control;
+pub mod groups;
 pub mod iq;
+pub mod media;
 pub mod network;
 pub mod noise;
 pub mod pairing;
+pub mod phone;
+pub mod prekeys;
+pub mod routing;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -48,7 +57,12 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let acceptor = poem::listener::TcpAcceptor::from_std(listener)?;
         let network = Network::new(config);
-        let app = control::routes().at("/ws/chat", get(chat)).data(Arc::clone(&network));
+        let _ = network.addr.set(addr);
+        let app = control::routes()
+            .at("/ws/chat", get(chat))
+            .at("/mms/:kind/:token", poem::post(media::upload))
+            .at("/emu/:kind/:digest", get(media::download))
+            .data(Arc::clone(&network));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let server = poem::Server::new_with_acceptor(acceptor);

@@ -36,6 +36,9 @@ impl Default for Config {
 pub struct Network {
     pub keys: ServerKeys,
     pub config: Config,
+    /// Where the emulator listens, once it does: the accounts' phones connect there.
+    pub addr: std::sync::OnceLock<std::net::SocketAddr>,
+    pub media: crate::media::Store,
     state: Mutex<State>,
     next_conn: AtomicU64,
     next_id: AtomicU64,
@@ -51,6 +54,18 @@ pub struct State {
     pub codes: HashMap<String, CodeFlow>,
     /// Times a device logged in while another connection of the same device was open.
     pub double_connections: u64,
+    /// Groups, by their id (the user part of `…@g.us`).
+    pub groups: BTreeMap<String, crate::groups::Group>,
+}
+
+/// How WhatsApp addresses an account's messages to others: by phone number, or (as for
+/// most accounts since 2025) by its LID with the phone number beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Addressing {
+    #[default]
+    Pn,
+    Lid,
 }
 
 /// A WhatsApp account: the person's primary phone (device 0) and its linked devices.
@@ -66,6 +81,12 @@ pub struct Account {
     pub devices: BTreeMap<u16, Device>,
     /// Temporarily banned until then, with WhatsApp's reason code.
     pub banned: Option<(DateTime<Utc>, u32)>,
+    pub addressing: Addressing,
+    /// The server refuses the next messages sent to this account: the error code, and how
+    /// many more.
+    pub refuse: Option<(u16, u32)>,
+    /// The person's primary phone (device 0), a Signal participant, when it runs.
+    pub primary: Option<Arc<crate::phone::Phone>>,
 }
 
 /// A linked (companion) device.
@@ -82,8 +103,11 @@ pub struct Device {
     pub key_index: u32,
     pub linked_at: DateTime<Utc>,
     pub last_seen_at: Option<DateTime<Utc>>,
-    /// One-time prekeys it uploaded.
-    pub prekeys: usize,
+    /// The Signal keys it uploaded, served to those who write to it.
+    pub keys: Option<crate::prekeys::Bundle>,
+    /// Stanzas for it that it has not acknowledged: sent when it is online, again
+    /// when it logs in.
+    pub inbox: Vec<Pending>,
     /// The last presence it sent ("available" or "unavailable"), and how often it said
     /// "available".
     pub presence: Option<String>,
@@ -92,9 +116,24 @@ pub struct Device {
     pub conn: Option<u64>,
 }
 
+/// A stanza waiting for a device's acknowledgement.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// What acknowledges it: `message` (a receipt or an ack of that class), `receipt` or
+    /// `notification` (an ack of that class).
+    pub class: &'static str,
+    pub id: String,
+    pub node: Node,
+}
+
 impl Account {
     /// A new account with its own identity key and LID.
     pub fn new(phone: &str, name: &str) -> Self {
+        Self::with_identity(phone, name, wacore::crypto::generate_curve_key_pair())
+    }
+
+    /// A new account whose primary phone has this identity key.
+    pub fn with_identity(phone: &str, name: &str, identity: KeyPair) -> Self {
         use rand::Rng;
         let mut rng = rand::rng();
         Self {
@@ -103,26 +142,49 @@ impl Account {
             lid: rng
                 .random_range(100_000_000_000_000u64..1_000_000_000_000_000)
                 .to_string(),
-            identity: wacore::crypto::generate_curve_key_pair(),
+            identity,
             raw_id: rng.random(),
             next_device: 1,
             next_key_index: 1,
             devices: BTreeMap::new(),
             banned: None,
+            addressing: Addressing::Pn,
+            refuse: None,
+            primary: None,
         }
     }
 
-    /// The linked devices `device` names: that one, or all of them.
+    /// The linked devices `device` names: that one, or all of them (never the primary).
     pub fn chosen(&self, device: Option<u16>) -> Vec<u16> {
         self.devices
             .keys()
             .copied()
-            .filter(|id| device.is_none_or(|d| d == *id))
+            .filter(|id| *id != 0 && device.is_none_or(|d| d == *id))
             .collect()
     }
 
     pub fn jid(&self) -> String {
         format!("{}@s.whatsapp.net", self.phone)
+    }
+
+    pub fn lid_jid(&self) -> String {
+        format!("{}@lid", self.lid)
+    }
+
+    /// The account's user JID on `server` (`s.whatsapp.net` or `lid`).
+    pub fn user_on(&self, server: &str) -> String {
+        if server == "lid" { self.lid_jid() } else { self.jid() }
+    }
+
+    /// One of its devices on `server`: `user:3@server`, or `user@server` for the primary.
+    pub fn device_on(&self, server: &str, device: u16) -> String {
+        let user = if server == "lid" { &self.lid } else { &self.phone };
+        let server = if server == "lid" { "lid" } else { "s.whatsapp.net" };
+        if device == 0 {
+            format!("{user}@{server}")
+        } else {
+            format!("{user}:{device}@{server}")
+        }
     }
 }
 
@@ -249,6 +311,8 @@ impl Network {
         Arc::new(Self {
             keys: ServerKeys::generate(),
             config,
+            addr: std::sync::OnceLock::new(),
+            media: crate::media::Store::default(),
             state: Mutex::default(),
             next_conn: AtomicU64::new(1),
             next_id: AtomicU64::new(1),
@@ -287,6 +351,44 @@ impl Network {
             }
         }
     }
+}
+
+impl State {
+    /// The account a user JID names (`digits@s.whatsapp.net`, `lid@lid`, with or without a
+    /// device), by its phone number or its LID.
+    pub fn account_of(&self, jid: &str) -> Option<&Account> {
+        let (user, server) = split_jid(jid);
+        if server == "lid" {
+            self.accounts.values().find(|a| a.lid == user)
+        } else {
+            self.accounts.get(&user)
+        }
+    }
+
+    pub fn account_of_mut(&mut self, jid: &str) -> Option<&mut Account> {
+        let (user, server) = split_jid(jid);
+        if server == "lid" {
+            self.accounts.values_mut().find(|a| a.lid == user)
+        } else {
+            self.accounts.get_mut(&user)
+        }
+    }
+}
+
+/// A JID's user (without device) and server: `("15551234567", "s.whatsapp.net")`.
+pub fn split_jid(jid: &str) -> (String, String) {
+    let (user, server) = jid.split_once('@').unwrap_or((jid, "s.whatsapp.net"));
+    let user = user.split(':').next().unwrap_or(user);
+    (user.to_owned(), server.to_owned())
+}
+
+/// The device number in `15551234567:3@s.whatsapp.net` (0 when there is none).
+pub fn device_of(jid: &str) -> u16 {
+    jid.split('@')
+        .next()
+        .and_then(|user| user.split(':').nth(1))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Digits of a phone number as written by a person (`+1 201-555…`) or in a JID.

@@ -150,3 +150,60 @@ async fn a_device_pairs_by_code() {
         .await;
     device.stop().await;
 }
+
+/// Waits until `check` returns something, for at most [`DEADLINE`].
+async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no {what} within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn phone(emulator: &Emulator, number: &str) -> Arc<wa_emulator::phone::Phone> {
+    emulator.network.state().accounts[number].primary.clone().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_phones_talk_end_to_end_encrypted() {
+    use wa_emulator::network::Addressing;
+    use wa_emulator::phone::Phone;
+    use whatsapp_rust::waproto::whatsapp as wa;
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), Config::default())
+        .await
+        .unwrap();
+    Phone::create(&emulator.network, "15550003333", "Ana", Addressing::Pn)
+        .await
+        .unwrap();
+    Phone::create(&emulator.network, "15550004444", "Ben", Addressing::Lid)
+        .await
+        .unwrap();
+    let (ana, ben) = (phone(&emulator, "15550003333"), phone(&emulator, "15550004444"));
+    let text = |t: &str| wa::Message {
+        conversation: Some(t.to_owned()),
+        ..Default::default()
+    };
+    let id = ana
+        .send("15550004444@s.whatsapp.net".parse().unwrap(), text("hello Ben"), None)
+        .await
+        .unwrap();
+    let got = until("message at Ben", || ben.received().into_iter().find(|r| r.id == id)).await;
+    assert_eq!(got.text.as_deref(), Some("hello Ben"));
+    assert_eq!(got.from, "15550003333@s.whatsapp.net");
+    until("delivery receipt at Ana", || {
+        ana.receipts().into_iter().find(|r| r.ids.contains(&id))
+    })
+    .await;
+    // Ben's account is LID-addressed: his answer comes from his LID.
+    let back = ben
+        .send("15550003333@s.whatsapp.net".parse().unwrap(), text("hi Ana"), None)
+        .await
+        .unwrap();
+    let got = until("message at Ana", || ana.received().into_iter().find(|r| r.id == back)).await;
+    assert_eq!(got.text.as_deref(), Some("hi Ana"));
+    assert!(got.from.ends_with("@lid"), "{got:?}");
+    assert_eq!(got.from_alt.as_deref(), Some("15550004444@s.whatsapp.net"));
+}

@@ -12,9 +12,12 @@ use poem::{IntoResponse, Response, Route, get, handler, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::network::{Account, Network, digits};
+use crate::network::{Addressing, Network, digits};
 use crate::pairing::{self, LinkError, Linked};
+use crate::phone::Phone;
 use crate::wire;
+
+mod messages;
 
 pub fn routes() -> Route {
     Route::new()
@@ -25,9 +28,19 @@ pub fn routes() -> Route {
         .at("/control/accounts/:phone/devices", get(devices))
         .at("/control/accounts/:phone/devices/kick", post(kick))
         .at("/control/accounts/:phone/unlink", post(unlink))
+        .at(
+            "/control/accounts/:phone/messages",
+            get(messages::received).post(messages::send),
+        )
+        .at("/control/accounts/:phone/receipts", get(messages::receipts))
+        .at("/control/accounts/:phone/read", post(messages::read))
+        .at("/control/accounts/:phone/refuse", post(messages::refuse))
+        .at("/control/accounts/:phone/groups", post(messages::create_group))
+        .at("/control/accounts/:phone/status", post(messages::post_status))
+        .at("/control/newsletters/:id/posts", post(messages::post_newsletter))
 }
 
-fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
     (
         status,
         Json(json!({ "error": { "code": code, "message": message.to_string() } })),
@@ -35,7 +48,7 @@ fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Res
         .into_response()
 }
 
-fn not_found(phone: &str) -> Response {
+pub(crate) fn not_found(phone: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         "account_not_found",
@@ -46,11 +59,21 @@ fn not_found(phone: &str) -> Response {
 #[handler]
 fn health(Data(net): Data<&Arc<Network>>) -> Json<serde_json::Value> {
     let state = net.state();
+    let phones = state
+        .accounts
+        .values()
+        .filter_map(|a| a.devices.get(&0))
+        .filter(|d| d.conn.is_some())
+        .count();
     Json(json!({
         "status": "ok",
         "accounts": state.accounts.len(),
-        "connections": state.conns.len(),
+        // Linked devices' connections; the accounts' own phones are counted apart.
+        "connections": state.conns.len().saturating_sub(phones),
+        "phoneConnections": phones,
         "doubleConnections": state.double_connections,
+        "groups": state.groups.len(),
+        "mediaBlobs": net.media.len(),
     }))
 }
 
@@ -59,15 +82,17 @@ struct NewAccount {
     phone: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    addressing: Addressing,
 }
 
 #[handler]
-fn create_account(Data(net): Data<&Arc<Network>>, body: poem::Result<Json<NewAccount>>) -> Response {
+async fn create_account(Data(net): Data<&Arc<Network>>, body: poem::Result<Json<NewAccount>>) -> Response {
     let Ok(Json(body)) = body else {
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_body",
-            "expected {\"phone\", \"name\"}",
+            "expected {\"phone\", \"name\"?, \"addressing\"?: \"pn\"|\"lid\"}",
         );
     };
     let phone = digits(&body.phone);
@@ -78,8 +103,7 @@ fn create_account(Data(net): Data<&Arc<Network>>, body: poem::Result<Json<NewAcc
             "a phone number has 7 to 15 digits",
         );
     }
-    let mut state = net.state();
-    if state.accounts.contains_key(&phone) {
+    if net.state().accounts.contains_key(&phone) {
         return error(
             StatusCode::CONFLICT,
             "account_exists",
@@ -87,13 +111,22 @@ fn create_account(Data(net): Data<&Arc<Network>>, body: poem::Result<Json<NewAcc
         );
     }
     let name = body.name.unwrap_or_else(|| format!("Account {phone}"));
-    let account = Account::new(&phone, &name);
-    let lid = account.lid.clone();
-    let jid = account.jid();
-    state.accounts.insert(phone.clone(), account);
+    if let Err(err) = Phone::create(net, &phone, &name, body.addressing).await {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "phone_failed", err);
+    }
+    let state = net.state();
+    let Some(account) = state.accounts.get(&phone) else {
+        return not_found(&phone);
+    };
     (
         StatusCode::CREATED,
-        Json(json!({ "phone": phone, "name": name, "jid": jid, "lid": format!("{lid}@lid") })),
+        Json(json!({
+            "phone": phone,
+            "name": name,
+            "jid": account.jid(),
+            "lid": account.lid_jid(),
+            "addressing": account.addressing,
+        })),
     )
         .into_response()
 }
@@ -180,6 +213,7 @@ fn devices(Data(net): Data<&Arc<Network>>, Path(phone): Path<String>) -> Respons
     let data: Vec<DeviceView> = account
         .devices
         .values()
+        .filter(|d| d.id != 0)
         .map(|d| DeviceView {
             id: d.id,
             jid: format!("{phone}:{}@s.whatsapp.net", d.id),
@@ -190,7 +224,7 @@ fn devices(Data(net): Data<&Arc<Network>>, Path(phone): Path<String>) -> Respons
             last_seen_at: d.last_seen_at,
             presence: d.presence.clone(),
             available_count: d.available_count,
-            prekeys: d.prekeys,
+            prekeys: d.keys.as_ref().map_or(0, |k| k.one_time.len()),
         })
         .collect();
     let banned_until = account
