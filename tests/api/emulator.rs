@@ -10,22 +10,22 @@ use wa_emulator::{Config as EmulatorConfig, Emulator};
 use crate::helpers::{DEADLINE, TestApp, builder, eventually, free_port, fresh_database, send};
 use crate::process::Process;
 
-const A: &str = "+12015550123";
-const A_DIGITS: &str = "12015550123";
+pub const A: &str = "+12015550123";
+pub const A_DIGITS: &str = "12015550123";
 
-fn path(action: &str) -> String {
+pub fn path(action: &str) -> String {
     format!("/api/v1/user/phones/{A}{action}")
 }
 
 /// An emulated network and a gateway whose `whatsapp` engine talks to it.
-struct World {
-    emulator: Emulator,
-    app: TestApp,
-    token: String,
-    http: reqwest::Client,
+pub struct World {
+    pub emulator: Emulator,
+    pub app: TestApp,
+    pub token: String,
+    pub http: reqwest::Client,
 }
 
-async fn world() -> World {
+pub async fn world() -> World {
     world_with(EmulatorConfig::default(), &[]).await
 }
 
@@ -39,7 +39,7 @@ async fn world_with_one_qr_code() -> World {
     world_with(config, &[]).await
 }
 
-async fn world_with(config: EmulatorConfig, settings: &[(&str, &str)]) -> World {
+pub async fn world_with(config: EmulatorConfig, settings: &[(&str, &str)]) -> World {
     let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
     let mut app = builder()
         .with("engine", "whatsapp")
@@ -65,7 +65,7 @@ async fn world_with(config: EmulatorConfig, settings: &[(&str, &str)]) -> World 
 }
 
 impl World {
-    async fn control(&self, method: &str, path: &str, body: Value) -> crate::helpers::Response {
+    pub async fn control(&self, method: &str, path: &str, body: Value) -> crate::helpers::Response {
         let url = format!("{}{path}", self.emulator.url());
         let req = match method {
             "GET" => self.http.get(url),
@@ -74,11 +74,11 @@ impl World {
         send(req).await
     }
 
-    async fn view(&self) -> Value {
+    pub async fn view(&self) -> Value {
         self.app.phone(&self.token, A).await
     }
 
-    async fn wait_for(&self, status: &str) -> Value {
+    pub async fn wait_for(&self, status: &str) -> Value {
         self.app.wait_for_status(&self.token, A, status).await
     }
 
@@ -149,7 +149,7 @@ impl World {
     }
 
     /// Adds the phone, shows its QR code, scans it and waits until it is connected.
-    async fn pair(&self) -> Value {
+    pub async fn pair(&self) -> Value {
         self.app.add_phone(&self.token, A).await;
         self.connect(json!({})).await;
         self.scan(&self.qr().await).await;

@@ -7,6 +7,7 @@ mod cli;
 mod dashboard;
 mod durability;
 mod emulator;
+mod emulator_messages;
 mod errors;
 mod faults;
 mod fixtures;

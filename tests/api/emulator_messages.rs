@@ -1,0 +1,180 @@
+//! Messaging on the real engine through `wa-emulator`, end to end encrypted: what the
+//! gateway sends is what the other person's phone decrypts, what a person sends lands in
+//! history, contacts and webhooks, and receipts and server refusals move a message's
+//! status.
+
+use serde_json::{Value, json};
+
+use crate::emulator::{A, A_DIGITS, World, path, world};
+use crate::fixtures::Receiver;
+use crate::helpers::{DEADLINE, eventually};
+
+const B: &str = "5511987654321";
+const C: &str = "12015550177";
+
+/// The gateway's phone A paired, and a person B on WhatsApp.
+async fn talking() -> World {
+    let w = world().await;
+    w.pair().await;
+    w.control("POST", "/control/accounts", json!({"phone": B, "name": "Bia"}))
+        .await
+        .assert_status(201);
+    w
+}
+
+impl World {
+    /// What the person `phone` received, decrypted by their phone.
+    async fn inbox(&self, phone: &str) -> Vec<Value> {
+        let resp = self
+            .control("GET", &format!("/control/accounts/{phone}/messages"), Value::Null)
+            .await;
+        resp.assert_status(200);
+        resp.body["data"].as_array().unwrap().clone()
+    }
+
+    /// Waits for the message `id` on the person's phone.
+    async fn arrived(&self, phone: &str, id: &str) -> Value {
+        eventually(DEADLINE, || async {
+            let inbox = self.inbox(phone).await;
+            inbox
+                .iter()
+                .find(|m| m["id"] == id)
+                .cloned()
+                .ok_or_else(|| format!("{id} has not reached {phone}: {inbox:?}"))
+        })
+        .await
+    }
+
+    /// The person `phone` sends `body` (`to` defaults to the gateway's phone).
+    async fn person_sends(&self, phone: &str, mut body: Value) -> String {
+        if body.get("to").is_none() {
+            body["to"] = json!(A_DIGITS);
+        }
+        let resp = self
+            .control("POST", &format!("/control/accounts/{phone}/messages"), body)
+            .await;
+        resp.assert_status(201);
+        resp.body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn gateway_sends(&self, body: Value) -> crate::helpers::Response {
+        self.app.post(&path("/message"), Some(&self.token), body).await
+    }
+
+    async fn history(&self, query: &str) -> Vec<Value> {
+        let resp = self
+            .app
+            .get(&format!("{}{query}", path("/messages")), Some(&self.token))
+            .await;
+        resp.assert_status(200);
+        resp.body["data"].as_array().unwrap().clone()
+    }
+
+    /// Waits until history holds message `id` and `check` accepts it.
+    async fn stored(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        eventually(DEADLINE, || async {
+            let history = self.history("").await;
+            match history.iter().find(|m| m["id"] == id) {
+                Some(m) if check(m) => Ok(m.clone()),
+                other => Err(format!("{id} is not {what}: {other:?}")),
+            }
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_the_gateway_sends_is_what_the_recipient_decrypts_and_receipts_follow() {
+    let w = talking().await;
+    let resp = w.gateway_sends(json!({"recipient": B, "message": "olá Bia"})).await;
+    resp.assert_status(200);
+    let id = resp.body["id"].as_str().unwrap().to_owned();
+    let got = w.arrived(B, &id).await;
+    assert_eq!(got["text"], "olá Bia", "{got}");
+    assert_eq!(got["type"], "text", "{got}");
+    assert_eq!(got["from"], format!("{A_DIGITS}@s.whatsapp.net"), "{got}");
+    assert_eq!(got["fromMe"], false, "{got}");
+    // Bia's phone said it arrived; then she reads it.
+    w.stored(&id, "delivered", |m| m["status"] == "delivered").await;
+    w.control("POST", &format!("/control/accounts/{B}/read"), json!({"ids": [id]}))
+        .await
+        .assert_status(200);
+    w.stored(&id, "read", |m| m["status"] == "read").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_text_lands_in_history_contacts_and_the_webhook() {
+    let w = talking().await;
+    let receiver = Receiver::start().await;
+    w.app
+        .post(
+            "/api/v1/user/webhooks",
+            Some(&w.token),
+            json!({"url": receiver.url(), "services": ["message.received"]}),
+        )
+        .await
+        .assert_status(201);
+    let id = w.person_sends(B, json!({"text": "oi, tudo bem?"})).await;
+    let stored = w.stored(&id, "stored", |_| true).await;
+    assert_eq!(stored["direction"], "in", "{stored}");
+    assert_eq!(stored["text"], "oi, tudo bem?", "{stored}");
+    assert_eq!(stored["chat"], format!("{B}@s.whatsapp.net"), "{stored}");
+    assert_eq!(stored["pushName"], "Bia", "{stored}");
+    let hit = receiver.wait_for(1).await.remove(0).json();
+    assert_eq!(hit["event"], "message.received", "{hit}");
+    assert_eq!(hit["data"]["id"], id.as_str(), "{hit}");
+    assert_eq!(hit["data"]["text"], "oi, tudo bem?", "{hit}");
+    let contacts = w.app.get(&format!("/api/v1/user/contacts/{A}"), Some(&w.token)).await;
+    contacts.assert_status(200);
+    let bia = contacts.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["number"] == B)
+        .cloned();
+    assert_eq!(
+        bia.map(|c| c["pushName"].clone()),
+        Some(json!("Bia")),
+        "{}",
+        contacts.body
+    );
+    // The gateway told Bia's phone it arrived (after storing it).
+    let receipts = eventually(DEADLINE, || async {
+        let resp = w
+            .control("GET", &format!("/control/accounts/{B}/receipts"), Value::Null)
+            .await;
+        let data = resp.body["data"].as_array().unwrap().clone();
+        if data.iter().any(|r| r["ids"].as_array().unwrap().contains(&json!(id))) {
+            Ok(data)
+        } else {
+            Err(format!("no receipt for {id}: {data:?}"))
+        }
+    })
+    .await;
+    assert!(!receipts.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_server_refuses_is_failed_not_sent() {
+    let w = talking().await;
+    w.control("POST", "/control/accounts", json!({"phone": C, "name": "Cid"}))
+        .await
+        .assert_status(201);
+    // WhatsApp's server nacks the next message to Cid (479: the stanza was refused).
+    w.control("POST", &format!("/control/accounts/{C}/refuse"), json!({"code": 479}))
+        .await
+        .assert_status(200);
+    let resp = w.gateway_sends(json!({"recipient": C, "message": "refused"})).await;
+    resp.assert_status(200);
+    let id = resp.body["id"].as_str().unwrap().to_owned();
+    w.stored(&id, "failed", |m| m["status"] == "failed").await;
+    assert!(
+        w.inbox(C).await.iter().all(|m| m["id"] != id.as_str()),
+        "a refused message reached the recipient"
+    );
+    // The next one goes through.
+    let resp = w.gateway_sends(json!({"recipient": C, "message": "accepted"})).await;
+    let id = resp.body["id"].as_str().unwrap().to_owned();
+    w.arrived(C, &id).await;
+    w.stored(&id, "delivered", |m| m["status"] == "delivered").await;
+}
