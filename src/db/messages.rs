@@ -65,6 +65,7 @@ impl Status {
     /// The states a receipt may move a message out of to reach `self`.
     fn predecessors(self) -> &'static [&'static str] {
         match self {
+            Status::Failed => &["sent"],
             Status::Delivered => &["sent"],
             Status::Read => &["sent", "delivered"],
             _ => &[],

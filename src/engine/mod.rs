@@ -137,6 +137,8 @@ pub enum InboundContent {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {
+    /// WhatsApp's server refused the message after it was sent.
+    Failed,
     Delivered,
     Read,
 }

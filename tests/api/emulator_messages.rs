@@ -165,13 +165,13 @@ async fn a_message_the_server_refuses_is_failed_not_sent() {
         .await
         .assert_status(200);
     let resp = w.gateway_sends(json!({"recipient": C, "message": "refused"})).await;
-    resp.assert_status(200);
-    let id = resp.body["id"].as_str().unwrap().to_owned();
-    w.stored(&id, "failed", |m| m["status"] == "failed").await;
-    assert!(
-        w.inbox(C).await.iter().all(|m| m["id"] != id.as_str()),
-        "a refused message reached the recipient"
-    );
+    resp.assert_error(400, "rejected_by_whatsapp");
+    let message = resp.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("479"), "{}", resp.body);
+    let history = w.history("").await;
+    assert_eq!(history[0]["text"], "refused", "{history:?}");
+    assert_eq!(history[0]["status"], "failed", "{history:?}");
+    assert!(w.inbox(C).await.is_empty(), "a refused message reached the recipient");
     // The next one goes through.
     let resp = w.gateway_sends(json!({"recipient": C, "message": "accepted"})).await;
     let id = resp.body["id"].as_str().unwrap().to_owned();

@@ -176,6 +176,7 @@ impl PhoneState {
         let receipts = std::mem::take(&mut self.receipts);
         // Delivered before read, so a batch holding both moves a message all the way.
         for (wanted, status) in [
+            (DeliveryStatus::Failed, Status::Failed),
             (DeliveryStatus::Delivered, Status::Delivered),
             (DeliveryStatus::Read, Status::Read),
         ] {

@@ -7,8 +7,11 @@
 //! [`Control`]. It holds the client weakly: it is registered on that client's own event
 //! bus, and a strong reference would keep every client alive for ever.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use tokio_util::sync::CancellationToken;
 use whatsapp_rust::Client;
@@ -16,7 +19,7 @@ use whatsapp_rust::InboundDurabilityHook;
 use whatsapp_rust::wacore::types::events::{ConnectFailureReason, Event, EventHandler, InboundMessage as WaInbound};
 
 use super::convert::{self, from_wa_jid};
-use crate::engine::{Ack, ContactInfo, EngineEvent, EventSink, Identity, PairingMode};
+use crate::engine::{Ack, ContactInfo, DeliveryStatus, EngineEvent, EventSink, Identity, PairingMode, Receipt};
 
 /// How long the hook waits for the gateway to store a batch before leaving it unacked
 /// (WhatsApp then delivers it again).
@@ -51,20 +54,53 @@ pub enum Control {
 
 pub type ControlSink = Arc<dyn Fn(Control) + Send + Sync>;
 
+/// Sends waiting for WhatsApp's server to accept or refuse them, by message id: the
+/// server's ack (`None`) or its refusal code.
+#[derive(Clone, Default)]
+pub struct Acks(Arc<Mutex<HashMap<String, oneshot::Sender<Option<String>>>>>);
+
+impl Acks {
+    /// Waits for the server's answer to message `id` (call before sending it).
+    pub fn wait(&self, id: &str) -> oneshot::Receiver<Option<String>> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.0).insert(id.to_owned(), tx);
+        rx
+    }
+
+    /// Stops waiting for `id`: a later answer is reported as an event.
+    pub fn forget(&self, id: &str) {
+        lock(&self.0).remove(id);
+    }
+
+    /// Hands the answer to the send waiting for it; false when none waits.
+    fn answer(&self, id: &str, error: Option<String>) -> bool {
+        match lock(&self.0).remove(id) {
+            Some(waiter) => waiter.send(error).is_ok(),
+            None => false,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[derive(Clone)]
 pub struct Forwarder {
     sink: EventSink,
     control: ControlSink,
     mode: PairingMode,
+    acks: Acks,
     client: Arc<OnceLock<Weak<Client>>>,
 }
 
 impl Forwarder {
-    pub fn new(sink: EventSink, control: ControlSink, mode: PairingMode) -> Self {
+    pub fn new(sink: EventSink, control: ControlSink, mode: PairingMode, acks: Acks) -> Self {
         Self {
             sink,
             control,
             mode,
+            acks,
             client: Arc::default(),
         }
     }
@@ -197,6 +233,21 @@ impl EventHandler for Forwarder {
                     sink(EngineEvent::Receipt(receipt));
                 }
             }
+            // The server's answer to a message sent: to the send still waiting for it, or,
+            // a refusal that came too late for it, as the message failing.
+            Event::ServerAck(ack) if ack.class.as_deref().is_none_or(|c| c == "message") => {
+                if !self.acks.answer(&ack.id, ack.error.clone())
+                    && ack.error.is_some()
+                    && let Some(chat) = ack.from.as_ref().and_then(from_wa_jid)
+                {
+                    sink(EngineEvent::Receipt(Receipt {
+                        chat,
+                        message_ids: vec![ack.id.clone()],
+                        status: DeliveryStatus::Failed,
+                        timestamp: ack.timestamp.unwrap_or_else(chrono::Utc::now),
+                    }));
+                }
+            }
             Event::PushNameUpdate(update) => {
                 if let Some(jid) = from_wa_jid(&update.jid) {
                     sink(EngineEvent::Contacts(vec![ContactInfo {
@@ -305,7 +356,7 @@ mod tests {
         let sink: EventSink = Arc::new(move |event| sink_seen.lock().unwrap().push(event));
         let control_seen = Arc::clone(&controls);
         let control: ControlSink = Arc::new(move |c| control_seen.lock().unwrap().push(c));
-        (Forwarder::new(sink, control, mode), seen, controls)
+        (Forwarder::new(sink, control, mode, Acks::default()), seen, controls)
     }
 
     fn forwarder() -> (Forwarder, Arc<Mutex<Vec<EngineEvent>>>) {
@@ -508,6 +559,41 @@ mod tests {
             .build();
         match one(&f, &seen, Event::GroupUpdate(update)) {
             EngineEvent::GroupsChanged { group } => assert_eq!(group, Some(jid("120363000000000001@g.us"))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_goes_to_the_waiting_send_or_fails_the_message_later() {
+        use whatsapp_rust::wacore::types::events::ServerAck;
+        let acks = Acks::default();
+        let seen: Arc<Mutex<Vec<EngineEvent>>> = Arc::default();
+        let sink_seen = Arc::clone(&seen);
+        let sink: EventSink = Arc::new(move |event| sink_seen.lock().unwrap().push(event));
+        let f = Forwarder::new(sink, Arc::new(|_| {}), PairingMode::Qr, acks.clone());
+        let ack = |id: &str, error: Option<&str>| {
+            Arc::new(Event::ServerAck(
+                ServerAck::builder()
+                    .id(id.into())
+                    .class("message".into())
+                    .from(wa_jid("12015550150@s.whatsapp.net"))
+                    .maybe_error(error.map(Into::into))
+                    .build(),
+            ))
+        };
+        let mut waiting = acks.wait("3EB0WAITING");
+        f.handle_event(ack("3EB0WAITING", Some("479")));
+        assert_eq!(waiting.try_recv().unwrap().as_deref(), Some("479"));
+        // Nobody waits any more: a refusal fails the message, an acceptance says nothing.
+        f.handle_event(ack("3EB0LATE", Some("479")));
+        f.handle_event(ack("3EB0FINE", None));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        match &seen[0] {
+            EngineEvent::Receipt(r) => {
+                assert_eq!(r.message_ids, ["3EB0LATE"]);
+                assert_eq!(r.status, DeliveryStatus::Failed);
+            }
             other => panic!("{other:?}"),
         }
     }

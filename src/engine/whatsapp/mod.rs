@@ -41,7 +41,7 @@ use super::{
 };
 use crate::config::{Presence, WhatsappConfig};
 use convert::{Uploaded, from_wa_jid, to_wa_jid};
-use events::{Control, ControlSink, End, Forwarder, Hook};
+use events::{Acks, Control, ControlSink, End, Forwarder, Hook};
 
 /// How long a graceful disconnect (which flushes the device state) may take before the
 /// bot is aborted. Shorter than the 10 s the phone supervisor gives its children at
@@ -50,6 +50,10 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// How long logging out of a phone that is offline may take to connect first.
 const LOGOUT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a send waits for WhatsApp's server to accept or refuse the message. Past it
+/// the message counts as sent (it was written); a refusal after that fails it later.
+const SERVER_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How sessions reach WhatsApp: its WebSocket and HTTPS in production, fakes in tests.
 #[derive(Clone)]
@@ -185,6 +189,7 @@ impl Engine for WhatsappEngine {
                 code: None,
                 closed: false,
             }),
+            acks: Acks::default(),
             steps: tokio::sync::Mutex::new(()),
         });
         lock(&self.sessions).insert(phone.digits().to_owned(), Arc::downgrade(&core));
@@ -285,6 +290,8 @@ struct Core {
     network: Network,
     options: Options,
     state: Mutex<SessionState>,
+    /// Sends waiting for the server's answer.
+    acks: Acks,
     /// Held by every step that starts or stops a run (connect, stop, logout, finish) for
     /// its whole length, halting included: while one client stops, no other starts on
     /// the same key store, and the keys are never deleted under a live client.
@@ -482,7 +489,7 @@ impl Core {
             (self.fenced_sink(generation), self.control_sink(generation))
         };
         let stop = CancellationToken::new();
-        let forwarder = Forwarder::new(Arc::clone(&sink), control, mode);
+        let forwarder = Forwarder::new(Arc::clone(&sink), control, mode, self.acks.clone());
         let mut builder = Bot::builder()
             .with_backend(store)
             .with_transport_factory(ObservedTransports {
@@ -687,9 +694,27 @@ impl Session for WhatsappSession {
         let to = to_wa_jid(&message.to).map_err(EngineError::Rejected)?;
         let uploaded = self.upload(&client, &message.content).await?;
         let proto = convert::outgoing(&message, uploaded.as_ref()).map_err(EngineError::Rejected)?;
-        let result = client.send_message(to, proto).await.map_err(send_error)?;
+        let id = client.generate_message_id();
+        let answer = self.core.acks.wait(&id);
+        let options = whatsapp_rust::SendOptions::default().with_message_id(id.clone());
+        if let Err(err) = client.send_message_with_options(to, proto, options).await {
+            self.core.acks.forget(&id);
+            return Err(send_error(err));
+        }
+        match tokio::time::timeout(SERVER_ACK_TIMEOUT, answer).await {
+            Ok(Ok(Some(code))) => {
+                return Err(EngineError::Rejected(format!(
+                    "WhatsApp's server refused the message (error {code})"
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                self.core.acks.forget(&id);
+                tracing::info!(phone = %self.core.phone, %id, "no answer from the server in time; counted as sent");
+            }
+        }
         Ok(SentMessage {
-            id: result.message_id,
+            id,
             timestamp: Utc::now(),
         })
     }
