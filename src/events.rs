@@ -106,6 +106,10 @@ pub struct MessageEventData {
     #[serde(skip_serializing_if = "Option::is_none")]
     push_name: Option<String>,
     r#type: String,
+    /// For type `unsupported`: WhatsApp's kind of the message, which the gateway cannot
+    /// read yet (e.g. `ptvMessage`, `pollCreationMessageV3`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,6 +141,7 @@ impl From<&StoredMessage> for MessageEventData {
             sender: row.sender.clone(),
             push_name: row.push_name.clone(),
             r#type: row.kind.clone(),
+            raw_type: row.raw_kind.clone(),
             text: row.body.clone(),
             media: row.media_mime.clone().map(|mime_type| MediaEventData {
                 mime_type,

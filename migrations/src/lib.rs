@@ -11,6 +11,7 @@ mod m20261126_000004_webhooks;
 mod m20261202_000005_delivery_retry_since;
 mod m20261202_000006_delivery_lane_index;
 mod m20261202_000007_token_scopes;
+mod m20261203_000008_message_raw_kind;
 
 /// Every migration in the order it must run.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_delivery_retry_since::Migration),
             Box::new(m20261202_000006_delivery_lane_index::Migration),
             Box::new(m20261202_000007_token_scopes::Migration),
+            Box::new(m20261203_000008_message_raw_kind::Migration),
         ]
     }
 }

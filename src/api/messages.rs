@@ -259,8 +259,11 @@ pub struct MessageView {
     sender: String,
     /// The sender's chosen name, for received messages.
     push_name: Option<String>,
-    /// text, image, video, audio, document, sticker, list, …
+    /// text, image, video, audio, document, sticker, list, …, or unsupported.
     r#type: String,
+    /// For type `unsupported`: WhatsApp's kind of the message, which the gateway cannot
+    /// read yet (e.g. `ptvMessage`, `pollCreationMessageV3`).
+    raw_type: Option<String>,
     /// The text, or the media's caption.
     text: Option<String>,
     media: Option<MediaInfoView>,
@@ -288,6 +291,7 @@ impl From<StoredMessage> for MessageView {
             sender: row.sender,
             push_name: row.push_name,
             r#type: row.kind,
+            raw_type: row.raw_kind,
             text: row.body,
             status: row.status,
             quoted_id: row.quoted_id,

@@ -29,6 +29,8 @@ pub struct Model {
     pub push_name: Option<String>,
     pub status: String,
     pub timestamp: DateTimeUtc,
+    /// For an `unsupported` message: the kind WhatsApp gave it.
+    pub raw_kind: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -89,6 +91,7 @@ pub struct NewMessage {
     pub push_name: Option<String>,
     pub status: Status,
     pub timestamp: DateTime<Utc>,
+    pub raw_kind: Option<String>,
 }
 
 /// The highest `seq` stored for the phone (0 when it has none).
@@ -128,6 +131,7 @@ pub async fn insert(
         push_name: Set(clean(message.push_name)),
         status: Set(message.status.as_str().to_owned()),
         timestamp: Set(message.timestamp),
+        raw_kind: Set(message.raw_kind),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

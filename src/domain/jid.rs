@@ -9,7 +9,20 @@ use serde::{Deserialize, Serialize};
 pub const USER_SERVER: &str = "s.whatsapp.net";
 pub const GROUP_SERVER: &str = "g.us";
 pub const LID_SERVER: &str = "lid";
-const KNOWN_SERVERS: &[&str] = &[USER_SERVER, GROUP_SERVER, LID_SERVER, "broadcast", "newsletter"];
+/// Besides people, groups and LIDs: status and lists, newsletters, Meta AI and other bots,
+/// hosted (business API) accounts and interop users.
+const KNOWN_SERVERS: &[&str] = &[
+    USER_SERVER,
+    GROUP_SERVER,
+    LID_SERVER,
+    "broadcast",
+    "newsletter",
+    "bot",
+    "hosted",
+    "hosted.lid",
+    "interop",
+    "msgr",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -133,6 +133,11 @@ pub enum InboundContent {
         kind: String,
         text: Option<String>,
     },
+    /// A message the gateway cannot read yet, named by WhatsApp's kind for it
+    /// (`ptvMessage`, `pollCreationMessageV3`, `protocolMessage:REVOKE`, …).
+    Unsupported {
+        kind: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -178,3 +178,119 @@ async fn a_message_the_server_refuses_is_failed_not_sent() {
     w.arrived(C, &id).await;
     w.stored(&id, "delivered", |m| m["status"] == "delivered").await;
 }
+
+/// A `wa.Message` as the control API takes it.
+fn encoded(message: whatsapp_rust::waproto::whatsapp::Message) -> String {
+    use base64::Engine as _;
+    use whatsapp_rust::waproto::buffa::Message as _;
+    base64::prelude::BASE64_STANDARD.encode(message.encode_to_vec())
+}
+
+impl World {
+    /// Waits until the gateway's device has acknowledged everything the server holds for it.
+    async fn all_acknowledged(&self) {
+        eventually(DEADLINE, || async {
+            let resp = self
+                .control("GET", &format!("/control/accounts/{A_DIGITS}/devices"), Value::Null)
+                .await;
+            let waiting = resp.body["data"][0]["inbox"].as_u64();
+            if waiting == Some(0) {
+                Ok(())
+            } else {
+                Err(format!("the gateway has not acknowledged everything: {}", resp.body))
+            }
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_the_gateway_cannot_read_yet_are_kept_as_unsupported_and_named() {
+    use whatsapp_rust::waproto::buffa::MessageField;
+    use whatsapp_rust::waproto::whatsapp as wa;
+    let w = talking().await;
+    let video_note = wa::Message {
+        ptv_message: MessageField::some(wa::message::VideoMessage {
+            mimetype: Some("video/mp4".into()),
+            seconds: Some(4),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let poll = wa::Message {
+        poll_creation_message_v3: MessageField::some(wa::message::PollCreationMessage {
+            name: Some("Lunch?".into()),
+            options: vec![wa::message::poll_creation_message::Option {
+                option_name: Some("yes".into()),
+                ..Default::default()
+            }],
+            selectable_options_count: Some(1),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let event = wa::Message {
+        event_message: MessageField::some(wa::message::EventMessage {
+            name: Some("Party".into()),
+            start_time: Some(1_800_000_000),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut sent = Vec::new();
+    for (message, raw) in [
+        (video_note, "ptvMessage"),
+        (poll, "pollCreationMessageV3"),
+        (event, "eventMessage"),
+    ] {
+        let id = w.person_sends(B, json!({"protobufBase64": encoded(message)})).await;
+        sent.push((id, raw));
+    }
+    for (id, raw) in &sent {
+        let stored = w.stored(id, "stored", |_| true).await;
+        assert_eq!(stored["type"], "unsupported", "{stored}");
+        assert_eq!(stored["rawType"], *raw, "{stored}");
+        assert_eq!(stored["chat"], format!("{B}@s.whatsapp.net"), "{stored}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_newsletter_posts_are_not_chats_and_raise_no_message_event() {
+    let w = talking().await;
+    let receiver = Receiver::start().await;
+    w.app
+        .post(
+            "/api/v1/user/webhooks",
+            Some(&w.token),
+            json!({"url": receiver.url(), "services": ["message.received"]}),
+        )
+        .await
+        .assert_status(201);
+    w.control(
+        "POST",
+        &format!("/control/accounts/{B}/status"),
+        json!({"text": "on holiday", "to": [A_DIGITS]}),
+    )
+    .await
+    .assert_status(201);
+    let post = w
+        .control(
+            "POST",
+            "/control/newsletters/120363000000000777/posts",
+            json!({"text": "weekly news"}),
+        )
+        .await;
+    post.assert_status(201);
+    assert_eq!(post.body["devices"], 1, "{}", post.body);
+    w.all_acknowledged().await;
+    let id = w.person_sends(B, json!({"text": "a real message"})).await;
+    w.stored(&id, "stored", |_| true).await;
+    let history = w.history("").await;
+    assert_eq!(history.len(), 1, "{history:?}");
+    let hits = receiver.wait_for(1).await;
+    assert_eq!(hits.len(), 1, "{:?}", hits.iter().map(|h| h.json()).collect::<Vec<_>>());
+    let contacts = w.app.get(&format!("/api/v1/user/contacts/{A}"), Some(&w.token)).await;
+    contacts.assert_status(200);
+    let body = contacts.body.to_string();
+    assert!(!body.contains("broadcast") && !body.contains("newsletter"), "{body}");
+}

@@ -201,6 +201,8 @@ struct DeviceView {
     presence: Option<String>,
     available_count: u32,
     prekeys: usize,
+    /// Stanzas waiting for it to acknowledge them.
+    inbox: usize,
 }
 
 #[handler]
@@ -225,6 +227,7 @@ fn devices(Data(net): Data<&Arc<Network>>, Path(phone): Path<String>) -> Respons
             presence: d.presence.clone(),
             available_count: d.available_count,
             prekeys: d.keys.as_ref().map_or(0, |k| k.one_time.len()),
+            inbox: d.inbox.len(),
         })
         .collect();
     let banned_until = account

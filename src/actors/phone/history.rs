@@ -289,12 +289,18 @@ fn outgoing_row(
         push_name: None,
         status: Status::Sent,
         timestamp,
+        raw_kind: None,
     }
 }
 
 fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMessage {
+    let raw_kind = match &message.content {
+        InboundContent::Unsupported { kind } => Some(kind.clone()),
+        _ => None,
+    };
     let (kind, body, mime, file_name, size) = match message.content {
         InboundContent::Text(text) => ("text".to_owned(), Some(text), None, None, None),
+        InboundContent::Unsupported { .. } => ("unsupported".to_owned(), None, None, None, None),
         InboundContent::Media {
             kind,
             mime,
@@ -328,5 +334,6 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
             Status::Received
         },
         timestamp: message.timestamp,
+        raw_kind,
     }
 }

@@ -200,13 +200,21 @@ fn list_message(list: &ListMessage, context: Option<wa::ContextInfo>) -> wa::Mes
     }
 }
 
-/// The gateway's view of a received message; `None` for protocol traffic (revokes, key
-/// distribution, …) that is not a message a person sent.
+/// The gateway's view of a received message: every message is kept, those it cannot
+/// read yet as [`InboundContent::Unsupported`] named by WhatsApp's kind. `None` for what
+/// is not a conversation: status posts (`status@broadcast`) and newsletter posts, which
+/// are not chats (and, defensively, addresses the gateway cannot parse, with a warning).
 pub fn inbound(message: &wa::Message, info: &MessageInfo) -> Option<InboundMessage> {
-    let base = message.get_base_message();
-    let content = inbound_content(base)?;
     let source = &info.source;
-    let sender = from_wa_jid(&source.sender)?;
+    if source.chat.server == "broadcast" || source.chat.server == "newsletter" {
+        return None;
+    }
+    let base = message.get_base_message();
+    let content = inbound_content(base).unwrap_or_else(|| InboundContent::Unsupported { kind: raw_kind(base) });
+    let (Some(sender), Some(_)) = (from_wa_jid(&source.sender), from_wa_jid(&source.chat)) else {
+        tracing::warn!(id = %info.id, chat = %source.chat, sender = %source.sender, "a message with addresses the gateway cannot read was not kept");
+        return None;
+    };
     let sender_pn = source
         .sender_alt
         .as_ref()
@@ -309,6 +317,59 @@ fn inbound_content(m: &wa::Message) -> Option<InboundContent> {
         });
     }
     None
+}
+
+/// WhatsApp's name for the kind of a message the gateway cannot read yet: the protobuf
+/// field that carries it (`ptvMessage`, `pollCreationMessageV3`, …), with the type of a
+/// protocol message (`protocolMessage:REVOKE`).
+pub fn raw_kind(m: &wa::Message) -> String {
+    if let Some(protocol) = m.protocol_message.as_option() {
+        return match protocol.r#type {
+            Some(kind) => format!("protocolMessage:{kind:?}"),
+            None => "protocolMessage".to_owned(),
+        };
+    }
+    let kinds = [
+        ("ptvMessage", m.ptv_message.is_set()),
+        ("pollCreationMessageV2", m.poll_creation_message_v2.is_set()),
+        ("pollCreationMessageV3", m.poll_creation_message_v3.is_set()),
+        ("pollCreationMessageV4", m.poll_creation_message_v4.is_set()),
+        ("pollCreationMessageV5", m.poll_creation_message_v5.is_set()),
+        ("pollUpdateMessage", m.poll_update_message.is_set()),
+        ("liveLocationMessage", m.live_location_message.is_set()),
+        ("eventMessage", m.event_message.is_set()),
+        ("encEventResponseMessage", m.enc_event_response_message.is_set()),
+        ("albumMessage", m.album_message.is_set()),
+        ("buttonsMessage", m.buttons_message.is_set()),
+        ("buttonsResponseMessage", m.buttons_response_message.is_set()),
+        ("interactiveMessage", m.interactive_message.is_set()),
+        ("interactiveResponseMessage", m.interactive_response_message.is_set()),
+        ("templateMessage", m.template_message.is_set()),
+        ("templateButtonReplyMessage", m.template_button_reply_message.is_set()),
+        ("listMessage", m.list_message.is_set()),
+        ("groupInviteMessage", m.group_invite_message.is_set()),
+        ("pinInChatMessage", m.pin_in_chat_message.is_set()),
+        ("keepInChatMessage", m.keep_in_chat_message.is_set()),
+        ("encReactionMessage", m.enc_reaction_message.is_set()),
+        ("callLogMesssage", m.call_log_messsage.is_set()),
+        (
+            "scheduledCallCreationMessage",
+            m.scheduled_call_creation_message.is_set(),
+        ),
+        ("requestPhoneNumberMessage", m.request_phone_number_message.is_set()),
+        ("productMessage", m.product_message.is_set()),
+        ("orderMessage", m.order_message.is_set()),
+        ("highlyStructuredMessage", m.highly_structured_message.is_set()),
+        ("stickerPackMessage", m.sticker_pack_message.is_set()),
+        ("placeholderMessage", m.placeholder_message.is_set()),
+        ("commentMessage", m.comment_message.is_set()),
+        ("botInvokeMessage", m.bot_invoke_message.is_set()),
+        ("editedMessage", m.edited_message.is_set()),
+    ];
+    kinds
+        .iter()
+        .find(|(_, set)| *set)
+        .map_or_else(|| "unknown".to_owned(), |(kind, _)| (*kind).to_owned())
 }
 
 fn media(
@@ -610,12 +671,43 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn protocol_traffic_is_not_a_message() {
+    fn what_the_gateway_cannot_read_is_kept_under_whatsapps_name_for_it() {
         let revoke = wa::Message {
-            protocol_message: MessageField::some(wa::message::ProtocolMessage::default()),
+            protocol_message: MessageField::some(wa::message::ProtocolMessage {
+                r#type: Some(wa::message::protocol_message::Type::REVOKE),
+                ..Default::default()
+            }),
             ..Default::default()
         };
-        assert!(inbound(&revoke, &info("12015550150@s.whatsapp.net")).is_none());
+        let got = inbound(&revoke, &info("12015550150@s.whatsapp.net")).unwrap();
+        assert_eq!(
+            got.content,
+            InboundContent::Unsupported {
+                kind: "protocolMessage:REVOKE".into()
+            }
+        );
+        let empty = inbound(&wa::Message::default(), &info("12015550150@s.whatsapp.net")).unwrap();
+        assert_eq!(empty.content, InboundContent::Unsupported { kind: "unknown".into() });
+        // From Meta AI (`@bot`): kept like any sender.
+        let text = wa::Message {
+            conversation: Some("hi".into()),
+            ..Default::default()
+        };
+        assert!(inbound(&text, &info("13135550002@bot")).is_some());
+    }
+
+    #[test]
+    fn status_and_newsletter_posts_are_not_conversations() {
+        let text = wa::Message {
+            conversation: Some("hi".into()),
+            ..Default::default()
+        };
+        let mut status = info("12015550150@s.whatsapp.net");
+        status.source.chat = "status@broadcast".parse().unwrap();
+        assert!(inbound(&text, &status).is_none());
+        let mut post = info("120363000000000777@newsletter");
+        post.source.chat = "120363000000000777@newsletter".parse().unwrap();
+        assert!(inbound(&text, &post).is_none());
     }
 
     #[test]
