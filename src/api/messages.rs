@@ -65,6 +65,11 @@ pub struct MessageOptions {
     link_preview: Option<bool>,
     /// Send audio as a voice note (push-to-talk). Default false.
     voice_note: Option<bool>,
+    /// Your own id for the message (8–64 letters and digits). A send retried with the
+    /// same id (after a timeout, say) is not sent again: the answer is the message
+    /// already sent. Recipients see one message either way.
+    #[oai(validator(pattern = "^[A-Za-z0-9]{8,64}$"))]
+    message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -346,6 +351,20 @@ impl MessagesApi {
             SendBody::Multipart(form) => form_input(form).await?,
         };
         let message = build_message(&state, &phone, input).await?;
+        // The same id again: what was sent then is the answer.
+        if let Some(id) = &message.id
+            && let Some(row) = messages::find(&state.db, &phone, id).await?
+            && row.direction == messages::OUT
+            && row.status != messages::Status::Failed.as_str()
+        {
+            return Ok(Json(SentView {
+                id: row.message_id,
+                status: row.status,
+                recipient: row.chat,
+                r#type: row.kind,
+                timestamp: row.timestamp,
+            }));
+        }
         let timeout = state.config.http.request_timeout;
         let row = state
             .phones
@@ -678,6 +697,7 @@ async fn build_message(state: &AppState, phone: &PhoneNumber, input: SendInput) 
         .map(|m| resolve(Some(m), None, None))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(OutgoingMessage {
+        id: options.message_id,
         to,
         content,
         quoted,

@@ -169,6 +169,8 @@ pub struct ContactInfo {
 /// A message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
+    /// The id to send it under (the caller's); the engine picks one when absent.
+    pub id: Option<String>,
     pub to: Jid,
     pub content: OutgoingContent,
     /// Reply to this message id (in the same chat).

@@ -294,3 +294,39 @@ async fn status_and_newsletter_posts_are_not_chats_and_raise_no_message_event() 
     let body = contacts.body.to_string();
     assert!(!body.contains("broadcast") && !body.contains("newsletter"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_retried_with_the_same_id_reaches_the_recipient_once() {
+    let w = talking().await;
+    let body =
+        json!({"recipient": B, "message": "pay the invoice", "messageOptions": {"messageId": "INVOICE20261203A"}});
+    let first = w.gateway_sends(body.clone()).await;
+    first.assert_status(200);
+    assert_eq!(first.body["id"], "INVOICE20261203A", "{}", first.body);
+    // The caller's answer was lost (a timeout, say): it sends again with the same id.
+    let again = w.gateway_sends(body).await;
+    again.assert_status(200);
+    assert_eq!(again.body["id"], "INVOICE20261203A", "{}", again.body);
+    // Messages in a chat arrive in order: once the next one is there, a second copy would be.
+    let next = w.gateway_sends(json!({"recipient": B, "message": "thanks"})).await;
+    let next = next.body["id"].as_str().unwrap().to_owned();
+    w.arrived(B, &next).await;
+    let copies = w
+        .inbox(B)
+        .await
+        .iter()
+        .filter(|m| m["id"] == "INVOICE20261203A")
+        .count();
+    assert_eq!(copies, 1, "the retried send reached the recipient {copies} times");
+    let stored: Vec<Value> = w
+        .history("")
+        .await
+        .into_iter()
+        .filter(|m| m["id"] == "INVOICE20261203A")
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    // An id that is not one.
+    w.gateway_sends(json!({"recipient": B, "message": "x", "messageOptions": {"messageId": "no spaces allowed"}}))
+        .await
+        .assert_status(400);
+}

@@ -57,7 +57,11 @@ impl PhoneState {
         let (message_id, timestamp, status) = match &result {
             Ok(sent) => (sent.id.clone(), sent.timestamp, Status::Sent),
             // Refused by WhatsApp: kept in history as failed, so the attempt is visible.
-            Err(EngineError::Rejected(_)) => (crate::engine::new_message_id(), chrono::Utc::now(), Status::Failed),
+            Err(EngineError::Rejected(_)) => (
+                message.id.clone().unwrap_or_else(crate::engine::new_message_id),
+                chrono::Utc::now(),
+                Status::Failed,
+            ),
             Err(err) => return Err(err.clone().into()),
         };
         let own = self.state.jid.clone().unwrap_or_else(|| self.phone.jid().to_string());

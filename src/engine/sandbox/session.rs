@@ -338,7 +338,7 @@ impl Session for SandboxSession {
         let network = self.inner.require_online()?;
         network.stats.sends.fetch_add(1, Ordering::Relaxed);
         network.delay().await;
-        let id = message_id();
+        let id = message.id.clone().unwrap_or_else(message_id);
         network.route(&self.inner, &message, &id).await?;
         let delay = network.config.receipt_delay;
         if !delay.is_zero() {

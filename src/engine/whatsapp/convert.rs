@@ -442,6 +442,7 @@ pub(super) mod tests {
 
     fn message(content: OutgoingContent) -> OutgoingMessage {
         OutgoingMessage {
+            id: None,
             to: jid("12015550150@s.whatsapp.net"),
             content,
             quoted_id: None,

@@ -694,7 +694,7 @@ impl Session for WhatsappSession {
         let to = to_wa_jid(&message.to).map_err(EngineError::Rejected)?;
         let uploaded = self.upload(&client, &message.content).await?;
         let proto = convert::outgoing(&message, uploaded.as_ref()).map_err(EngineError::Rejected)?;
-        let id = client.generate_message_id();
+        let id = message.id.clone().unwrap_or_else(|| client.generate_message_id());
         let answer = self.core.acks.wait(&id);
         let options = whatsapp_rust::SendOptions::default().with_message_id(id.clone());
         if let Err(err) = client.send_message_with_options(to, proto, options).await {
