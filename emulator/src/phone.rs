@@ -89,7 +89,8 @@ pub struct ReceiptSeen {
 
 pub struct Phone {
     pub client: Arc<Client>,
-    handle: Mutex<Option<BotHandle>>,
+    /// Keeps the client running: dropping the handle aborts it.
+    _handle: BotHandle,
     records: Arc<Records>,
 }
 
@@ -440,7 +441,7 @@ impl Phone {
         let handle = bot.spawn();
         let phone = Arc::new(Phone {
             client: handle.client(),
-            handle: Mutex::new(Some(handle)),
+            _handle: handle,
             records,
         });
         if let Some(stored) = net.state().accounts.get_mut(&number) {
@@ -541,13 +542,5 @@ impl Phone {
     /// The person opens the chat: read receipts for `ids` from `sender` in `chat`.
     pub async fn read(&self, chat: &Jid, sender: Option<&Jid>, ids: &[&str]) -> anyhow::Result<()> {
         self.client.mark_as_read(chat, sender, ids).await
-    }
-
-    /// Stops the phone's client.
-    pub async fn stop(&self) {
-        let handle = lock(&self.handle).take();
-        if let Some(handle) = handle {
-            let _ = tokio::time::timeout(Duration::from_secs(5), handle.shutdown()).await;
-        }
     }
 }

@@ -57,6 +57,20 @@ impl World {
         resp.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// A webhook receiving `message.received`.
+    async fn message_hook(&self) -> Receiver {
+        let receiver = Receiver::start().await;
+        self.app
+            .post(
+                "/api/v1/user/webhooks",
+                Some(&self.token),
+                json!({"url": receiver.url(), "services": ["message.received"]}),
+            )
+            .await
+            .assert_status(201);
+        receiver
+    }
+
     async fn gateway_sends(&self, body: Value) -> crate::helpers::Response {
         self.app.post(&path("/message"), Some(&self.token), body).await
     }
@@ -105,15 +119,7 @@ async fn a_text_the_gateway_sends_is_what_the_recipient_decrypts_and_receipts_fo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persons_text_lands_in_history_contacts_and_the_webhook() {
     let w = talking().await;
-    let receiver = Receiver::start().await;
-    w.app
-        .post(
-            "/api/v1/user/webhooks",
-            Some(&w.token),
-            json!({"url": receiver.url(), "services": ["message.received"]}),
-        )
-        .await
-        .assert_status(201);
+    let receiver = w.message_hook().await;
     let id = w.person_sends(B, json!({"text": "oi, tudo bem?"})).await;
     let stored = w.stored(&id, "stored", |_| true).await;
     assert_eq!(stored["direction"], "in", "{stored}");
@@ -257,15 +263,7 @@ async fn messages_the_gateway_cannot_read_yet_are_kept_as_unsupported_and_named(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_newsletter_posts_are_not_chats_and_raise_no_message_event() {
     let w = talking().await;
-    let receiver = Receiver::start().await;
-    w.app
-        .post(
-            "/api/v1/user/webhooks",
-            Some(&w.token),
-            json!({"url": receiver.url(), "services": ["message.received"]}),
-        )
-        .await
-        .assert_status(201);
+    let receiver = w.message_hook().await;
     w.control(
         "POST",
         &format!("/control/accounts/{B}/status"),
