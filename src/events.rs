@@ -103,6 +103,9 @@ pub struct MessageEventData {
     direction: String,
     chat: String,
     sender: String,
+    /// The sender's LID, when WhatsApp addresses them by one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sender_lid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     push_name: Option<String>,
     r#type: String,
@@ -116,6 +119,12 @@ pub struct MessageEventData {
     media: Option<MediaEventData>,
     #[serde(skip_serializing_if = "Option::is_none")]
     quoted_id: Option<String>,
+    /// For a reaction (`reaction`, `reaction_removed`): the message reacted to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_id: Option<String>,
+    /// For a list reply: the id of the row picked (`text` is its title).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    selected_id: Option<String>,
     /// received, sent, delivered, read or failed.
     status: String,
     timestamp: DateTime<Utc>,
@@ -139,6 +148,7 @@ impl From<&StoredMessage> for MessageEventData {
             direction: row.direction.clone(),
             chat: row.chat.clone(),
             sender: row.sender.clone(),
+            sender_lid: row.sender_lid.clone(),
             push_name: row.push_name.clone(),
             r#type: row.kind.clone(),
             raw_type: row.raw_kind.clone(),
@@ -149,6 +159,8 @@ impl From<&StoredMessage> for MessageEventData {
                 size: row.media_size,
             }),
             quoted_id: row.quoted_id.clone(),
+            target_id: row.target_id.clone(),
+            selected_id: row.selected_id.clone(),
             status: row.status.clone(),
             timestamp: row.timestamp,
         }

@@ -450,6 +450,7 @@ async fn complete(
         );
         state.refs.retain(|_, id| *id != conn.id);
         state.codes.retain(|_, flow| flow.conn != conn.id);
+        crate::routing::devices_changed(&mut state, phone, device_id, "add");
     }
     conn.set_role(Role::Paired);
     tracing::info!(%phone, device = device_id, %lid, %name, "a device was linked");

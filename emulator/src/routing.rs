@@ -106,6 +106,47 @@ pub fn on_message(net: &Network, conn: &Conn, node: &Node) -> Vec<Node> {
     vec![message_ack(node, refused)]
 }
 
+/// Tells every device on the network that account `phone` gained or lost (`op`: `add`,
+/// `remove`) device `device`, as WhatsApp does when a device is linked or unlinked: the
+/// account's other devices and the people who write to it then encrypt for the right
+/// devices (a cached device list would miss a new companion).
+pub fn devices_changed(state: &mut State, phone: &str, device: u16, op: &'static str) {
+    let Some(account) = state.accounts.get(phone) else {
+        return;
+    };
+    let (from, lid, changed) = (
+        account.jid(),
+        account.lid_jid(),
+        account.device_on("s.whatsapp.net", device),
+    );
+    let t = now_secs();
+    let targets: Vec<(String, u16)> = state
+        .accounts
+        .values()
+        .flat_map(|a| a.devices.keys().map(|d| (a.phone.clone(), *d)))
+        .filter(|(p, d)| !(p == phone && *d == device))
+        .collect();
+    for (target, target_device) in targets {
+        let node = NodeBuilder::new("notification")
+            .attr("from", from.clone())
+            .attr("lid", lid.clone())
+            .attr("type", "devices")
+            .attr(
+                "id",
+                format!("devices.{phone}.{device}.{op}.{t}.{target}.{target_device}"),
+            )
+            .attr("t", t.to_string())
+            .children([NodeBuilder::new(op)
+                .children([
+                    NodeBuilder::new("device").attr("jid", changed.clone()).build(),
+                    NodeBuilder::new("key-index-list").attr("ts", t.to_string()).build(),
+                ])
+                .build()])
+            .build();
+        deliver(state, &target, target_device, "notification", node);
+    }
+}
+
 /// The copies a message holds: for each recipient device named in `<participants>` (or
 /// the one device a resend is addressed to), its `<enc>` elements.
 fn copies(to: &str, node: &Node) -> Vec<(String, Vec<Node>)> {
@@ -168,7 +209,9 @@ fn direct(state: &mut State, phone: &str, device: u16, to: &str, node: &Node) ->
     let identity = child(node, "device-identity").cloned();
     let id = attr(node, "id").unwrap_or_default().into_owned();
     let t = now_secs().to_string();
-    for (jid, encs) in copies(to, node) {
+    let copies = copies(to, node);
+    tracing::debug!(from = %phone, to, devices = ?copies.iter().map(|(jid, _)| jid.as_str()).collect::<Vec<_>>(), "a direct message");
+    for (jid, encs) in copies {
         let Some(recipient) = state.account_of(&jid).map(|a| a.phone.clone()) else {
             continue;
         };

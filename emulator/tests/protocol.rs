@@ -112,6 +112,14 @@ async fn a_device_pairs_by_qr_then_logs_in_with_its_keys() {
             .is_some()
     );
     device.stop().await;
+    // The server has seen the device go (else the next login would replace a live one).
+    until("the device offline", || {
+        emulator.network.state().accounts["15550001111"].devices[&1]
+            .conn
+            .is_none()
+            .then_some(())
+    })
+    .await;
 
     // The keys are kept: the next start logs in without a QR code.
     let mut again = Device::start(&emulator, &store, None).await;

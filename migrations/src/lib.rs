@@ -12,6 +12,7 @@ mod m20261202_000005_delivery_retry_since;
 mod m20261202_000006_delivery_lane_index;
 mod m20261202_000007_token_scopes;
 mod m20261203_000008_message_raw_kind;
+mod m20261204_000009_message_references;
 
 /// Every migration in the order it must run.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_delivery_lane_index::Migration),
             Box::new(m20261202_000007_token_scopes::Migration),
             Box::new(m20261203_000008_message_raw_kind::Migration),
+            Box::new(m20261204_000009_message_references::Migration),
         ]
     }
 }

@@ -260,11 +260,14 @@ pub struct MessageView {
     direction: String,
     /// The chat's JID: the other person, or the group.
     chat: String,
-    /// Who wrote it.
+    /// Who wrote it: their phone-number JID when known.
     sender: String,
+    /// The sender's LID, when WhatsApp addresses them by one.
+    sender_lid: Option<String>,
     /// The sender's chosen name, for received messages.
     push_name: Option<String>,
-    /// text, image, video, audio, document, sticker, list, …, or unsupported.
+    /// text, image, video, audio, document, sticker, list, list_reply, reaction,
+    /// reaction_removed, location, contact, poll, or unsupported.
     r#type: String,
     /// For type `unsupported`: WhatsApp's kind of the message, which the gateway cannot
     /// read yet (e.g. `ptvMessage`, `pollCreationMessageV3`).
@@ -276,6 +279,10 @@ pub struct MessageView {
     status: String,
     /// The message this one replies to.
     quoted_id: Option<String>,
+    /// For a reaction (`reaction`, `reaction_removed`): the message reacted to.
+    target_id: Option<String>,
+    /// For a list reply: the id of the row picked (`text` is its title).
+    selected_id: Option<String>,
     /// When it was sent.
     timestamp: DateTime<Utc>,
     /// When the gateway stored it.
@@ -294,12 +301,15 @@ impl From<StoredMessage> for MessageView {
             direction: row.direction,
             chat: row.chat,
             sender: row.sender,
+            sender_lid: row.sender_lid,
             push_name: row.push_name,
             r#type: row.kind,
             raw_type: row.raw_kind,
             text: row.body,
             status: row.status,
             quoted_id: row.quoted_id,
+            target_id: row.target_id,
+            selected_id: row.selected_id,
             timestamp: row.timestamp,
             stored_at: row.created_at,
         }
@@ -686,7 +696,10 @@ async fn build_message(state: &AppState, phone: &PhoneNumber, input: SendInput) 
     let quoted = match &quoted_id {
         Some(id) => messages::find(&state.db, phone, id).await?.map(|row| Quoted {
             sender: row.sender.parse().ok(),
+            kind: row.kind,
             text: row.body,
+            mime: row.media_mime,
+            file_name: row.media_file_name,
         }),
         None => None,
     };

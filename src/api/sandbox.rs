@@ -365,6 +365,7 @@ impl SandboxApi {
                 file_name: media.file_name,
                 caption: Some(body.message).filter(|c| !c.is_empty()),
                 size: media.size,
+                stored: None,
             },
         };
         let injected = network

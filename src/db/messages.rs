@@ -31,6 +31,15 @@ pub struct Model {
     pub timestamp: DateTimeUtc,
     /// For an `unsupported` message: the kind WhatsApp gave it.
     pub raw_kind: Option<String>,
+    /// The sender's LID, when WhatsApp addresses them by one (`sender` is their number).
+    pub sender_lid: Option<String>,
+    /// The message this one acts on: for a reaction, the message reacted to.
+    pub target_id: Option<String>,
+    /// For a list reply: the id of the row picked.
+    pub selected_id: Option<String>,
+    /// For received media: where WhatsApp keeps the file and its keys (JSON of
+    /// [`crate::engine::MediaRef`]); never shown through the API.
+    pub media_ref: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -92,6 +101,10 @@ pub struct NewMessage {
     pub status: Status,
     pub timestamp: DateTime<Utc>,
     pub raw_kind: Option<String>,
+    pub sender_lid: Option<String>,
+    pub target_id: Option<String>,
+    pub selected_id: Option<String>,
+    pub media_ref: Option<String>,
 }
 
 /// The highest `seq` stored for the phone (0 when it has none).
@@ -132,6 +145,10 @@ pub async fn insert(
         status: Set(message.status.as_str().to_owned()),
         timestamp: Set(message.timestamp),
         raw_kind: Set(message.raw_kind),
+        sender_lid: Set(message.sender_lid),
+        target_id: Set(clean(message.target_id)),
+        selected_id: Set(clean(message.selected_id)),
+        media_ref: Set(message.media_ref),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

@@ -105,11 +105,14 @@ pub type EventSink = Arc<dyn Fn(EngineEvent) + Send + Sync>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundMessage {
     pub id: String,
-    /// The chat: the sender for a direct message, the group for a group message.
+    /// The chat: the other person for a direct message, the group for a group message.
+    /// A person is named by their phone-number JID whenever it is known (WhatsApp may
+    /// address them by LID), so one person is one chat.
     pub chat: Jid,
+    /// Who wrote it: their phone-number JID when known, else their LID.
     pub sender: Jid,
-    /// The sender's phone-number JID when the sender is addressed by LID.
-    pub sender_pn: Option<Jid>,
+    /// The sender's LID, when WhatsApp told it.
+    pub sender_lid: Option<Jid>,
     pub push_name: Option<String>,
     pub timestamp: DateTime<Utc>,
     /// Sent by this phone from another device.
@@ -127,8 +130,21 @@ pub enum InboundContent {
         file_name: Option<String>,
         caption: Option<String>,
         size: Option<u64>,
+        /// Where WhatsApp keeps the file and the keys to decrypt it, so it can be
+        /// downloaded later.
+        stored: Option<MediaRef>,
     },
-    /// A list reply, reaction, poll… kept by kind with a text rendering when there is one.
+    /// A reaction to message `target_id`; `emoji` is `None` when the sender removed theirs.
+    Reaction {
+        target_id: String,
+        emoji: Option<String>,
+    },
+    /// The row a person picked from a list message: its id, and its title as shown.
+    ListReply {
+        row_id: Option<String>,
+        title: Option<String>,
+    },
+    /// A location, contact, poll… kept by kind with a text rendering when there is one.
     Other {
         kind: String,
         text: Option<String>,
@@ -138,6 +154,41 @@ pub enum InboundContent {
     Unsupported {
         kind: String,
     },
+}
+
+/// A received media file as WhatsApp keeps it: encrypted on its media servers at
+/// `direct_path`, decrypted with `media_key`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaRef {
+    pub direct_path: String,
+    #[serde(with = "base64_bytes")]
+    pub media_key: Vec<u8>,
+    /// SHA-256 of the decrypted file.
+    #[serde(with = "base64_bytes")]
+    pub file_sha256: Vec<u8>,
+    /// SHA-256 of the encrypted file, which WhatsApp's download checks.
+    #[serde(with = "base64_bytes")]
+    pub file_enc_sha256: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_key_timestamp: Option<i64>,
+}
+
+/// Bytes as standard base64 text in JSON.
+mod base64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +236,12 @@ pub struct OutgoingMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quoted {
     pub sender: Option<Jid>,
+    /// Its type as stored (`text`, `image`, …), so the quote shows what kind it was.
+    pub kind: String,
+    /// Its text, or its media's caption.
     pub text: Option<String>,
+    pub mime: Option<String>,
+    pub file_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

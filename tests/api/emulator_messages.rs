@@ -328,3 +328,144 @@ async fn a_send_retried_with_the_same_id_reaches_the_recipient_once() {
         .await
         .assert_status(400);
 }
+
+/// A person WhatsApp addresses by LID.
+const L: &str = "447700900123";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_addressed_by_lid_is_one_chat_under_their_number_with_the_lid_beside() {
+    let w = talking().await;
+    let created = w
+        .control(
+            "POST",
+            "/control/accounts",
+            json!({"phone": L, "name": "Lee", "addressing": "lid"}),
+        )
+        .await;
+    created.assert_status(201);
+    let lid = created.body["lid"].as_str().unwrap().to_owned();
+    let number = format!("{L}@s.whatsapp.net");
+    // Lee writes from their LID.
+    let inbound = w.person_sends(L, json!({"text": "hello from Lee"})).await;
+    let stored = w.stored(&inbound, "stored", |_| true).await;
+    assert_eq!(stored["chat"], number.as_str(), "{stored}");
+    assert_eq!(stored["sender"], number.as_str(), "{stored}");
+    assert_eq!(stored["senderLid"], lid.as_str(), "{stored}");
+    // The account's own phone writes to Lee's LID: the linked gateway sees it as its own
+    // message, to Lee.
+    let own = w
+        .person_sends(A_DIGITS, json!({"to": lid, "text": "sent from the phone"}))
+        .await;
+    let own = w.stored(&own, "stored", |_| true).await;
+    assert_eq!(own["direction"], "out", "{own}");
+    assert_eq!(own["chat"], number.as_str(), "{own}");
+    // The gateway answers Lee's number.
+    let resp = w.gateway_sends(json!({"recipient": L, "message": "hi Lee"})).await;
+    resp.assert_status(200);
+    let reply = resp.body["id"].as_str().unwrap().to_owned();
+    w.arrived(L, &reply).await;
+    let chats: std::collections::BTreeSet<String> = w
+        .history("")
+        .await
+        .iter()
+        .map(|m| m["chat"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(chats, [number.clone()].into(), "one chat for Lee");
+    let only_lee = w.history(&format!("?chat={number}")).await;
+    assert_eq!(only_lee.len(), 3, "{only_lee:?}");
+    let contacts = w.app.get(&format!("/api/v1/user/contacts/{A}"), Some(&w.token)).await;
+    let lee: Vec<&Value> = contacts.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["number"] == L || c["lid"] == lid.as_str() || c["jid"] == lid.as_str())
+        .collect();
+    assert_eq!(lee.len(), 1, "{}", contacts.body);
+    assert_eq!(lee[0]["lid"], lid.as_str(), "{}", contacts.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_keep_their_target_removals_and_list_replies_their_row() {
+    use whatsapp_rust::waproto::buffa::MessageField;
+    use whatsapp_rust::waproto::whatsapp as wa;
+    let w = talking().await;
+    let resp = w
+        .gateway_sends(json!({"recipient": B, "message": "lunch at noon?"}))
+        .await;
+    let mine = resp.body["id"].as_str().unwrap().to_owned();
+    w.arrived(B, &mine).await;
+    let reaction = |emoji: &str| wa::Message {
+        reaction_message: MessageField::some(wa::message::ReactionMessage {
+            key: MessageField::some(wa::MessageKey {
+                remote_jid: Some(format!("{A_DIGITS}@s.whatsapp.net")),
+                from_me: Some(false),
+                id: Some(mine.clone()),
+                ..Default::default()
+            }),
+            text: Some(emoji.into()),
+            sender_timestamp_ms: Some(1_800_000_000_000),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let liked = w
+        .person_sends(B, json!({"protobufBase64": encoded(reaction("👍"))}))
+        .await;
+    let removed = w
+        .person_sends(B, json!({"protobufBase64": encoded(reaction(""))}))
+        .await;
+    let pick = wa::Message {
+        list_response_message: MessageField::some(wa::message::ListResponseMessage {
+            title: Some("Pasta".into()),
+            list_type: Some(wa::message::list_response_message::ListType::SINGLE_SELECT),
+            single_select_reply: MessageField::some(wa::message::list_response_message::SingleSelectReply {
+                selected_row_id: Some("m1".into()),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let picked = w.person_sends(B, json!({"protobufBase64": encoded(pick)})).await;
+    let liked = w.stored(&liked, "stored", |_| true).await;
+    assert_eq!(liked["type"], "reaction", "{liked}");
+    assert_eq!(liked["text"], "👍", "{liked}");
+    assert_eq!(liked["targetId"], mine.as_str(), "{liked}");
+    let removed = w.stored(&removed, "stored", |_| true).await;
+    assert_eq!(removed["type"], "reaction_removed", "{removed}");
+    assert_eq!(removed["targetId"], mine.as_str(), "{removed}");
+    assert!(removed.get("text").is_none(), "{removed}");
+    let picked = w.stored(&picked, "stored", |_| true).await;
+    assert_eq!(picked["type"], "list_reply", "{picked}");
+    assert_eq!(picked["selectedId"], "m1", "{picked}");
+    assert_eq!(picked["text"], "Pasta", "{picked}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_media_keeps_the_path_and_keys_to_download_it_later() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let w = talking().await;
+    let photo = crate::fixtures::png();
+    let id = w
+        .person_sends(
+            B,
+            json!({"media": {"kind": "image", "mimeType": "image/png",
+                "dataBase64": base64::prelude::BASE64_STANDARD.encode(&photo), "caption": "the invoice"}}),
+        )
+        .await;
+    let stored = w.stored(&id, "stored", |_| true).await;
+    assert_eq!(stored["type"], "image", "{stored}");
+    assert_eq!(stored["text"], "the invoice", "{stored}");
+    assert!(!stored.to_string().contains("mediaKey"), "keys stay private: {stored}");
+    let phone = wagate::domain::PhoneNumber::parse(A_DIGITS, None).unwrap();
+    let row = wagate::db::messages::find(&w.app.state.db, &phone, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let kept: wagate::engine::MediaRef =
+        serde_json::from_str(row.media_ref.as_deref().expect("a media reference")).unwrap();
+    assert!(kept.direct_path.starts_with('/'), "{kept:?}");
+    assert_eq!(kept.media_key.len(), 32, "{kept:?}");
+    assert_eq!(kept.file_sha256, sha2::Sha256::digest(&photo).to_vec());
+    assert_eq!(kept.file_enc_sha256.len(), 32, "{kept:?}");
+}

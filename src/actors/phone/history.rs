@@ -101,8 +101,8 @@ impl PhoneState {
             }
         }
         let learnt = Learnt {
-            jid: Some(message.sender_pn.clone().unwrap_or_else(|| message.sender.clone())),
-            lid: (message.sender.server() == crate::domain::LID_SERVER).then(|| sender.clone()),
+            jid: Some(message.sender.clone()),
+            lid: message.sender_lid.as_ref().map(ToString::to_string),
             push_name: message.push_name.clone(),
             on_whatsapp: Some(true),
             ..Learnt::default()
@@ -294,42 +294,24 @@ fn outgoing_row(
         status: Status::Sent,
         timestamp,
         raw_kind: None,
+        sender_lid: None,
+        target_id: None,
+        selected_id: None,
+        media_ref: None,
     }
 }
 
 fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMessage {
-    let raw_kind = match &message.content {
-        InboundContent::Unsupported { kind } => Some(kind.clone()),
-        _ => None,
-    };
-    let (kind, body, mime, file_name, size) = match message.content {
-        InboundContent::Text(text) => ("text".to_owned(), Some(text), None, None, None),
-        InboundContent::Unsupported { .. } => ("unsupported".to_owned(), None, None, None, None),
-        InboundContent::Media {
-            kind,
-            mime,
-            file_name,
-            caption,
-            size,
-        } => (
-            kind.as_str().to_owned(),
-            caption,
-            Some(mime),
-            file_name,
-            size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-        ),
-        InboundContent::Other { kind, text } => (kind, text, None, None, None),
-    };
-    NewMessage {
+    let mut row = NewMessage {
         message_id: message.id,
         direction: if message.from_me { messages::OUT } else { messages::IN },
         chat,
         sender,
-        kind,
-        body,
-        media_mime: mime,
-        media_file_name: file_name,
-        media_size: size,
+        kind: String::new(),
+        body: None,
+        media_mime: None,
+        media_file_name: None,
+        media_size: None,
         quoted_id: message.quoted_id,
         push_name: message.push_name,
         status: if message.from_me {
@@ -338,6 +320,56 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
             Status::Received
         },
         timestamp: message.timestamp,
-        raw_kind,
+        raw_kind: None,
+        sender_lid: message.sender_lid.map(|lid| lid.to_string()),
+        target_id: None,
+        selected_id: None,
+        media_ref: None,
+    };
+    match message.content {
+        InboundContent::Text(text) => {
+            row.kind = "text".to_owned();
+            row.body = Some(text);
+        }
+        InboundContent::Unsupported { kind } => {
+            row.kind = "unsupported".to_owned();
+            row.raw_kind = Some(kind);
+        }
+        InboundContent::Media {
+            kind,
+            mime,
+            file_name,
+            caption,
+            size,
+            stored,
+        } => {
+            row.kind = kind.as_str().to_owned();
+            row.body = caption;
+            row.media_mime = Some(mime);
+            row.media_file_name = file_name;
+            row.media_size = size.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+            row.media_ref = stored.and_then(|r| serde_json::to_string(&r).ok());
+        }
+        InboundContent::Reaction { target_id, emoji } => {
+            // A removed reaction is its own kind, not an empty one.
+            row.kind = if emoji.is_some() {
+                "reaction"
+            } else {
+                "reaction_removed"
+            }
+            .to_owned();
+            row.body = emoji;
+            row.target_id = Some(target_id);
+        }
+        InboundContent::ListReply { row_id, title } => {
+            row.kind = "list_reply".to_owned();
+            row.body = title;
+            row.selected_id = row_id;
+        }
+        InboundContent::Other { kind, text } => {
+            row.kind = kind;
+            row.body = text;
+        }
     }
+    row
 }

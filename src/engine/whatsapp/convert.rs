@@ -1,6 +1,7 @@
 //! Conversions between the gateway's message types and WhatsApp's protobufs, both ways.
 //! Pure functions, so every mapping is tested without a connection.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -12,9 +13,10 @@ use whatsapp_rust::wacore::types::presence::ReceiptType;
 use whatsapp_rust::waproto::buffa::MessageField;
 use whatsapp_rust::waproto::whatsapp as wa;
 
+use crate::domain::{LID_SERVER, USER_SERVER};
 use crate::engine::{
-    DeliveryStatus, InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, OutgoingContent,
-    OutgoingMessage, Receipt,
+    DeliveryStatus, InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, MediaRef, OutgoingContent,
+    OutgoingMessage, Quoted, Receipt,
 };
 
 /// What an upload to WhatsApp's media servers returned.
@@ -61,16 +63,60 @@ fn context(message: &OutgoingMessage) -> Option<wa::ContextInfo> {
     Some(wa::ContextInfo {
         stanza_id: message.quoted_id.clone(),
         participant: quoted.and_then(|q| q.sender.as_ref()).map(ToString::to_string),
-        quoted_message: match quoted.and_then(|q| q.text.clone()) {
-            Some(text) => MessageField::some(wa::Message {
-                conversation: Some(text),
-                ..Default::default()
-            }),
-            None => MessageField::none(),
-        },
+        quoted_message: quoted
+            .and_then(quoted_message)
+            .map(MessageField::some)
+            .unwrap_or_default(),
         mentioned_jid: message.mentions.iter().map(ToString::to_string).collect(),
         ..Default::default()
     })
+}
+
+/// What recipients see of a quoted message: its kind, with its caption or text (the
+/// gateway keeps no media bytes to quote, only what the history holds).
+fn quoted_message(quoted: &Quoted) -> Option<wa::Message> {
+    let caption = quoted.text.clone();
+    let mime = quoted.mime.clone();
+    let mut message = wa::Message::default();
+    match quoted.kind.as_str() {
+        "image" => {
+            message.image_message = MessageField::some(wa::message::ImageMessage {
+                mimetype: mime,
+                caption,
+                ..Default::default()
+            });
+        }
+        "video" => {
+            message.video_message = MessageField::some(wa::message::VideoMessage {
+                mimetype: mime,
+                caption,
+                ..Default::default()
+            });
+        }
+        "audio" => {
+            message.audio_message = MessageField::some(wa::message::AudioMessage {
+                mimetype: mime,
+                ..Default::default()
+            });
+        }
+        "document" => {
+            message.document_message = MessageField::some(wa::message::DocumentMessage {
+                mimetype: mime,
+                title: quoted.file_name.clone(),
+                file_name: quoted.file_name.clone(),
+                caption,
+                ..Default::default()
+            });
+        }
+        "sticker" => {
+            message.sticker_message = MessageField::some(wa::message::StickerMessage {
+                mimetype: mime,
+                ..Default::default()
+            });
+        }
+        _ => message.conversation = Some(caption?),
+    }
+    Some(message)
 }
 
 fn field(context: Option<wa::ContextInfo>) -> MessageField<wa::ContextInfo> {
@@ -200,31 +246,82 @@ fn list_message(list: &ListMessage, context: Option<wa::ContextInfo>) -> wa::Mes
     }
 }
 
+/// Phone numbers of accounts WhatsApp addresses by LID, by LID user (`2847…` → the
+/// phone-number JID), from the crate's LID↔PN mapping; a message's own alternate
+/// addresses come on top.
+#[derive(Debug, Clone, Default)]
+pub struct PhoneNumbers(HashMap<String, Jid>);
+
+impl PhoneNumbers {
+    pub fn insert(&mut self, lid_user: &str, phone: Jid) {
+        self.0.insert(lid_user.to_owned(), phone);
+    }
+
+    fn of(&self, jid: &Jid) -> Option<Jid> {
+        (jid.server() == LID_SERVER).then(|| self.0.get(jid.user_part()).cloned())?
+    }
+}
+
+/// The LID JIDs of a message whose phone numbers the message itself does not carry: the
+/// ones to look up in the crate's mapping before converting it.
+pub fn unmapped_lids(info: &MessageInfo) -> Vec<whatsapp_rust::Jid> {
+    let source = &info.source;
+    let alt_is_pn = source.sender_alt.as_ref().is_some_and(|alt| alt.is_pn());
+    let mut lids = Vec::new();
+    if source.sender.is_lid() && !alt_is_pn {
+        lids.push(source.sender.to_non_ad());
+    }
+    if source.chat.is_lid() && source.chat.user != source.sender.user {
+        lids.push(source.chat.to_non_ad());
+    }
+    lids
+}
+
 /// The gateway's view of a received message: every message is kept, those it cannot
 /// read yet as [`InboundContent::Unsupported`] named by WhatsApp's kind. `None` for what
 /// is not a conversation: status posts (`status@broadcast`) and newsletter posts, which
 /// are not chats (and, defensively, addresses the gateway cannot parse, with a warning).
-pub fn inbound(message: &wa::Message, info: &MessageInfo) -> Option<InboundMessage> {
+///
+/// People are named by phone number where it is known (from the message's alternate
+/// address or `numbers`), their LID kept beside: a person WhatsApp addresses by LID and
+/// by phone number is one chat.
+pub fn inbound(message: &wa::Message, info: &MessageInfo, numbers: &PhoneNumbers) -> Option<InboundMessage> {
     let source = &info.source;
     if source.chat.server == "broadcast" || source.chat.server == "newsletter" {
         return None;
     }
     let base = message.get_base_message();
     let content = inbound_content(base).unwrap_or_else(|| InboundContent::Unsupported { kind: raw_kind(base) });
-    let (Some(sender), Some(_)) = (from_wa_jid(&source.sender), from_wa_jid(&source.chat)) else {
+    let (Some(sender), Some(chat)) = (from_wa_jid(&source.sender), from_wa_jid(&source.chat)) else {
         tracing::warn!(id = %info.id, chat = %source.chat, sender = %source.sender, "a message with addresses the gateway cannot read was not kept");
         return None;
     };
-    let sender_pn = source
-        .sender_alt
-        .as_ref()
-        .and_then(from_wa_jid)
-        .filter(|alt| alt.server() == crate::domain::USER_SERVER && sender.server() != crate::domain::USER_SERVER);
+    let alt = source.sender_alt.as_ref().and_then(from_wa_jid);
+    let (sender, sender_lid) = if sender.server() == LID_SERVER {
+        let phone = alt
+            .filter(|alt| alt.server() == USER_SERVER)
+            .or_else(|| numbers.of(&sender));
+        match phone {
+            Some(phone) => (phone, Some(sender)),
+            None => (sender.clone(), Some(sender)),
+        }
+    } else {
+        (sender, alt.filter(|alt| alt.server() == LID_SERVER))
+    };
+    // A direct chat is the other person: the sender, or for this account's own messages
+    // the recipient, by phone number where known.
+    let chat = if chat.server() != LID_SERVER {
+        chat
+    } else if sender_lid.as_ref() == Some(&chat) {
+        sender.clone()
+    } else {
+        numbers.of(&chat).unwrap_or(chat)
+    };
     Some(InboundMessage {
         id: info.id.clone(),
-        chat: from_wa_jid(&source.chat)?,
+        chat,
         sender,
-        sender_pn,
+        sender_lid,
         push_name: Some(info.push_name.clone()).filter(|n| !n.is_empty()),
         timestamp: info.timestamp,
         from_me: source.is_from_me,
@@ -237,65 +334,62 @@ fn inbound_content(m: &wa::Message) -> Option<InboundContent> {
     if let Some(text) = m.text_content() {
         return Some(InboundContent::Text(text.to_owned()));
     }
+    /// A media message of kind `$kind` with its common fields read, plus a file name and
+    /// caption where the kind has them.
+    macro_rules! media {
+        ($kind:expr, $m:expr, $file_name:expr, $caption:expr) => {
+            media(
+                $kind,
+                Received {
+                    mime: $m.mimetype.as_deref(),
+                    file_name: $file_name,
+                    caption: $caption,
+                    size: $m.file_length,
+                    direct_path: $m.direct_path.as_deref(),
+                    media_key: $m.media_key.as_deref(),
+                    file_sha256: $m.file_sha256.as_deref(),
+                    file_enc_sha256: $m.file_enc_sha256.as_deref(),
+                    media_key_timestamp: $m.media_key_timestamp,
+                },
+            )
+        };
+    }
     if let Some(img) = m.image_message.as_option() {
-        return Some(media(
-            MediaKind::Image,
-            img.mimetype.as_deref(),
-            None,
-            img.caption.clone(),
-            img.file_length,
-        ));
+        return Some(media!(MediaKind::Image, img, None, img.caption.clone()));
     }
     if let Some(video) = m.video_message.as_option() {
-        return Some(media(
-            MediaKind::Video,
-            video.mimetype.as_deref(),
-            None,
-            video.caption.clone(),
-            video.file_length,
-        ));
+        return Some(media!(MediaKind::Video, video, None, video.caption.clone()));
     }
     if let Some(audio) = m.audio_message.as_option() {
-        return Some(media(
-            MediaKind::Audio,
-            audio.mimetype.as_deref(),
-            None,
-            None,
-            audio.file_length,
-        ));
+        return Some(media!(MediaKind::Audio, audio, None, None));
     }
     if let Some(doc) = m.document_message.as_option() {
-        return Some(media(
+        return Some(media!(
             MediaKind::Document,
-            doc.mimetype.as_deref(),
+            doc,
             doc.file_name.clone(),
-            doc.caption.clone(),
-            doc.file_length,
+            doc.caption.clone()
         ));
     }
     if let Some(sticker) = m.sticker_message.as_option() {
-        return Some(media(
-            MediaKind::Sticker,
-            sticker.mimetype.as_deref(),
-            None,
-            None,
-            sticker.file_length,
-        ));
+        return Some(media!(MediaKind::Sticker, sticker, None, None));
     }
     if let Some(reply) = m.list_response_message.as_option() {
-        let row = reply
-            .single_select_reply
-            .as_option()
-            .and_then(|s| s.selected_row_id.clone());
-        return Some(InboundContent::Other {
-            kind: "list_reply".into(),
-            text: reply.title.clone().or(row),
+        return Some(InboundContent::ListReply {
+            row_id: reply
+                .single_select_reply
+                .as_option()
+                .and_then(|s| s.selected_row_id.clone()),
+            title: reply.title.clone(),
         });
     }
     if let Some(reaction) = m.reaction_message.as_option() {
-        return Some(InboundContent::Other {
-            kind: "reaction".into(),
-            text: reaction.text.clone(),
+        // A reaction without the message it is on cannot be read: kept as unsupported.
+        let target_id = reaction.key.as_option().and_then(|key| key.id.clone())?;
+        return Some(InboundContent::Reaction {
+            target_id,
+            // WhatsApp removes a reaction by sending an empty one.
+            emoji: reaction.text.clone().filter(|t| !t.is_empty()),
         });
     }
     if m.location_message.is_set() {
@@ -347,6 +441,7 @@ pub fn raw_kind(m: &wa::Message) -> String {
         ("templateMessage", m.template_message.is_set()),
         ("templateButtonReplyMessage", m.template_button_reply_message.is_set()),
         ("listMessage", m.list_message.is_set()),
+        ("reactionMessage", m.reaction_message.is_set()),
         ("groupInviteMessage", m.group_invite_message.is_set()),
         ("pinInChatMessage", m.pin_in_chat_message.is_set()),
         ("keepInChatMessage", m.keep_in_chat_message.is_set()),
@@ -372,40 +467,89 @@ pub fn raw_kind(m: &wa::Message) -> String {
         .map_or_else(|| "unknown".to_owned(), |(kind, _)| (*kind).to_owned())
 }
 
-fn media(
-    kind: MediaKind,
-    mime: Option<&str>,
+/// The fields every received media message has.
+struct Received<'a> {
+    mime: Option<&'a str>,
     file_name: Option<String>,
     caption: Option<String>,
     size: Option<u64>,
-) -> InboundContent {
+    direct_path: Option<&'a str>,
+    media_key: Option<&'a [u8]>,
+    file_sha256: Option<&'a [u8]>,
+    file_enc_sha256: Option<&'a [u8]>,
+    media_key_timestamp: Option<i64>,
+}
+
+fn media(kind: MediaKind, m: Received<'_>) -> InboundContent {
+    // Without a path and a key the file cannot be fetched; without the hashes it cannot
+    // be checked.
+    let stored = match (m.direct_path, m.media_key, m.file_sha256, m.file_enc_sha256) {
+        (Some(path), Some(key), Some(sha), Some(enc)) if !path.is_empty() && !key.is_empty() => Some(MediaRef {
+            direct_path: path.to_owned(),
+            media_key: key.to_vec(),
+            file_sha256: sha.to_vec(),
+            file_enc_sha256: enc.to_vec(),
+            media_key_timestamp: m.media_key_timestamp,
+        }),
+        _ => None,
+    };
     InboundContent::Media {
         kind,
-        mime: mime
+        mime: m
+            .mime
             .unwrap_or("application/octet-stream")
             .split(';')
             .next()
             .unwrap_or_default()
             .trim()
             .to_owned(),
-        file_name,
-        caption: caption.filter(|c| !c.is_empty()),
-        size,
+        file_name: m.file_name,
+        caption: m.caption.filter(|c| !c.is_empty()),
+        size: m.size,
+        stored,
     }
 }
 
+/// The context (quote, mentions) of a message of any kind that has one.
+fn context_of(m: &wa::Message) -> Option<&wa::ContextInfo> {
+    macro_rules! first_context {
+        ($($field:ident),+ $(,)?) => {
+            [$(m.$field.as_option().and_then(|x| x.context_info.as_option())),+]
+                .into_iter()
+                .flatten()
+                .next()
+        };
+    }
+    first_context!(
+        extended_text_message,
+        image_message,
+        video_message,
+        ptv_message,
+        audio_message,
+        document_message,
+        sticker_message,
+        location_message,
+        live_location_message,
+        contact_message,
+        contacts_array_message,
+        buttons_response_message,
+        list_response_message,
+        template_button_reply_message,
+        interactive_response_message,
+        poll_creation_message,
+        poll_creation_message_v2,
+        poll_creation_message_v3,
+        event_message,
+        group_invite_message,
+        product_message,
+        order_message,
+    )
+}
+
 fn quoted_id(m: &wa::Message) -> Option<String> {
-    let contexts = [
-        m.extended_text_message
-            .as_option()
-            .and_then(|x| x.context_info.as_option()),
-        m.image_message.as_option().and_then(|x| x.context_info.as_option()),
-        m.video_message.as_option().and_then(|x| x.context_info.as_option()),
-        m.audio_message.as_option().and_then(|x| x.context_info.as_option()),
-        m.document_message.as_option().and_then(|x| x.context_info.as_option()),
-        m.sticker_message.as_option().and_then(|x| x.context_info.as_option()),
-    ];
-    contexts.into_iter().flatten().find_map(|c| c.stanza_id.clone())
+    context_of(m)
+        .and_then(|c| c.stanza_id.clone())
+        .filter(|id| !id.is_empty())
 }
 
 /// Delivery and read receipts for our messages; others (retries, our own reads) are none.
@@ -489,7 +633,10 @@ pub(super) mod tests {
         m.quoted_id = Some("3EB0ABC".into());
         m.quoted = Some(Quoted {
             sender: Some(jid("12015550150@s.whatsapp.net")),
+            kind: "text".into(),
             text: Some("the question".into()),
+            mime: None,
+            file_name: None,
         });
         m.mentions = vec![jid("12015550151@s.whatsapp.net")];
         m.link_preview = false;
@@ -575,6 +722,10 @@ pub(super) mod tests {
         assert_eq!(l.sections[0].rows[0].description.as_deref(), Some("fresh"));
     }
 
+    fn read(message: &wa::Message, info: &MessageInfo) -> Option<InboundMessage> {
+        inbound(message, info, &PhoneNumbers::default())
+    }
+
     /// A direct message's info from `sender`, id `3EB0FROMTHEM`, push name Alice.
     pub(in crate::engine::whatsapp) fn info(sender: &str) -> MessageInfo {
         let sender: whatsapp_rust::Jid = sender.parse().unwrap();
@@ -597,7 +748,7 @@ pub(super) mod tests {
             conversation: Some("hello".into()),
             ..Default::default()
         };
-        let got = inbound(&text, &info("12015550150@s.whatsapp.net")).unwrap();
+        let got = read(&text, &info("12015550150@s.whatsapp.net")).unwrap();
         assert_eq!(got.content, InboundContent::Text("hello".into()));
         assert_eq!(got.sender, jid("12015550150@s.whatsapp.net"));
         assert_eq!(got.push_name.as_deref(), Some("Alice"));
@@ -614,7 +765,7 @@ pub(super) mod tests {
             }),
             ..Default::default()
         };
-        let got = inbound(&reply, &info("12015550150@s.whatsapp.net")).unwrap();
+        let got = read(&reply, &info("12015550150@s.whatsapp.net")).unwrap();
         assert_eq!(got.quoted_id.as_deref(), Some("3EB0MINE"));
 
         let document = wa::Message {
@@ -627,7 +778,7 @@ pub(super) mod tests {
             }),
             ..Default::default()
         };
-        let got = inbound(&document, &info("12015550150@s.whatsapp.net")).unwrap();
+        let got = read(&document, &info("12015550150@s.whatsapp.net")).unwrap();
         assert_eq!(
             got.content,
             InboundContent::Media {
@@ -636,6 +787,7 @@ pub(super) mod tests {
                 file_name: Some("q3.pdf".into()),
                 caption: Some("numbers".into()),
                 size: Some(99),
+                stored: None,
             }
         );
 
@@ -647,7 +799,7 @@ pub(super) mod tests {
             }),
             ..Default::default()
         };
-        match inbound(&voice, &info("12015550150@s.whatsapp.net")).unwrap().content {
+        match read(&voice, &info("12015550150@s.whatsapp.net")).unwrap().content {
             InboundContent::Media { kind, mime, .. } => {
                 assert_eq!(kind, MediaKind::Audio);
                 assert_eq!(mime, "audio/ogg");
@@ -655,20 +807,107 @@ pub(super) mod tests {
             other => panic!("{other:?}"),
         }
 
-        let reaction = wa::Message {
+        let reaction = |emoji: &str| wa::Message {
             reaction_message: MessageField::some(wa::message::ReactionMessage {
-                text: Some("👍".into()),
+                key: MessageField::some(wa::MessageKey {
+                    id: Some("3EB0MINE".into()),
+                    ..Default::default()
+                }),
+                text: Some(emoji.into()),
                 ..Default::default()
             }),
             ..Default::default()
         };
         assert_eq!(
-            inbound(&reaction, &info("12015550150@s.whatsapp.net")).unwrap().content,
-            InboundContent::Other {
-                kind: "reaction".into(),
-                text: Some("👍".into())
+            read(&reaction("👍"), &info("12015550150@s.whatsapp.net"))
+                .unwrap()
+                .content,
+            InboundContent::Reaction {
+                target_id: "3EB0MINE".into(),
+                emoji: Some("👍".into())
             }
         );
+        assert_eq!(
+            read(&reaction(""), &info("12015550150@s.whatsapp.net"))
+                .unwrap()
+                .content,
+            InboundContent::Reaction {
+                target_id: "3EB0MINE".into(),
+                emoji: None
+            },
+            "an empty reaction removes one"
+        );
+    }
+
+    #[test]
+    fn list_replies_keep_the_row_id_and_any_kind_keeps_its_quote() {
+        use wa::message::list_response_message::SingleSelectReply;
+        let reply = wa::Message {
+            list_response_message: MessageField::some(wa::message::ListResponseMessage {
+                title: Some("Pasta".into()),
+                single_select_reply: MessageField::some(SingleSelectReply {
+                    selected_row_id: Some("m1".into()),
+                }),
+                context_info: MessageField::some(wa::ContextInfo {
+                    stanza_id: Some("3EB0LIST".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = read(&reply, &info("12015550150@s.whatsapp.net")).unwrap();
+        assert_eq!(
+            got.content,
+            InboundContent::ListReply {
+                row_id: Some("m1".into()),
+                title: Some("Pasta".into())
+            }
+        );
+        assert_eq!(got.quoted_id.as_deref(), Some("3EB0LIST"));
+        let location = wa::Message {
+            location_message: MessageField::some(wa::message::LocationMessage {
+                context_info: MessageField::some(wa::ContextInfo {
+                    stanza_id: Some("3EB0WHERE".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            read(&location, &info("12015550150@s.whatsapp.net"))
+                .unwrap()
+                .quoted_id
+                .as_deref(),
+            Some("3EB0WHERE")
+        );
+    }
+
+    #[test]
+    fn received_media_keeps_where_it_is_and_its_keys() {
+        let image = wa::Message {
+            image_message: MessageField::some(wa::message::ImageMessage {
+                mimetype: Some("image/jpeg".into()),
+                direct_path: Some("/v/t62.7118-24/1".into()),
+                media_key: Some(vec![7; 32]),
+                file_sha256: Some(vec![8; 32]),
+                file_enc_sha256: Some(vec![9; 32]),
+                media_key_timestamp: Some(1_700_000_000),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match read(&image, &info("12015550150@s.whatsapp.net")).unwrap().content {
+            InboundContent::Media { stored: Some(r), .. } => {
+                assert_eq!(r.direct_path, "/v/t62.7118-24/1");
+                assert_eq!(r.media_key, vec![7; 32]);
+                assert_eq!(r.file_enc_sha256, vec![9; 32]);
+                let json = serde_json::to_string(&r).unwrap();
+                assert_eq!(serde_json::from_str::<MediaRef>(&json).unwrap(), r, "{json}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -680,21 +919,21 @@ pub(super) mod tests {
             }),
             ..Default::default()
         };
-        let got = inbound(&revoke, &info("12015550150@s.whatsapp.net")).unwrap();
+        let got = read(&revoke, &info("12015550150@s.whatsapp.net")).unwrap();
         assert_eq!(
             got.content,
             InboundContent::Unsupported {
                 kind: "protocolMessage:REVOKE".into()
             }
         );
-        let empty = inbound(&wa::Message::default(), &info("12015550150@s.whatsapp.net")).unwrap();
+        let empty = read(&wa::Message::default(), &info("12015550150@s.whatsapp.net")).unwrap();
         assert_eq!(empty.content, InboundContent::Unsupported { kind: "unknown".into() });
         // From Meta AI (`@bot`): kept like any sender.
         let text = wa::Message {
             conversation: Some("hi".into()),
             ..Default::default()
         };
-        assert!(inbound(&text, &info("13135550002@bot")).is_some());
+        assert!(read(&text, &info("13135550002@bot")).is_some());
     }
 
     #[test]
@@ -705,23 +944,48 @@ pub(super) mod tests {
         };
         let mut status = info("12015550150@s.whatsapp.net");
         status.source.chat = "status@broadcast".parse().unwrap();
-        assert!(inbound(&text, &status).is_none());
+        assert!(read(&text, &status).is_none());
         let mut post = info("120363000000000777@newsletter");
         post.source.chat = "120363000000000777@newsletter".parse().unwrap();
-        assert!(inbound(&text, &post).is_none());
+        assert!(read(&text, &post).is_none());
     }
 
     #[test]
-    fn a_sender_known_by_lid_carries_its_phone_number() {
-        let mut i = info("98765432109876@lid");
-        i.source.sender_alt = Some("12015550150@s.whatsapp.net".parse().unwrap());
+    fn a_person_known_by_lid_is_named_by_phone_number_with_the_lid_beside() {
         let text = wa::Message {
             conversation: Some("hi".into()),
             ..Default::default()
         };
-        let got = inbound(&text, &i).unwrap();
-        assert_eq!(got.sender, jid("98765432109876@lid"));
-        assert_eq!(got.sender_pn, Some(jid("12015550150@s.whatsapp.net")));
+        // The number from the message's alternate address.
+        let mut i = info("98765432109876@lid");
+        i.source.sender_alt = Some("12015550150@s.whatsapp.net".parse().unwrap());
+        let got = read(&text, &i).unwrap();
+        assert_eq!(got.sender, jid("12015550150@s.whatsapp.net"));
+        assert_eq!(got.chat, jid("12015550150@s.whatsapp.net"), "one chat per person");
+        assert_eq!(got.sender_lid, Some(jid("98765432109876@lid")));
+        // The number from the mapping, when the message has none.
+        let i = info("98765432109876@lid");
+        assert_eq!(
+            unmapped_lids(&i),
+            vec!["98765432109876@lid".parse::<whatsapp_rust::Jid>().unwrap()]
+        );
+        let mut numbers = PhoneNumbers::default();
+        numbers.insert("98765432109876", jid("12015550150@s.whatsapp.net"));
+        let got = inbound(&text, &i, &numbers).unwrap();
+        assert_eq!(got.chat, jid("12015550150@s.whatsapp.net"));
+        // Unknown: the LID it is.
+        let got = read(&text, &i).unwrap();
+        assert_eq!(got.chat, jid("98765432109876@lid"));
+        assert_eq!(got.sender_lid, Some(jid("98765432109876@lid")));
+        // This account's own message to a LID: the chat is the recipient, by number.
+        let mut own = info("11111111111111@lid");
+        own.source.is_from_me = true;
+        own.source.sender_alt = Some("12015550199@s.whatsapp.net".parse().unwrap());
+        own.source.chat = "98765432109876@lid".parse().unwrap();
+        own.source.recipient = Some(own.source.chat.clone());
+        let got = inbound(&text, &own, &numbers).unwrap();
+        assert_eq!(got.chat, jid("12015550150@s.whatsapp.net"));
+        assert_eq!(got.sender, jid("12015550199@s.whatsapp.net"));
     }
 
     #[test]

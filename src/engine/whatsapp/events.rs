@@ -18,7 +18,7 @@ use whatsapp_rust::Client;
 use whatsapp_rust::InboundDurabilityHook;
 use whatsapp_rust::wacore::types::events::{ConnectFailureReason, Event, EventHandler, InboundMessage as WaInbound};
 
-use super::convert::{self, from_wa_jid};
+use super::convert::{self, PhoneNumbers, from_wa_jid};
 use crate::engine::{Ack, ContactInfo, DeliveryStatus, EngineEvent, EventSink, Identity, PairingMode, Receipt};
 
 /// How long the hook waits for the gateway to store a batch before leaving it unacked
@@ -223,7 +223,7 @@ impl EventHandler for Forwarder {
             Event::Messages(batch) if !batch.hook_committed => {
                 // Newsletter and placeholder messages bypass the durability hook.
                 for m in batch.messages.iter() {
-                    if let Some(message) = convert::inbound(&m.message, &m.info) {
+                    if let Some(message) = convert::inbound(&m.message, &m.info, &PhoneNumbers::default()) {
                         sink(EngineEvent::Message(Box::new(message), Ack::none()));
                     }
                 }
@@ -308,10 +308,11 @@ impl Hook {
 
 #[whatsapp_rust::async_trait]
 impl InboundDurabilityHook for Hook {
-    async fn on_messages(&self, _client: Arc<Client>, batch: &[WaInbound]) -> anyhow::Result<()> {
+    async fn on_messages(&self, client: Arc<Client>, batch: &[WaInbound]) -> anyhow::Result<()> {
+        let numbers = phone_numbers(&client, batch).await;
         let mut stored = Vec::with_capacity(batch.len());
         for m in batch {
-            if let Some(message) = convert::inbound(&m.message, &m.info) {
+            if let Some(message) = convert::inbound(&m.message, &m.info, &numbers) {
                 let (ack, rx) = Ack::new();
                 (self.sink)(EngineEvent::Message(Box::new(message), ack));
                 stored.push(rx);
@@ -326,6 +327,20 @@ impl InboundDurabilityHook for Hook {
             () = self.stop.cancelled() => Err(anyhow::anyhow!("the session is stopping; leaving the messages unacknowledged")),
         }
     }
+}
+
+/// The phone numbers of the LIDs a batch names without one, from the crate's LID↔PN
+/// mapping (learnt from usync answers, earlier messages and the server's notifications).
+async fn phone_numbers(client: &Client, batch: &[WaInbound]) -> PhoneNumbers {
+    let mut numbers = PhoneNumbers::default();
+    for lid in batch.iter().flat_map(|m| convert::unmapped_lids(&m.info)) {
+        match client.get_lid_pn_entry(&lid).await {
+            Ok(Some(entry)) => numbers.insert(&lid.user, crate::domain::Jid::user(&entry.phone_number)),
+            Ok(None) => {}
+            Err(err) => tracing::debug!(%lid, error = %err, "cannot read the LID's phone number"),
+        }
+    }
+    numbers
 }
 
 #[cfg(test)]
