@@ -774,6 +774,16 @@ fn media_content(
             "`voiceNote` applies to audio only",
         ));
     }
+    // WhatsApp plays voice notes in Opus only: other audio would arrive as a voice note
+    // that cannot be played.
+    if voice_note && !matches!(mime.as_str(), "audio/ogg" | "audio/opus") {
+        return Err(ApiError::unsupported_media_type(
+            "voice_note_needs_opus",
+            format!(
+                "a voice note must be Opus audio in Ogg (audio/ogg), not {mime}; convert it first (for example `ffmpeg -i in -c:a libopus out.ogg`) or send it as plain audio"
+            ),
+        ));
+    }
     let file_name = file_name.or(file.file_name).and_then(|n| media::clean_file_name(&n));
     Ok(OutgoingContent::Media(Media {
         kind,

@@ -37,6 +37,14 @@ pub struct JidError(pub String);
 
 impl Jid {
     /// A person's JID from the digits of their number.
+    /// The JID of a LID (`…@lid`).
+    pub fn lid(user: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            server: LID_SERVER.to_owned(),
+        }
+    }
+
     pub fn user(digits: &str) -> Self {
         Self {
             user: digits.to_owned(),

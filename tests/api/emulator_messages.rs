@@ -469,3 +469,170 @@ async fn received_media_keeps_the_path_and_keys_to_download_it_later() {
     assert_eq!(kept.file_sha256, sha2::Sha256::digest(&photo).to_vec());
     assert_eq!(kept.file_enc_sha256.len(), 32, "{kept:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_media_kind_the_gateway_sends_is_what_the_recipient_decrypts_with_its_preview_size_and_length() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use wagate::media::probe::samples;
+    let w = talking().await;
+    let data_url =
+        |mime: &str, bytes: &[u8]| format!("data:{mime};base64,{}", base64::prelude::BASE64_STANDARD.encode(bytes));
+    let files: [(&str, Vec<u8>, Value); 5] = [
+        ("image", samples::png(640, 480), json!({"caption": "the view"})),
+        ("video", samples::mp4(1280, 720, 12), json!({})),
+        (
+            "audio",
+            samples::ogg_opus(7),
+            json!({"messageOptions": {"voiceNote": true}}),
+        ),
+        (
+            "document",
+            b"%PDF-1.4\n the quarterly numbers".to_vec(),
+            json!({"fileName": "q3.pdf"}),
+        ),
+        ("sticker", samples::webp(512, 512), json!({"mediaType": "sticker"})),
+    ];
+    for (kind, bytes, extra) in files {
+        let mut body = json!({"recipient": B, "media": data_url("application/octet-stream", &bytes)});
+        if let Some(caption) = extra.get("caption") {
+            body["message"] = caption.clone();
+        }
+        for key in ["messageOptions", "fileName", "mediaType"] {
+            if let Some(value) = extra.get(key) {
+                body[key] = value.clone();
+            }
+        }
+        let resp = w.gateway_sends(body).await;
+        resp.assert_status(200);
+        let id = resp.body["id"].as_str().unwrap().to_owned();
+        let got = w.arrived(B, &id).await;
+        let media = &got["media"];
+        assert_eq!(media["kind"], kind, "{got}");
+        let sha = hex::encode(sha2::Sha256::digest(&bytes));
+        assert_eq!(
+            media["sha256"],
+            sha.as_str(),
+            "what {B} decrypted is what was sent: {got}"
+        );
+        assert_eq!(media["declaredSha256"], sha.as_str(), "{got}");
+        match kind {
+            "image" => {
+                assert_eq!(
+                    (media["width"].clone(), media["height"].clone()),
+                    (json!(640), json!(480)),
+                    "{got}"
+                );
+                assert_eq!(media["hasThumbnail"], true, "{got}");
+                assert_eq!(media["caption"], "the view", "{got}");
+            }
+            "video" => {
+                assert_eq!(
+                    (media["width"].clone(), media["height"].clone()),
+                    (json!(1280), json!(720)),
+                    "{got}"
+                );
+                assert_eq!(media["seconds"], 12, "{got}");
+            }
+            "audio" => {
+                assert_eq!(media["seconds"], 7, "{got}");
+                assert_eq!(media["voiceNote"], true, "{got}");
+                assert_eq!(media["mimeType"], "audio/ogg; codecs=opus", "{got}");
+            }
+            "document" => assert_eq!(media["fileName"], "q3.pdf", "{got}"),
+            _ => {
+                assert_eq!(media["mimeType"], "image/webp", "{got}");
+                assert_eq!(
+                    (media["width"].clone(), media["height"].clone()),
+                    (json!(512), json!(512)),
+                    "{got}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_lid_group_mentions_go_by_lid_and_members_by_number() {
+    let w = talking().await;
+    let cid = w
+        .control("POST", "/control/accounts", json!({"phone": C, "name": "Cid"}))
+        .await;
+    cid.assert_status(201);
+    let cid_lid = cid.body["lid"].as_str().unwrap().to_owned();
+    let group = w
+        .control(
+            "POST",
+            &format!("/control/accounts/{B}/groups"),
+            json!({"subject": "Lunch club", "members": [A_DIGITS, C], "addressing": "lid"}),
+        )
+        .await;
+    group.assert_status(201);
+    let group = group.body["id"].as_str().unwrap().to_owned();
+    // The gateway lists it, members by number.
+    let list = w.app.get(&path("/groups?refresh=true"), Some(&w.token)).await;
+    list.assert_status(200);
+    assert!(
+        list.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["subject"] == "Lunch club"),
+        "{}",
+        list.body
+    );
+    let details = w.app.get(&path(&format!("/groups/{group}")), Some(&w.token)).await;
+    details.assert_status(200);
+    let members: std::collections::BTreeSet<String> = details.body["data"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["jid"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: std::collections::BTreeSet<String> =
+        [A_DIGITS, B, C].iter().map(|n| format!("{n}@s.whatsapp.net")).collect();
+    assert_eq!(members, expected, "{}", details.body);
+    // A mention of Cid reaches the group by Cid's LID.
+    let resp = w
+        .gateway_sends(
+            json!({"jid": group, "message": format!("@{C} are you in?"), "messageOptions": {"mentions": [C]}}),
+        )
+        .await;
+    resp.assert_status(200);
+    let id = resp.body["id"].as_str().unwrap().to_owned();
+    let got = w.arrived(C, &id).await;
+    assert_eq!(got["chat"], group.as_str(), "{got}");
+    assert_eq!(got["mentions"], json!([cid_lid]), "{got}");
+    let lid_user = cid_lid.trim_end_matches("@lid");
+    assert_eq!(got["text"], format!("@{lid_user} are you in?"), "{got}");
+    // Bia writes to the group: stored under the group, from her number, her LID beside.
+    let said = w.person_sends(B, json!({"to": group, "text": "noon works"})).await;
+    let stored = w.stored(&said, "stored", |_| true).await;
+    assert_eq!(stored["chat"], group.as_str(), "{stored}");
+    assert_eq!(stored["sender"], format!("{B}@s.whatsapp.net"), "{stored}");
+    assert!(
+        stored["senderLid"].as_str().is_some_and(|l| l.ends_with("@lid")),
+        "{stored}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_carries_the_quoted_message_and_its_author() {
+    let w = talking().await;
+    let asked = w.person_sends(B, json!({"text": "can you send the invoice?"})).await;
+    w.stored(&asked, "stored", |_| true).await;
+    let resp = w
+        .gateway_sends(
+            json!({"recipient": B, "message": "here it comes", "messageOptions": {"quotedMessageId": asked}}),
+        )
+        .await;
+    resp.assert_status(200);
+    let got = w.arrived(B, resp.body["id"].as_str().unwrap()).await;
+    assert_eq!(got["quotedId"], asked.as_str(), "{got}");
+    assert_eq!(got["quotedParticipant"], format!("{B}@s.whatsapp.net"), "{got}");
+    // Bia answers the reply: history knows what she quoted.
+    let mine = resp.body["id"].as_str().unwrap().to_owned();
+    let thanks = w.person_sends(B, json!({"text": "thanks!", "quotedId": mine})).await;
+    let stored = w.stored(&thanks, "stored", |_| true).await;
+    assert_eq!(stored["quotedId"], mine.as_str(), "{stored}");
+}

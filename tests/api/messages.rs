@@ -214,6 +214,19 @@ async fn media_can_be_uploaded_or_sent_as_base64() {
     let last = received(&app, &token, ALICE).await.pop().unwrap();
     assert_eq!(last["media"]["kind"], "audio");
     assert_eq!(last["media"]["voiceNote"], true);
+    // A voice note WhatsApp could not play is refused, not sent.
+    let mut mp3 = b"ID3\x03\0\0\0\0\0\0".to_vec();
+    mp3.extend_from_slice(&[0; 64]);
+    let mp3 = base64::engine::general_purpose::STANDARD.encode(mp3);
+    let resp = send_message(&app, &token, json!({"recipient": ALICE, "media": format!("data:audio/mpeg;base64,{mp3}"), "messageOptions": {"voiceNote": true}}))
+        .await;
+    resp.assert_error(415, "voice_note_needs_opus");
+    let after = received(&app, &token, ALICE).await;
+    assert_eq!(
+        after.last().unwrap()["media"]["voiceNote"],
+        true,
+        "nothing else was sent"
+    );
 
     let doc = base64::engine::general_purpose::STANDARD.encode(fixtures::pdf());
     let resp = send_message(

@@ -18,6 +18,7 @@ use crate::engine::{
     DeliveryStatus, InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, MediaRef, OutgoingContent,
     OutgoingMessage, Quoted, Receipt,
 };
+use crate::media::probe::Probe;
 
 /// What an upload to WhatsApp's media servers returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,14 +124,58 @@ fn field(context: Option<wa::ContextInfo>) -> MessageField<wa::ContextInfo> {
     context.map(MessageField::some).unwrap_or_default()
 }
 
-/// The protobuf for a message; media must have been uploaded already.
-pub fn outgoing(message: &OutgoingMessage, uploaded: Option<&Uploaded>) -> Result<wa::Message, String> {
+/// Mentions for a group WhatsApp addresses by LID: each mentioned number that `lids`
+/// knows (phone-number user → LID user) is mentioned by its LID, and its `@number` in the
+/// text becomes `@lid`, which is how members' phones find and show the mention.
+pub fn mention_by_lid(message: &mut OutgoingMessage, lids: &HashMap<String, String>) {
+    let mut renamed = Vec::new();
+    for mention in &mut message.mentions {
+        if mention.server() != USER_SERVER {
+            continue;
+        }
+        if let Some(lid) = lids.get(mention.user_part()) {
+            renamed.push((format!("@{}", mention.user_part()), format!("@{lid}")));
+            *mention = Jid::lid(lid);
+        }
+    }
+    // `@number` as a whole token only: `@1201555015` is not in `@12015550151`.
+    let rename = |text: &mut String| {
+        for (from, to) in &renamed {
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find(from.as_str()) {
+                let after = &rest[at + from.len()..];
+                out.push_str(&rest[..at]);
+                out.push_str(if after.starts_with(|c: char| c.is_ascii_digit()) {
+                    from
+                } else {
+                    to
+                });
+                rest = after;
+            }
+            out.push_str(rest);
+            *text = out;
+        }
+    };
+    match &mut message.content {
+        OutgoingContent::Text(text) => rename(text),
+        OutgoingContent::Media(media) => {
+            if let Some(caption) = &mut media.caption {
+                rename(caption);
+            }
+        }
+        OutgoingContent::List(list) => rename(&mut list.body),
+    }
+}
+
+/// The protobuf for a message; media must have been uploaded (and probed) already.
+pub fn outgoing(message: &OutgoingMessage, uploaded: Option<(&Uploaded, &Probe)>) -> Result<wa::Message, String> {
     let context = context(message);
     match &message.content {
         OutgoingContent::Text(text) => Ok(text_message(text, context, message.link_preview)),
         OutgoingContent::Media(media) => {
-            let uploaded = uploaded.ok_or("media must be uploaded before it is sent")?;
-            Ok(media_message(media, uploaded, context))
+            let (uploaded, probe) = uploaded.ok_or("media must be uploaded before it is sent")?;
+            Ok(media_message(media, uploaded, probe, context))
         }
         OutgoingContent::List(list) => Ok(list_message(list, context)),
     }
@@ -174,29 +219,46 @@ macro_rules! uploaded_media {
     };
 }
 
-fn media_message(media: &Media, up: &Uploaded, context: Option<wa::ContextInfo>) -> wa::Message {
+/// WhatsApp plays a voice note only as Opus in Ogg, and wants the codec named.
+const VOICE_NOTE_MIME: &str = "audio/ogg; codecs=opus";
+
+fn media_message(media: &Media, up: &Uploaded, probe: &Probe, context: Option<wa::ContextInfo>) -> wa::Message {
     let context_info = field(context);
     let mut message = wa::Message::default();
     match media.kind {
         MediaKind::Image => {
             message.image_message = uploaded_media!(ImageMessage, up, media, {
                 caption: media.caption.clone(),
+                width: probe.width,
+                height: probe.height,
+                jpeg_thumbnail: probe.thumbnail.clone(),
                 context_info: context_info,
             });
         }
         MediaKind::Video => {
             message.video_message = uploaded_media!(VideoMessage, up, media, {
                 caption: media.caption.clone(),
+                width: probe.width,
+                height: probe.height,
+                seconds: probe.seconds,
+                jpeg_thumbnail: probe.thumbnail.clone(),
                 streaming_sidecar: up.streaming_sidecar.clone(),
                 context_info: context_info,
             });
         }
         MediaKind::Audio => {
-            message.audio_message = uploaded_media!(AudioMessage, up, media, {
+            let mut audio = uploaded_media!(AudioMessage, up, media, {
                 ptt: Some(media.voice_note),
+                seconds: probe.seconds,
                 streaming_sidecar: up.streaming_sidecar.clone(),
                 context_info: context_info,
             });
+            if media.voice_note
+                && let Some(audio) = audio.as_option_mut()
+            {
+                audio.mimetype = Some(VOICE_NOTE_MIME.to_owned());
+            }
+            message.audio_message = audio;
         }
         MediaKind::Document => {
             let name = media.file_name.clone().unwrap_or_else(|| "file".to_owned());
@@ -208,7 +270,11 @@ fn media_message(media: &Media, up: &Uploaded, context: Option<wa::ContextInfo>)
             });
         }
         MediaKind::Sticker => {
-            message.sticker_message = uploaded_media!(StickerMessage, up, media, { context_info: context_info });
+            message.sticker_message = uploaded_media!(StickerMessage, up, media, {
+                width: probe.width,
+                height: probe.height,
+                context_info: context_info,
+            });
         }
     }
     message
@@ -660,7 +726,9 @@ pub(super) mod tests {
     #[test]
     fn each_media_kind_carries_its_upload_mimetype_and_caption() {
         let up = uploaded();
-        let image = outgoing(&message(media(MediaKind::Image, "image/png")), Some(&up)).unwrap();
+        let probed = Probe::default();
+        let up = (&up, &probed);
+        let image = outgoing(&message(media(MediaKind::Image, "image/png")), Some(up)).unwrap();
         let img = image.image_message.as_option().unwrap();
         assert_eq!(img.mimetype.as_deref(), Some("image/png"));
         assert_eq!(img.caption.as_deref(), Some("a caption"));
@@ -668,23 +736,27 @@ pub(super) mod tests {
         assert_eq!(img.file_length, Some(1234));
         assert_eq!(img.media_key.as_deref(), Some(&[1u8; 32][..]));
 
-        let video = outgoing(&message(media(MediaKind::Video, "video/mp4")), Some(&up)).unwrap();
+        let video = outgoing(&message(media(MediaKind::Video, "video/mp4")), Some(up)).unwrap();
         assert_eq!(
             video.video_message.as_option().unwrap().mimetype.as_deref(),
             Some("video/mp4")
         );
 
-        let audio = outgoing(&message(media(MediaKind::Audio, "audio/ogg")), Some(&up)).unwrap();
+        let audio = outgoing(&message(media(MediaKind::Audio, "audio/ogg")), Some(up)).unwrap();
         let aud = audio.audio_message.as_option().unwrap();
         assert_eq!(aud.ptt, Some(true), "voice note");
-        assert_eq!(aud.mimetype.as_deref(), Some("audio/ogg"));
+        assert_eq!(
+            aud.mimetype.as_deref(),
+            Some("audio/ogg; codecs=opus"),
+            "what WhatsApp plays"
+        );
 
-        let doc = outgoing(&message(media(MediaKind::Document, "application/pdf")), Some(&up)).unwrap();
+        let doc = outgoing(&message(media(MediaKind::Document, "application/pdf")), Some(up)).unwrap();
         let d = doc.document_message.as_option().unwrap();
         assert_eq!(d.file_name.as_deref(), Some("report.pdf"));
         assert_eq!(d.caption.as_deref(), Some("a caption"));
 
-        let sticker = outgoing(&message(media(MediaKind::Sticker, "image/webp")), Some(&up)).unwrap();
+        let sticker = outgoing(&message(media(MediaKind::Sticker, "image/webp")), Some(up)).unwrap();
         assert_eq!(
             sticker.sticker_message.as_option().unwrap().mimetype.as_deref(),
             Some("image/webp")
@@ -693,6 +765,69 @@ pub(super) mod tests {
         assert!(
             outgoing(&message(media(MediaKind::Image, "image/png")), None).is_err(),
             "upload first"
+        );
+    }
+
+    #[test]
+    fn media_carries_what_its_file_shows_and_quotes_of_media_show_as_media() {
+        let up = uploaded();
+        let probed = Probe {
+            width: Some(640),
+            height: Some(480),
+            seconds: Some(9),
+            thumbnail: Some(vec![0xFF, 0xD8]),
+        };
+        let image = outgoing(&message(media(MediaKind::Image, "image/png")), Some((&up, &probed))).unwrap();
+        let img = image.image_message.as_option().unwrap();
+        assert_eq!((img.width, img.height), (Some(640), Some(480)));
+        assert_eq!(img.jpeg_thumbnail.as_deref(), Some(&[0xFF, 0xD8][..]));
+        let video = outgoing(&message(media(MediaKind::Video, "video/mp4")), Some((&up, &probed))).unwrap();
+        assert_eq!(video.video_message.as_option().unwrap().seconds, Some(9));
+        let audio = outgoing(&message(media(MediaKind::Audio, "audio/ogg")), Some((&up, &probed))).unwrap();
+        assert_eq!(audio.audio_message.as_option().unwrap().seconds, Some(9));
+
+        let mut reply = message(OutgoingContent::Text("nice photo".into()));
+        reply.quoted_id = Some("3EB0PHOTO".into());
+        reply.quoted = Some(Quoted {
+            sender: Some(jid("12015550150@s.whatsapp.net")),
+            kind: "image".into(),
+            text: None,
+            mime: Some("image/jpeg".into()),
+            file_name: None,
+        });
+        let wa = outgoing(&reply, None).unwrap();
+        let ctx = wa
+            .extended_text_message
+            .as_option()
+            .unwrap()
+            .context_info
+            .as_option()
+            .unwrap();
+        let quoted = ctx.quoted_message.as_option().expect("the quote shows");
+        assert_eq!(
+            quoted.image_message.as_option().unwrap().mimetype.as_deref(),
+            Some("image/jpeg")
+        );
+        assert_eq!(ctx.participant.as_deref(), Some("12015550150@s.whatsapp.net"));
+    }
+
+    #[test]
+    fn mentions_in_a_lid_group_name_members_by_lid_in_the_text_too() {
+        let mut m = message(OutgoingContent::Text(
+            "@12015550151 and @12015550152, lunch? (not @120155501510)".into(),
+        ));
+        m.to = jid("120363000000000001@g.us");
+        m.mentions = vec![jid("12015550151@s.whatsapp.net"), jid("12015550152@s.whatsapp.net")];
+        let lids = HashMap::from([("12015550151".to_owned(), "98765432109876".to_owned())]);
+        mention_by_lid(&mut m, &lids);
+        assert_eq!(
+            m.mentions,
+            [jid("98765432109876@lid"), jid("12015550152@s.whatsapp.net")],
+            "an unknown LID stays a number"
+        );
+        assert_eq!(
+            m.content,
+            OutgoingContent::Text("@98765432109876 and @12015550152, lunch? (not @120155501510)".into())
         );
     }
 

@@ -40,6 +40,7 @@ use super::{
     Participant, PhoneNumber, SentMessage, Session,
 };
 use crate::config::{Presence, WhatsappConfig};
+use crate::media::probe::{self, Probe};
 use convert::{Uploaded, from_wa_jid, to_wa_jid};
 use events::{Acks, Control, ControlSink, End, Forwarder, Hook};
 
@@ -79,7 +80,7 @@ impl Network {
     pub fn emulator(url: &str) -> Self {
         Self {
             transports: Arc::new(TokioWebSocketTransportFactory::new().with_url(url)),
-            http: Arc::new(UreqHttpClient::new()),
+            http: Arc::new(EmulatorMediaHttp::new(url)),
             version: Some((2, 3000, 1)),
         }
     }
@@ -580,10 +581,19 @@ impl WhatsappSession {
         }
     }
 
-    async fn upload(&self, client: &Client, content: &OutgoingContent) -> Result<Option<Uploaded>, EngineError> {
+    /// Uploads the message's media, if it has any, and reads what it shows of itself.
+    async fn upload(
+        &self,
+        client: &Client,
+        content: &OutgoingContent,
+    ) -> Result<Option<(Uploaded, Probe)>, EngineError> {
         let OutgoingContent::Media(media) = content else {
             return Ok(None);
         };
+        let (kind, data) = (media.kind, media.data.clone());
+        let probe = tokio::task::spawn_blocking(move || probe::probe(kind, &data))
+            .await
+            .unwrap_or_default();
         let response = client
             .upload(
                 media.data.to_vec(),
@@ -592,7 +602,7 @@ impl WhatsappSession {
             )
             .await
             .map_err(|e| EngineError::Protocol(format!("media upload failed: {e}")))?;
-        Ok(Some(Uploaded {
+        let uploaded = Uploaded {
             url: response.url,
             direct_path: response.direct_path,
             media_key: response.media_key.to_vec(),
@@ -601,7 +611,8 @@ impl WhatsappSession {
             file_length: response.file_length,
             media_key_timestamp: response.media_key_timestamp,
             streaming_sidecar: response.streaming_sidecar,
-        }))
+        };
+        Ok(Some((uploaded, probe)))
     }
 
     /// Connects a quiet run of an offline phone, to tell WhatsApp it logs out.
@@ -689,11 +700,16 @@ impl Session for WhatsappSession {
         delete_store(&self.core.path)
     }
 
-    async fn send(&self, message: OutgoingMessage) -> Result<SentMessage, EngineError> {
+    async fn send(&self, mut message: OutgoingMessage) -> Result<SentMessage, EngineError> {
         let client = self.online()?;
         let to = to_wa_jid(&message.to).map_err(EngineError::Rejected)?;
+        if message.to.server() == crate::domain::GROUP_SERVER && !message.mentions.is_empty() {
+            let lids = lids_in_lid_group(&client, &to).await;
+            convert::mention_by_lid(&mut message, &lids);
+        }
         let uploaded = self.upload(&client, &message.content).await?;
-        let proto = convert::outgoing(&message, uploaded.as_ref()).map_err(EngineError::Rejected)?;
+        let proto =
+            convert::outgoing(&message, uploaded.as_ref().map(|(u, p)| (u, p))).map_err(EngineError::Rejected)?;
         let id = message.id.clone().unwrap_or_else(|| client.generate_message_id());
         let answer = self.core.acks.wait(&id);
         let options = whatsapp_rust::SendOptions::default().with_message_id(id.clone());
@@ -851,6 +867,29 @@ impl Session for WhatsappSession {
     }
 }
 
+/// The LID of each member of a group WhatsApp addresses by LID, by phone-number user
+/// (none for a group addressed by phone number, or when the group cannot be read: the
+/// mentions then go as they are).
+async fn lids_in_lid_group(client: &Client, group: &whatsapp_rust::Jid) -> HashMap<String, String> {
+    use whatsapp_rust::wacore::types::message::AddressingMode;
+    let meta = match client.groups().get_metadata(group).await {
+        Ok(meta) if meta.addressing_mode == AddressingMode::Lid => meta,
+        Ok(_) => return HashMap::new(),
+        Err(err) => {
+            tracing::debug!(%group, error = %err, "cannot read the group to address its mentions");
+            return HashMap::new();
+        }
+    };
+    meta.participants
+        .iter()
+        .filter_map(|p| {
+            let lid = p.lid.as_ref().or(Some(&p.jid)).filter(|j| j.is_lid())?;
+            let pn = p.phone_number.as_ref().or(Some(&p.jid)).filter(|j| j.is_pn())?;
+            Some((pn.user.to_string(), lid.user.to_string()))
+        })
+        .collect()
+}
+
 fn group(meta: &whatsapp_rust::GroupMetadata) -> Option<Group> {
     Some(Group {
         jid: from_wa_jid(&meta.id)?,
@@ -938,5 +977,42 @@ impl HttpClient for ObservedHttp {
             });
         }
         result
+    }
+}
+
+/// The emulator's media server speaks plain HTTP, where WhatsApp's media hosts speak
+/// HTTPS (which whatsapp-rust always asks for): requests to the emulator's own address
+/// go there over HTTP, everything else as asked.
+#[cfg(feature = "emulator")]
+struct EmulatorMediaHttp {
+    host: String,
+    inner: UreqHttpClient,
+}
+
+#[cfg(feature = "emulator")]
+impl EmulatorMediaHttp {
+    /// For the emulator whose chat socket is `url` (`ws://HOST:PORT/ws/chat`).
+    fn new(url: &str) -> Self {
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+            .unwrap_or_default();
+        Self {
+            host,
+            inner: UreqHttpClient::new(),
+        }
+    }
+}
+
+#[cfg(feature = "emulator")]
+#[async_trait]
+impl HttpClient for EmulatorMediaHttp {
+    async fn execute(&self, mut request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        if let Some(rest) = request.url.strip_prefix("https://")
+            && rest.split('/').next() == Some(self.host.as_str())
+        {
+            request.url = format!("http://{rest}");
+        }
+        self.inner.execute(request).await
     }
 }

@@ -1,6 +1,8 @@
 //! Media for outgoing messages: fetching a `mediaLink` with a size limit, and deciding
 //! what a file is (sniffed from its bytes first, then the declared type, then its name).
 
+pub mod probe;
+
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use url::Url;
