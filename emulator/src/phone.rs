@@ -52,6 +52,10 @@ pub struct Received {
     pub quoted_participant: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
+    /// For an interactive message: its native-flow buttons, as the phone opens them
+    /// (`[{name, params}]`, `params` parsed from its JSON).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<serde_json::Value>,
     pub at: DateTime<Utc>,
 }
 
@@ -319,8 +323,31 @@ fn received(message: &wa::Message, info: &whatsapp_rust::wacore::types::message:
         quoted_id: context.and_then(|c| c.stanza_id.clone()),
         quoted_participant: context.and_then(|c| c.participant.clone()),
         mentions: context.map(|c| c.mentioned_jid.clone()).unwrap_or_default(),
+        buttons: buttons(base),
         at: Utc::now(),
     })
+}
+
+fn buttons(m: &wa::Message) -> Vec<serde_json::Value> {
+    use wa::message::interactive_message::InteractiveMessage as Payload;
+    let Some(Payload::NativeFlowMessage(flow)) = m
+        .interactive_message
+        .as_option()
+        .and_then(|i| i.interactive_message.as_ref())
+    else {
+        return Vec::new();
+    };
+    flow.buttons
+        .iter()
+        .map(|b| {
+            let params = b
+                .button_params_json
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .unwrap_or_default();
+            serde_json::json!({ "name": b.name, "params": params })
+        })
+        .collect()
 }
 
 /// The primary's own signed device identity (key index 0): a device-0 identity is the

@@ -636,3 +636,65 @@ async fn a_reply_carries_the_quoted_message_and_its_author() {
     let stored = w.stored(&thanks, "stored", |_| true).await;
     assert_eq!(stored["quotedId"], mine.as_str(), "{stored}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_arrives_as_a_single_select_the_phone_opens_and_the_pick_comes_back_by_row_id() {
+    use wa::message::interactive_response_message::{
+        Body, InteractiveResponseMessage as Response, NativeFlowResponseMessage,
+    };
+    use whatsapp_rust::waproto::buffa::MessageField;
+    use whatsapp_rust::waproto::whatsapp as wa;
+    let w = talking().await;
+    let resp = w
+        .gateway_sends(json!({
+            "recipient": B,
+            "message": "What would you like?",
+            "list": {"title": "Menu", "buttonText": "Open the menu", "footer": "Cantina",
+                "sections": [{"title": "Mains", "rows": [
+                    {"id": "m1", "title": "Pasta", "description": "fresh"},
+                    {"id": "m2", "title": "Risotto"}]}]}
+        }))
+        .await;
+    resp.assert_status(200);
+    let id = resp.body["id"].as_str().unwrap().to_owned();
+    let got = w.arrived(B, &id).await;
+    assert_eq!(got["type"], "interactive", "{got}");
+    assert_eq!(got["text"], "What would you like?", "{got}");
+    let button = &got["buttons"][0];
+    assert_eq!(button["name"], "single_select", "{got}");
+    assert_eq!(button["params"]["title"], "Open the menu", "{got}");
+    let rows = &button["params"]["sections"][0]["rows"];
+    assert_eq!(
+        (rows[0]["id"].clone(), rows[1]["id"].clone()),
+        (json!("m1"), json!("m2")),
+        "{got}"
+    );
+    // Bia picks the risotto.
+    let pick = wa::Message {
+        interactive_response_message: MessageField::some(wa::message::InteractiveResponseMessage {
+            body: MessageField::some(Body {
+                text: Some("Risotto".into()),
+                ..Default::default()
+            }),
+            context_info: MessageField::some(wa::ContextInfo {
+                stanza_id: Some(id.clone()),
+                participant: Some(format!("{A_DIGITS}@s.whatsapp.net")),
+                ..Default::default()
+            }),
+            interactive_response_message: Some(Response::NativeFlowResponseMessage(Box::new(
+                NativeFlowResponseMessage {
+                    name: Some("single_select".into()),
+                    params_json: Some(r#"{"id":"m2"}"#.into()),
+                    version: Some(3),
+                },
+            ))),
+        }),
+        ..Default::default()
+    };
+    let picked = w.person_sends(B, json!({"protobufBase64": encoded(pick)})).await;
+    let stored = w.stored(&picked, "stored", |_| true).await;
+    assert_eq!(stored["type"], "list_reply", "{stored}");
+    assert_eq!(stored["selectedId"], "m2", "{stored}");
+    assert_eq!(stored["text"], "Risotto", "{stored}");
+    assert_eq!(stored["quotedId"], id.as_str(), "{stored}");
+}

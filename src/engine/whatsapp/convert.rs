@@ -280,37 +280,63 @@ fn media_message(media: &Media, up: &Uploaded, probe: &Probe, context: Option<wa
     message
 }
 
+/// A list as WhatsApp shows it today: an interactive message whose one native-flow
+/// button (`single_select`) opens the sections. (The old bare `listMessage` is accepted
+/// by the servers and never shown on phones.) The crate adds the `<biz>` node such a
+/// message needs to be delivered.
 fn list_message(list: &ListMessage, context: Option<wa::ContextInfo>) -> wa::Message {
-    use wa::message::list_message::{ListType, Row, Section};
+    use wa::message::interactive_message::{Body, Footer, Header, InteractiveMessage as Payload, NativeFlowMessage};
+    let sections: Vec<serde_json::Value> = list
+        .sections
+        .iter()
+        .map(|section| {
+            serde_json::json!({
+                "title": section.title,
+                "rows": section.rows.iter().map(|row| serde_json::json!({
+                    "id": row.id,
+                    "title": row.title,
+                    "description": row.description.clone().unwrap_or_default(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let params = serde_json::json!({"title": list.button_text, "sections": sections});
     wa::Message {
-        list_message: MessageField::some(wa::message::ListMessage {
-            title: Some(list.title.clone()),
-            description: Some(list.body.clone()),
-            button_text: Some(list.button_text.clone()),
-            footer_text: list.footer.clone(),
-            list_type: Some(ListType::SINGLE_SELECT),
-            sections: list
-                .sections
-                .iter()
-                .map(|s| Section {
-                    title: Some(s.title.clone()),
-                    rows: s
-                        .rows
-                        .iter()
-                        .map(|r| Row {
-                            row_id: Some(r.id.clone()),
-                            title: Some(r.title.clone()),
-                            description: r.description.clone(),
-                        })
-                        .collect(),
-                })
-                .collect(),
+        interactive_message: MessageField::some(wa::message::InteractiveMessage {
+            header: MessageField::some(Header {
+                title: Some(list.title.clone()).filter(|t| !t.is_empty()),
+                has_media_attachment: Some(false),
+                ..Default::default()
+            }),
+            body: MessageField::some(Body {
+                text: Some(list.body.clone()),
+            }),
+            footer: match &list.footer {
+                Some(text) => MessageField::some(Footer {
+                    text: Some(text.clone()),
+                    ..Default::default()
+                }),
+                None => MessageField::none(),
+            },
+            interactive_message: Some(Payload::NativeFlowMessage(Box::new(NativeFlowMessage {
+                buttons: vec![
+                    wa::message::interactive_message::native_flow_message::NativeFlowButton {
+                        name: Some(LIST_FLOW.to_owned()),
+                        button_params_json: Some(params.to_string()),
+                    },
+                ],
+                message_version: Some(1),
+                ..Default::default()
+            }))),
             context_info: field(context),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
+
+/// The native flow of a list: pick one row.
+const LIST_FLOW: &str = "single_select";
 
 /// Phone numbers of accounts WhatsApp addresses by LID, by LID user (`2847…` → the
 /// phone-number JID), from the crate's LID↔PN mapping; a message's own alternate
@@ -397,6 +423,7 @@ pub fn inbound(message: &wa::Message, info: &MessageInfo, numbers: &PhoneNumbers
 }
 
 fn inbound_content(m: &wa::Message) -> Option<InboundContent> {
+    use wa::message::interactive_response_message::InteractiveResponseMessage as InteractiveResponse;
     if let Some(text) = m.text_content() {
         return Some(InboundContent::Text(text.to_owned()));
     }
@@ -448,6 +475,27 @@ fn inbound_content(m: &wa::Message) -> Option<InboundContent> {
                 .and_then(|s| s.selected_row_id.clone()),
             title: reply.title.clone(),
         });
+    }
+    // A row picked from a list sent as an interactive message: its id in the flow's
+    // answer, its title as the body.
+    if let Some(reply) = m.interactive_response_message.as_option()
+        && let Some(InteractiveResponse::NativeFlowResponseMessage(flow)) = &reply.interactive_response_message
+        && flow.name.as_deref() == Some(LIST_FLOW)
+    {
+        let params: Option<serde_json::Value> = flow.params_json.as_deref().and_then(|p| serde_json::from_str(p).ok());
+        let row_id = params
+            .as_ref()
+            .and_then(|p| p.get("id"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        let title = reply.body.as_option().and_then(|b| b.text.clone()).or_else(|| {
+            params
+                .as_ref()
+                .and_then(|p| p.get("title"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        });
+        return Some(InboundContent::ListReply { row_id, title });
     }
     if let Some(reaction) = m.reaction_message.as_option() {
         // A reaction without the message it is on cannot be read: kept as unsupported.
@@ -832,7 +880,11 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_list_becomes_a_single_select_list_message() {
+    fn a_list_becomes_an_interactive_single_select_and_its_answer_a_list_reply() {
+        use wa::message::interactive_message::InteractiveMessage as Payload;
+        use wa::message::interactive_response_message::{
+            Body, InteractiveResponseMessage as Response, NativeFlowResponseMessage,
+        };
         let list = OutgoingContent::List(ListMessage {
             title: "Menu".into(),
             body: "Pick one".into(),
@@ -848,13 +900,46 @@ pub(super) mod tests {
             }],
         });
         let wa = outgoing(&message(list), None).unwrap();
-        let l = wa.list_message.as_option().unwrap();
-        assert_eq!(l.title.as_deref(), Some("Menu"));
-        assert_eq!(l.description.as_deref(), Some("Pick one"));
-        assert_eq!(l.button_text.as_deref(), Some("Open"));
-        assert_eq!(l.list_type, Some(wa::message::list_message::ListType::SINGLE_SELECT));
-        assert_eq!(l.sections[0].rows[0].row_id.as_deref(), Some("m1"));
-        assert_eq!(l.sections[0].rows[0].description.as_deref(), Some("fresh"));
+        assert!(!wa.list_message.is_set(), "a bare list is never shown");
+        let im = wa.interactive_message.as_option().unwrap();
+        assert_eq!(im.header.as_option().unwrap().title.as_deref(), Some("Menu"));
+        assert_eq!(im.body.as_option().unwrap().text.as_deref(), Some("Pick one"));
+        assert_eq!(im.footer.as_option().unwrap().text.as_deref(), Some("footer"));
+        let Some(Payload::NativeFlowMessage(flow)) = &im.interactive_message else {
+            panic!("{im:?}");
+        };
+        assert_eq!(flow.buttons[0].name.as_deref(), Some("single_select"));
+        let params: serde_json::Value =
+            serde_json::from_str(flow.buttons[0].button_params_json.as_deref().unwrap()).unwrap();
+        assert_eq!(params["title"], "Open");
+        assert_eq!(params["sections"][0]["title"], "Mains");
+        assert_eq!(params["sections"][0]["rows"][0]["id"], "m1");
+        assert_eq!(params["sections"][0]["rows"][0]["description"], "fresh");
+
+        let answer = wa::Message {
+            interactive_response_message: MessageField::some(wa::message::InteractiveResponseMessage {
+                body: MessageField::some(Body {
+                    text: Some("Pasta".into()),
+                    ..Default::default()
+                }),
+                interactive_response_message: Some(Response::NativeFlowResponseMessage(Box::new(
+                    NativeFlowResponseMessage {
+                        name: Some("single_select".into()),
+                        params_json: Some(r#"{"id":"m1"}"#.into()),
+                        version: Some(3),
+                    },
+                ))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            read(&answer, &info("12015550150@s.whatsapp.net")).unwrap().content,
+            InboundContent::ListReply {
+                row_id: Some("m1".into()),
+                title: Some("Pasta".into())
+            }
+        );
     }
 
     fn read(message: &wa::Message, info: &MessageInfo) -> Option<InboundMessage> {
