@@ -401,7 +401,7 @@ async fn logging_out_an_offline_phone_unlinks_it_on_the_account() {
 
 /// A gateway process on the emulator, with phone A paired: its files and memory are its
 /// own to measure, and it can be killed.
-async fn paired_process(emulator: &Emulator, dir: &std::path::Path, database_url: &str, first: bool) -> Process {
+pub async fn paired_process(emulator: &Emulator, dir: &std::path::Path, database_url: &str, first: bool) -> Process {
     let port = free_port();
     let ws = emulator.ws_url();
     let mut process = Process::start(
@@ -439,7 +439,7 @@ async fn paired_process(emulator: &Emulator, dir: &std::path::Path, database_url
     process
 }
 
-async fn emulator_with_account() -> Emulator {
+pub async fn emulator_with_account() -> Emulator {
     wagate::app::install_crypto_provider();
     let emulator = Emulator::start("127.0.0.1:0".parse().unwrap(), EmulatorConfig::default())
         .await

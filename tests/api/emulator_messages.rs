@@ -698,3 +698,82 @@ async fn a_list_arrives_as_a_single_select_the_phone_opens_and_the_pick_comes_ba
     assert_eq!(stored["text"], "Risotto", "{stored}");
     assert_eq!(stored["quotedId"], id.as_str(), "{stored}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_while_the_server_holds_messages_loses_none_and_stores_each_once() {
+    use crate::emulator::{emulator_with_account, paired_process};
+    use crate::helpers::{fresh_database, send};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const TOTAL: usize = 40;
+    let emulator = emulator_with_account().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, _pg) = fresh_database().await;
+    let gateway = paired_process(&emulator, dir.path(), &database_url, true).await;
+    let control = emulator.url();
+    send(
+        reqwest::Client::new()
+            .post(format!("{control}/control/accounts"))
+            .json(&json!({"phone": B, "name": "Bia"})),
+    )
+    .await
+    .assert_status(201);
+    // Bia writes steadily; the gateway is killed part-way and is down for the rest.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (control, sent) = (control.clone(), Arc::clone(&sent));
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..TOTAL {
+                let resp = send(
+                    reqwest::Client::new()
+                        .post(format!("{control}/control/accounts/{B}/messages"))
+                        .json(&json!({"to": A_DIGITS, "text": format!("message {i}")})),
+                )
+                .await;
+                resp.assert_status(201);
+                ids.push(resp.body["id"].as_str().unwrap().to_owned());
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            ids
+        })
+    };
+    eventually(DEADLINE, || async {
+        match sent.load(Ordering::Relaxed) {
+            n @ 8.. => Ok(n),
+            n => Err(format!("only {n} sent")),
+        }
+    })
+    .await;
+    gateway.signal("-9");
+    drop(gateway);
+    let ids = writer.await.unwrap();
+    let held = send(reqwest::Client::new().get(format!("{control}/control/accounts/{A_DIGITS}/devices"))).await;
+    let waiting = held.body["data"][0]["inbox"].as_u64().unwrap_or_default();
+    assert!(waiting > 0, "the server holds nothing for the gateway: {}", held.body);
+    // Back up: the offline queue comes in, each message stored once.
+    let gateway = paired_process(&emulator, dir.path(), &database_url, false).await;
+    let history = eventually(DEADLINE, || async {
+        let page = gateway.get(&path("/messages?limit=100")).await.body;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        if data.len() >= TOTAL {
+            Ok(data)
+        } else {
+            Err(format!("{} of {TOTAL} stored", data.len()))
+        }
+    })
+    .await;
+    let mut stored: Vec<String> = history.iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
+    stored.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(stored, expected, "every message once, nothing else");
+    eventually(DEADLINE, || async {
+        let held = send(reqwest::Client::new().get(format!("{control}/control/accounts/{A_DIGITS}/devices"))).await;
+        match held.body["data"][0]["inbox"].as_u64() {
+            Some(0) => Ok(()),
+            _ => Err(format!("not all acknowledged: {}", held.body)),
+        }
+    })
+    .await;
+}
