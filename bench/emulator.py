@@ -141,13 +141,20 @@ def login_again(base):
     return body["token"]
 
 
+def start_emulator(path):
+    """The emulator binary on a free port, answering: (process, control URL, port)."""
+    port = free_port()
+    control = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([path, "serve", "--listen", f"127.0.0.1:{port}"],
+                               env=dict(os.environ, RUST_LOG="warn"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    wait_http(control, "/control/health")
+    return process, control, port
+
+
 def main():
-    emu_port = free_port()
-    emulator = f"http://127.0.0.1:{emu_port}"
-    emu = subprocess.Popen([emulator_binary, "serve", "--listen", f"127.0.0.1:{emu_port}"],
-                           env=dict(os.environ, RUST_LOG="warn"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    emu, emulator, emu_port = start_emulator(emulator_binary)
     try:
-        wait_http(emulator, "/control/health")
         for phone in numbers():
             status, body = Client(emulator).post("/control/accounts", {"phone": digits(phone), "name": "Bench"})
             assert status == 201, body
@@ -163,4 +170,5 @@ def main():
         emu.wait()
 
 
-main()
+if __name__ == "__main__":
+    main()

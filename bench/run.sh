@@ -22,3 +22,4 @@ section "phones at scale ($many)";    python3 "$here/phones.py" "$bin" "$many" 5
 section "soak (${soak} s)";        "$here/soak.sh" "$soak"
 # Last: it builds the release binary with the `emulator` feature.
 section "real engine via wa-emulator ($emu)"; "$here/emulator.sh" "$emu"
+section "real engine messaging via wa-emulator"; "$here/emulator_messaging.sh" "$((secs + 10))" "$((events / 20))"

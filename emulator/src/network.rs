@@ -116,6 +116,40 @@ pub struct Device {
     pub conn: Option<u64>,
 }
 
+/// Who a device is, as it registered: what [`Device::new`] needs.
+pub struct Registered {
+    pub name: String,
+    pub platform: String,
+    pub noise_key: [u8; 32],
+    pub identity_key: [u8; 32],
+    pub registration_id: u32,
+    pub signed_identity: Vec<u8>,
+    pub key_index: u32,
+}
+
+impl Device {
+    /// Device `id`, linked now, offline, with no keys uploaded and nothing waiting.
+    pub fn new(id: u16, registered: Registered) -> Self {
+        Self {
+            id,
+            name: registered.name,
+            platform: registered.platform,
+            noise_key: registered.noise_key,
+            identity_key: registered.identity_key,
+            registration_id: registered.registration_id,
+            signed_identity: registered.signed_identity,
+            key_index: registered.key_index,
+            linked_at: Utc::now(),
+            last_seen_at: None,
+            keys: None,
+            inbox: Vec::new(),
+            presence: None,
+            available_count: 0,
+            conn: None,
+        }
+    }
+}
+
 /// A stanza waiting for a device's acknowledgement.
 #[derive(Debug, Clone)]
 pub struct Pending {

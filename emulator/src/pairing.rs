@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
-use chrono::Utc;
 use rand::RngCore;
 use tokio::sync::oneshot;
 use wacore::adv::{AdvValidation, validate_adv_with_identity_key};
@@ -28,7 +27,7 @@ use wacore_binary::node::Node;
 use waproto::buffa::Message as _;
 use waproto::whatsapp as wa;
 
-use crate::network::{CodeFlow, Conn, Device, Finish, Network, Registration, Role, digits};
+use crate::network::{CodeFlow, Conn, Device, Finish, Network, Registered, Registration, Role, digits};
 use crate::wire::{self, SERVER, attr, attr_is, child, child_bytes, iq_error, iq_result, now_secs};
 
 /// Why a link the person attempted did not happen.
@@ -428,26 +427,16 @@ async fn complete(
             .accounts
             .get_mut(phone)
             .ok_or_else(|| LinkError::NoAccount(phone.to_owned()))?;
-        account.devices.insert(
-            device_id,
-            Device {
-                id: device_id,
-                name: name.clone(),
-                platform: registration.platform.clone(),
-                noise_key: conn.client_static,
-                identity_key: registration.identity_key,
-                registration_id: registration.registration_id,
-                signed_identity: signed,
-                key_index,
-                linked_at: Utc::now(),
-                last_seen_at: None,
-                keys: None,
-                inbox: Vec::new(),
-                presence: None,
-                available_count: 0,
-                conn: None,
-            },
-        );
+        let registered = Registered {
+            name: name.clone(),
+            platform: registration.platform.clone(),
+            noise_key: conn.client_static,
+            identity_key: registration.identity_key,
+            registration_id: registration.registration_id,
+            signed_identity: signed,
+            key_index,
+        };
+        account.devices.insert(device_id, Device::new(device_id, registered));
         state.refs.retain(|_, id| *id != conn.id);
         state.codes.retain(|_, flow| flow.conn != conn.id);
         crate::routing::devices_changed(&mut state, phone, device_id, "add");

@@ -22,7 +22,7 @@ use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::wacore::types::events::{Event, EventHandler};
 
-use crate::network::{Account, Addressing, Device, Network, lock};
+use crate::network::{Account, Addressing, Device, Network, Registered, lock};
 
 /// How long a phone may take to log in and upload its keys.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -201,87 +201,68 @@ fn context(m: &wa::Message) -> Option<&wa::ContextInfo> {
         })
 }
 
-fn media_seen(m: &wa::Message) -> Option<MediaSeen> {
-    let m = m.get_base_message();
-    let hex = |b: &Option<Vec<u8>>| b.as_deref().map(hex_string);
-    if let Some(x) = m.image_message.as_option() {
-        return Some(MediaSeen {
-            kind: "image".into(),
-            mime_type: x.mimetype.clone(),
-            size: x.file_length,
-            declared_sha256: hex(&x.file_sha256),
+impl MediaSeen {
+    /// What every media message says: its kind, type, size and declared hash.
+    fn of(kind: &str, mime_type: &Option<String>, size: Option<u64>, sha256: &Option<Vec<u8>>) -> Self {
+        Self {
+            kind: kind.into(),
+            mime_type: mime_type.clone(),
+            size,
+            declared_sha256: sha256.as_deref().map(hex_string),
             sha256: None,
-            has_thumbnail: x.jpeg_thumbnail.as_ref().is_some_and(|t| !t.is_empty()),
-            width: x.width,
-            height: x.height,
+            has_thumbnail: false,
+            width: None,
+            height: None,
             seconds: None,
             voice_note: None,
             file_name: None,
+            caption: None,
+        }
+    }
+}
+
+fn media_seen(m: &wa::Message) -> Option<MediaSeen> {
+    let m = m.get_base_message();
+    let thumbnail = |t: &Option<Vec<u8>>| t.as_ref().is_some_and(|t| !t.is_empty());
+    if let Some(x) = m.image_message.as_option() {
+        return Some(MediaSeen {
+            has_thumbnail: thumbnail(&x.jpeg_thumbnail),
+            width: x.width,
+            height: x.height,
             caption: x.caption.clone(),
+            ..MediaSeen::of("image", &x.mimetype, x.file_length, &x.file_sha256)
         });
     }
     if let Some(x) = m.video_message.as_option().or(m.ptv_message.as_option()) {
         return Some(MediaSeen {
-            kind: "video".into(),
-            mime_type: x.mimetype.clone(),
-            size: x.file_length,
-            declared_sha256: hex(&x.file_sha256),
-            sha256: None,
-            has_thumbnail: x.jpeg_thumbnail.as_ref().is_some_and(|t| !t.is_empty()),
+            has_thumbnail: thumbnail(&x.jpeg_thumbnail),
             width: x.width,
             height: x.height,
             seconds: x.seconds,
-            voice_note: None,
-            file_name: None,
             caption: x.caption.clone(),
+            ..MediaSeen::of("video", &x.mimetype, x.file_length, &x.file_sha256)
         });
     }
     if let Some(x) = m.audio_message.as_option() {
         return Some(MediaSeen {
-            kind: "audio".into(),
-            mime_type: x.mimetype.clone(),
-            size: x.file_length,
-            declared_sha256: hex(&x.file_sha256),
-            sha256: None,
-            has_thumbnail: false,
-            width: None,
-            height: None,
             seconds: x.seconds,
             voice_note: x.ptt,
-            file_name: None,
-            caption: None,
+            ..MediaSeen::of("audio", &x.mimetype, x.file_length, &x.file_sha256)
         });
     }
     if let Some(x) = m.document_message.as_option() {
         return Some(MediaSeen {
-            kind: "document".into(),
-            mime_type: x.mimetype.clone(),
-            size: x.file_length,
-            declared_sha256: hex(&x.file_sha256),
-            sha256: None,
-            has_thumbnail: x.jpeg_thumbnail.as_ref().is_some_and(|t| !t.is_empty()),
-            width: None,
-            height: None,
-            seconds: None,
-            voice_note: None,
+            has_thumbnail: thumbnail(&x.jpeg_thumbnail),
             file_name: x.file_name.clone(),
             caption: x.caption.clone(),
+            ..MediaSeen::of("document", &x.mimetype, x.file_length, &x.file_sha256)
         });
     }
     if let Some(x) = m.sticker_message.as_option() {
         return Some(MediaSeen {
-            kind: "sticker".into(),
-            mime_type: x.mimetype.clone(),
-            size: x.file_length,
-            declared_sha256: hex(&x.file_sha256),
-            sha256: None,
-            has_thumbnail: false,
             width: x.width,
             height: x.height,
-            seconds: None,
-            voice_note: None,
-            file_name: None,
-            caption: None,
+            ..MediaSeen::of("sticker", &x.mimetype, x.file_length, &x.file_sha256)
         });
     }
     None
@@ -409,26 +390,16 @@ impl Phone {
             .public_key_bytes()
             .try_into()
             .map_err(|_| anyhow::anyhow!("an identity key is not 32 bytes"))?;
-        account.devices.insert(
-            0,
-            Device {
-                id: 0,
-                name: "Phone".into(),
-                platform: "ANDROID".into(),
-                noise_key,
-                identity_key,
-                registration_id: keys.registration_id,
-                signed_identity: signed.encode_to_vec(),
-                key_index: 0,
-                linked_at: Utc::now(),
-                last_seen_at: None,
-                keys: None,
-                inbox: Vec::new(),
-                presence: None,
-                available_count: 0,
-                conn: None,
-            },
-        );
+        let registered = Registered {
+            name: "Phone".into(),
+            platform: "ANDROID".into(),
+            noise_key,
+            identity_key,
+            registration_id: keys.registration_id,
+            signed_identity: signed.encode_to_vec(),
+            key_index: 0,
+        };
+        account.devices.insert(0, Device::new(0, registered));
         let (number, lid) = (account.phone.clone(), account.lid.clone());
         {
             let mut state = net.state();

@@ -217,11 +217,36 @@ pub struct InboundRequest {
     /// The virtual account that sends the message.
     #[oai(validator(max_length = 32))]
     from: String,
-    /// The text, or the caption of the media.
-    #[oai(validator(max_length = 65536))]
+    /// The text, or the caption of the media (empty for a reaction or a list reply).
+    #[oai(default, validator(max_length = 65536))]
     message: String,
     /// Send a media message (its metadata) instead of text.
     media: Option<InboundMediaRequest>,
+    /// React to a message instead (no `emoji` removes the reaction).
+    reaction: Option<InboundReactionRequest>,
+    /// Pick a row of a list message instead.
+    list_reply: Option<InboundListReplyRequest>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct InboundReactionRequest {
+    /// The message reacted to.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    message_id: String,
+    #[oai(validator(max_length = 32))]
+    emoji: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct InboundListReplyRequest {
+    /// The id of the row picked.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    row_id: String,
+    /// The row's title, as the person saw it.
+    #[oai(validator(max_length = 200))]
+    title: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -357,9 +382,9 @@ impl SandboxApi {
         let phone = gateway_phone(&state, phone.0.0)?;
         let body = body.0;
         let from = body_phone(&body.from)?;
-        let content = match body.media {
-            None => InboundContent::Text(body.message),
-            Some(media) => InboundContent::Media {
+        let content = match (body.media, body.reaction, body.list_reply) {
+            (None, None, None) => InboundContent::Text(body.message),
+            (Some(media), None, None) => InboundContent::Media {
                 kind: media.kind.into(),
                 mime: media.mime_type,
                 file_name: media.file_name,
@@ -367,6 +392,20 @@ impl SandboxApi {
                 size: media.size,
                 stored: None,
             },
+            (None, Some(reaction), None) => InboundContent::Reaction {
+                target_id: reaction.message_id,
+                emoji: reaction.emoji.filter(|e| !e.is_empty()),
+            },
+            (None, None, Some(reply)) => InboundContent::ListReply {
+                row_id: Some(reply.row_id),
+                title: reply.title,
+            },
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_message",
+                    "send one of `media`, `reaction` or `listReply`, not several",
+                ));
+            }
         };
         let injected = network
             .inject_inbound(&phone, &from, content)

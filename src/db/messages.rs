@@ -167,21 +167,25 @@ pub async fn find(db: &impl ConnectionTrait, phone: &PhoneNumber, message_id: &s
         .await
 }
 
-/// Whether an inbound message with this identity is already stored (a redelivery).
+/// Whether an inbound message with this identity is already stored (a redelivery): the
+/// same id from the same sender, whichever address the sender had when it was stored (a
+/// message first kept under a LID comes again under the number once it is known).
 pub async fn is_stored(
     db: &impl ConnectionTrait,
     phone: &PhoneNumber,
-    chat: &str,
-    sender: &str,
+    senders: &[&str],
     message_id: &str,
 ) -> Result<bool, DbErr> {
     let found = Entity::find()
         .select_only()
         .column(Column::Id)
         .filter(Column::Phone.eq(phone.as_str()))
-        .filter(Column::Chat.eq(chat))
-        .filter(Column::Sender.eq(sender))
         .filter(Column::MessageId.eq(message_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(Column::Sender.is_in(senders.iter().copied()))
+                .add(Column::SenderLid.is_in(senders.iter().copied())),
+        )
         .into_tuple::<i64>()
         .one(db)
         .await?;

@@ -341,6 +341,44 @@ async fn inbound_messages_land_in_history_and_contacts() {
 }
 
 #[tokio::test]
+async fn inbound_reactions_and_list_replies_keep_what_they_point_at() {
+    let (app, token) = ready().await;
+    let inbound = |body: Value| {
+        let app = &app;
+        let token = &token;
+        async move {
+            app.post(&format!("/api/v1/sandbox/phones/{A}/inbound"), Some(token), body)
+                .await
+        }
+    };
+    let sent = send_message(&app, &token, json!({"recipient": ALICE, "message": "lunch?"})).await;
+    let mine = sent.body["id"].as_str().unwrap().to_owned();
+    inbound(json!({"from": ALICE, "reaction": {"messageId": mine, "emoji": "👍"}}))
+        .await
+        .assert_status(200);
+    let liked = history(&app, &token, "").await["data"][0].clone();
+    assert_eq!(liked["type"], "reaction", "{liked}");
+    assert_eq!(liked["text"], "👍", "{liked}");
+    assert_eq!(liked["targetId"], mine.as_str(), "{liked}");
+    inbound(json!({"from": ALICE, "reaction": {"messageId": mine}}))
+        .await
+        .assert_status(200);
+    let removed = history(&app, &token, "").await["data"][0].clone();
+    assert_eq!(removed["type"], "reaction_removed", "{removed}");
+    assert_eq!(removed["targetId"], mine.as_str(), "{removed}");
+    inbound(json!({"from": ALICE, "listReply": {"rowId": "m2", "title": "Risotto"}}))
+        .await
+        .assert_status(200);
+    let picked = history(&app, &token, "").await["data"][0].clone();
+    assert_eq!(picked["type"], "list_reply", "{picked}");
+    assert_eq!(picked["selectedId"], "m2", "{picked}");
+    assert_eq!(picked["text"], "Risotto", "{picked}");
+    inbound(json!({"from": ALICE, "reaction": {"messageId": mine, "emoji": "👍"}, "listReply": {"rowId": "m2"}}))
+        .await
+        .assert_error(400, "invalid_message");
+}
+
+#[tokio::test]
 async fn lists_without_pages_stop_at_the_cap_and_say_so() {
     let app = crate::helpers::builder()
         .with("limits.unpaginated_max", 1)

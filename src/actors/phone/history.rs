@@ -90,7 +90,9 @@ impl PhoneState {
     pub(super) async fn record_inbound(&mut self, message: InboundMessage, ack: Ack) {
         let chat = message.chat.to_string();
         let sender = message.sender.to_string();
-        match messages::is_stored(&self.shared.db, &self.phone, &chat, &sender, &message.id).await {
+        let lid = message.sender_lid.as_ref().map(ToString::to_string);
+        let senders: Vec<&str> = std::iter::once(sender.as_str()).chain(lid.as_deref()).collect();
+        match messages::is_stored(&self.shared.db, &self.phone, &senders, &message.id).await {
             // A redelivery of a stored message: acknowledge it again, emit nothing.
             Ok(true) => return ack.done(),
             Ok(false) => {}
