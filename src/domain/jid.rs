@@ -36,7 +36,6 @@ pub struct Jid {
 pub struct JidError(pub String);
 
 impl Jid {
-    /// A person's JID from the digits of their number.
     /// The JID of a LID (`…@lid`).
     pub fn lid(user: &str) -> Self {
         Self {
@@ -45,6 +44,7 @@ impl Jid {
         }
     }
 
+    /// A person's JID from the digits of their number.
     pub fn user(digits: &str) -> Self {
         Self {
             user: digits.to_owned(),

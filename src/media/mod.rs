@@ -77,7 +77,12 @@ pub async fn fetch(client: &net::Outbound, link: &str, max: usize) -> Result<Med
 /// The file's MIME type: magic bytes first, then what the source declared.
 pub fn mime_of(file: &MediaFile) -> String {
     if let Some(kind) = infer::get(&file.data) {
-        return kind.mime_type().to_owned();
+        // An Ogg file holding Opus is `audio/ogg` (its container), as files are named.
+        return match kind.mime_type() {
+            "audio/opus" => "audio/ogg",
+            other => other,
+        }
+        .to_owned();
     }
     match file.declared_mime.as_deref() {
         Some(declared) if declared != "application/octet-stream" => declared.to_owned(),

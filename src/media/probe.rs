@@ -35,8 +35,32 @@ pub fn probe(kind: MediaKind, data: &[u8]) -> Probe {
     }
 }
 
+/// The largest picture read: beyond it the decoder stops (a small file can claim a huge
+/// canvas), and the message goes without size or preview.
+const MAX_SIDE: u32 = 8192;
+const MAX_DECODE_BYTES: u64 = 96 * 1024 * 1024;
+
 fn picture(data: &[u8], with_thumbnail: bool) -> Probe {
-    let Ok(image) = image::load_from_memory(data) else {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let Ok(mut reader) = image::ImageReader::new(Cursor::new(data)).with_guessed_format() else {
+        return Probe::default();
+    };
+    reader.limits(limits);
+    if !with_thumbnail {
+        // A size needs the header only.
+        return match reader.into_dimensions() {
+            Ok((width, height)) => Probe {
+                width: Some(width),
+                height: Some(height),
+                ..Probe::default()
+            },
+            Err(_) => Probe::default(),
+        };
+    }
+    let Ok(image) = reader.decode() else {
         return Probe::default();
     };
     let thumbnail = with_thumbnail
@@ -67,7 +91,9 @@ fn mp4(data: &[u8]) -> Option<Probe> {
             1 => (be32(mvhd, 20)?, be64(mvhd, 24)?),
             _ => (be32(mvhd, 12)?, u64::from(be32(mvhd, 16)?)),
         };
-        if timescale > 0 {
+        // No length (a fragmented file says 0) or an unknown one (all ones) is left out.
+        let known = duration > 0 && duration != u64::from(u32::MAX) && duration != u64::MAX;
+        if timescale > 0 && known {
             probe.seconds = u32::try_from(duration.div_ceil(u64::from(timescale))).ok();
         }
     }
@@ -102,6 +128,12 @@ fn boxes(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
         rest = &rest[size..];
         Some((kind, body))
     })
+}
+
+/// Whether the file is Opus audio in Ogg, the one kind WhatsApp plays as a voice note:
+/// an Ogg page whose first packet is an `OpusHead`.
+pub fn is_ogg_opus(data: &[u8]) -> bool {
+    data.starts_with(b"OggS") && data.get(..128).unwrap_or(data).windows(8).any(|w| w == b"OpusHead")
 }
 
 /// An Ogg Opus file's length: the last page's granule position (48 kHz samples) less the
@@ -234,6 +266,17 @@ mod tests {
         let got = probe(MediaKind::Video, &samples::mp4(1280, 720, 12));
         assert_eq!((got.width, got.height, got.seconds), (Some(1280), Some(720), Some(12)));
         assert_eq!(probe(MediaKind::Audio, &samples::ogg_opus(7)).seconds, Some(7));
+        assert!(is_ogg_opus(&samples::ogg_opus(7)));
+        assert!(!is_ogg_opus(b"OggS\0\x02 a Vorbis stream's first page, no Opus head"));
+    }
+
+    #[test]
+    fn a_picture_claiming_a_huge_canvas_is_not_decoded() {
+        // A PNG header for 100,000 × 100,000 pixels (40 GB decoded): refused at once.
+        let mut png = samples::png(1, 1);
+        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        assert_eq!(probe(MediaKind::Image, &png), Probe::default());
     }
 
     #[test]

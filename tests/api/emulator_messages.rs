@@ -610,10 +610,16 @@ async fn in_a_lid_group_mentions_go_by_lid_and_members_by_number() {
     let stored = w.stored(&said, "stored", |_| true).await;
     assert_eq!(stored["chat"], group.as_str(), "{stored}");
     assert_eq!(stored["sender"], format!("{B}@s.whatsapp.net"), "{stored}");
-    assert!(
-        stored["senderLid"].as_str().is_some_and(|l| l.ends_with("@lid")),
-        "{stored}"
-    );
+    let bia_lid = stored["senderLid"].as_str().unwrap().to_owned();
+    assert!(bia_lid.ends_with("@lid"), "{stored}");
+    // A reply to her names her as the group knows her: by LID.
+    let resp = w
+        .gateway_sends(json!({"jid": group, "message": "see you there", "messageOptions": {"quotedMessageId": said}}))
+        .await;
+    resp.assert_status(200);
+    let got = w.arrived(C, resp.body["id"].as_str().unwrap()).await;
+    assert_eq!(got["quotedId"], said.as_str(), "{got}");
+    assert_eq!(got["quotedParticipant"], bia_lid.as_str(), "{got}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

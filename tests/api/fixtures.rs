@@ -33,13 +33,6 @@ pub fn mp4() -> Vec<u8> {
     bytes
 }
 
-pub fn ogg() -> Vec<u8> {
-    let mut bytes = b"OggS".to_vec();
-    bytes.extend_from_slice(&[0, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
-    bytes.extend_from_slice(&[0; 64]);
-    bytes
-}
-
 pub fn pdf() -> Vec<u8> {
     let mut bytes = b"%PDF-1.4\n".to_vec();
     bytes.extend_from_slice(&[b'x'; 64]);
@@ -104,7 +97,7 @@ fn serve_file(Path(name): Path<String>) -> Response {
         "photo.png" => (png(), "image/png"),
         "photo.jpg" => (jpeg(), "image/jpeg"),
         "clip.mp4" => (mp4(), "video/mp4"),
-        "voice.ogg" => (ogg(), "audio/ogg"),
+        "voice.ogg" => (wagate::media::probe::samples::ogg_opus(2), "audio/ogg"),
         "report.pdf" => (pdf(), "application/pdf"),
         "sticker.webp" => (webp(), "image/webp"),
         "mislabelled.png" => (pdf(), "image/png"),

@@ -207,7 +207,7 @@ async fn media_can_be_uploaded_or_sent_as_base64() {
     assert_eq!(last["media"]["fileName"], "holiday.png");
     assert_eq!(last["text"], "uploaded photo");
 
-    let voice = base64::engine::general_purpose::STANDARD.encode(fixtures::ogg());
+    let voice = base64::engine::general_purpose::STANDARD.encode(wagate::media::probe::samples::ogg_opus(3));
     let resp = send_message(&app, &token, json!({"recipient": ALICE, "media": format!("data:audio/ogg;base64,{voice}"), "messageOptions": {"voiceNote": true}}))
         .await;
     resp.assert_status(200);
@@ -868,4 +868,91 @@ async fn texts_with_nul_characters_are_stored_on_every_database() {
     .await
     .assert_status(200);
     assert_eq!(history(&app, &token, "").await["data"][0]["text"], "inbound");
+}
+
+#[tokio::test]
+async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
+    use sea_orm_migration::MigratorTrait;
+    use wagate::db::contacts::{self, Learnt};
+    use wagate::db::messages::{self, NewMessage, Status};
+    use wagate::domain::{Jid, PhoneNumber};
+    let (app, token) = ready().await;
+    let db = &app.state.db;
+    // As the database was before this version: the migration undone, a person's messages
+    // kept under their LID, their contact under the number with the LID beside, and one
+    // under the LID alone; another person whose number nobody knows.
+    wagate_migrations::Migrator::down(db, Some(1)).await.unwrap();
+    let phone = PhoneNumber::parse(A, None).unwrap();
+    let (lid, number, stranger) = ("98765432109876@lid", "12015550150@s.whatsapp.net", "11111111111111@lid");
+    let row = |id: &str, from: &str| NewMessage {
+        message_id: id.into(),
+        direction: messages::IN,
+        chat: from.into(),
+        sender: from.into(),
+        kind: "text".into(),
+        body: Some("from before".into()),
+        media_mime: None,
+        media_file_name: None,
+        media_size: None,
+        quoted_id: None,
+        push_name: None,
+        status: Status::Received,
+        timestamp: chrono::Utc::now(),
+        raw_kind: None,
+        sender_lid: None,
+        target_id: None,
+        selected_id: None,
+        media_ref: None,
+    };
+    let last = messages::last_seq(db, &phone).await.unwrap();
+    messages::insert(db, &phone, last + 1, row("3EB0OLDLID", lid))
+        .await
+        .unwrap();
+    messages::insert(db, &phone, last + 2, row("3EB0STRANGER", stranger))
+        .await
+        .unwrap();
+    contacts::upsert(
+        db,
+        &phone,
+        &[
+            Learnt {
+                jid: Some(number.parse::<Jid>().unwrap()),
+                lid: Some(lid.into()),
+                ..Learnt::default()
+            },
+            Learnt {
+                jid: Some(lid.parse::<Jid>().unwrap()),
+                lid: Some(lid.into()),
+                push_name: Some("Ana".into()),
+                ..Learnt::default()
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    wagate_migrations::Migrator::up(db, None).await.unwrap();
+    let page = history(&app, &token, "").await;
+    let moved = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "3EB0OLDLID")
+        .unwrap()
+        .clone();
+    assert_eq!(moved["chat"], number, "{moved}");
+    assert_eq!(moved["sender"], number, "{moved}");
+    assert_eq!(moved["senderLid"], lid, "{moved}");
+    let kept = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "3EB0STRANGER")
+        .unwrap()
+        .clone();
+    assert_eq!(kept["chat"], stranger, "an unknown number stays a LID: {kept}");
+    let people = contacts::of_phone(db, &phone, 100).await.unwrap();
+    let ana: Vec<_> = people.iter().filter(|c| c.lid.as_deref() == Some(lid)).collect();
+    assert_eq!(ana.len(), 1, "{people:?}");
+    assert_eq!(ana[0].jid, number);
+    assert_eq!(ana[0].push_name.as_deref(), Some("Ana"), "the name kept under the LID");
 }

@@ -124,10 +124,17 @@ fn field(context: Option<wa::ContextInfo>) -> MessageField<wa::ContextInfo> {
     context.map(MessageField::some).unwrap_or_default()
 }
 
-/// Mentions for a group WhatsApp addresses by LID: each mentioned number that `lids`
-/// knows (phone-number user → LID user) is mentioned by its LID, and its `@number` in the
-/// text becomes `@lid`, which is how members' phones find and show the mention.
-pub fn mention_by_lid(message: &mut OutgoingMessage, lids: &HashMap<String, String>) {
+/// A message for a group WhatsApp addresses by LID, with its members named by LID where
+/// `lids` (phone-number user → LID user) knows them: each mention, its `@number` in the
+/// text (which is how members' phones find and show the mention), and the author of a
+/// quoted message.
+pub fn address_by_lid(message: &mut OutgoingMessage, lids: &HashMap<String, String>) {
+    if let Some(sender) = message.quoted.as_mut().and_then(|q| q.sender.as_mut())
+        && sender.server() == USER_SERVER
+        && let Some(lid) = lids.get(sender.user_part())
+    {
+        *sender = Jid::lid(lid);
+    }
     let mut renamed = Vec::new();
     for mention in &mut message.mentions {
         if mention.server() != USER_SERVER {
@@ -220,7 +227,7 @@ macro_rules! uploaded_media {
 }
 
 /// WhatsApp plays a voice note only as Opus in Ogg, and wants the codec named.
-const VOICE_NOTE_MIME: &str = "audio/ogg; codecs=opus";
+const OPUS_MIME: &str = "audio/ogg; codecs=opus";
 
 fn media_message(media: &Media, up: &Uploaded, probe: &Probe, context: Option<wa::ContextInfo>) -> wa::Message {
     let context_info = field(context);
@@ -253,10 +260,11 @@ fn media_message(media: &Media, up: &Uploaded, probe: &Probe, context: Option<wa
                 streaming_sidecar: up.streaming_sidecar.clone(),
                 context_info: context_info,
             });
-            if media.voice_note
+            // Opus in Ogg is named as WhatsApp's own clients name it, voice note or not.
+            if (media.voice_note || crate::media::probe::is_ogg_opus(&media.data))
                 && let Some(audio) = audio.as_option_mut()
             {
-                audio.mimetype = Some(VOICE_NOTE_MIME.to_owned());
+                audio.mimetype = Some(OPUS_MIME.to_owned());
             }
             message.audio_message = audio;
         }
@@ -363,7 +371,7 @@ pub fn unmapped_lids(info: &MessageInfo) -> Vec<whatsapp_rust::Jid> {
     if source.sender.is_lid() && !alt_is_pn {
         lids.push(source.sender.to_non_ad());
     }
-    if source.chat.is_lid() && source.chat.user != source.sender.user {
+    if source.chat.is_lid() && source.chat.user != source.sender.user && info.peer_recipient_pn.is_none() {
         lids.push(source.chat.to_non_ad());
     }
     lids
@@ -407,7 +415,12 @@ pub fn inbound(message: &wa::Message, info: &MessageInfo, numbers: &PhoneNumbers
     } else if sender_lid.as_ref() == Some(&chat) {
         sender.clone()
     } else {
-        numbers.of(&chat).unwrap_or(chat)
+        // This account's own message to a LID: the stanza may name the peer's number.
+        let peer = (source.is_from_me)
+            .then(|| info.peer_recipient_pn.as_ref().and_then(from_wa_jid))
+            .flatten()
+            .filter(|pn| pn.server() == USER_SERVER);
+        peer.or_else(|| numbers.of(&chat)).unwrap_or(chat)
     };
     Some(InboundMessage {
         id: info.id.clone(),
@@ -477,25 +490,26 @@ fn inbound_content(m: &wa::Message) -> Option<InboundContent> {
         });
     }
     // A row picked from a list sent as an interactive message: its id in the flow's
-    // answer, its title as the body.
+    // answer, its title as the body. (Phones answer a single_select under that name; any
+    // flow answer naming a picked id is read the same way, so a renamed flow keeps its row.)
     if let Some(reply) = m.interactive_response_message.as_option()
         && let Some(InteractiveResponse::NativeFlowResponseMessage(flow)) = &reply.interactive_response_message
-        && flow.name.as_deref() == Some(LIST_FLOW)
+        && let Some(params) = flow
+            .params_json
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        && let Some(row_id) = params.get("id").and_then(serde_json::Value::as_str)
     {
-        let params: Option<serde_json::Value> = flow.params_json.as_deref().and_then(|p| serde_json::from_str(p).ok());
-        let row_id = params
-            .as_ref()
-            .and_then(|p| p.get("id"))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned);
         let title = reply.body.as_option().and_then(|b| b.text.clone()).or_else(|| {
             params
-                .as_ref()
-                .and_then(|p| p.get("title"))
+                .get("title")
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned)
         });
-        return Some(InboundContent::ListReply { row_id, title });
+        return Some(InboundContent::ListReply {
+            row_id: Some(row_id.to_owned()),
+            title,
+        });
     }
     if let Some(reaction) = m.reaction_message.as_option() {
         // A reaction without the message it is on cannot be read: kept as unsupported.
@@ -646,8 +660,11 @@ fn context_of(m: &wa::Message) -> Option<&wa::ContextInfo> {
         live_location_message,
         contact_message,
         contacts_array_message,
+        buttons_message,
         buttons_response_message,
+        list_message,
         list_response_message,
+        interactive_message,
         template_button_reply_message,
         interactive_response_message,
         poll_creation_message,
@@ -866,8 +883,16 @@ pub(super) mod tests {
         ));
         m.to = jid("120363000000000001@g.us");
         m.mentions = vec![jid("12015550151@s.whatsapp.net"), jid("12015550152@s.whatsapp.net")];
+        m.quoted_id = Some("3EB0EARLIER".into());
+        m.quoted = Some(Quoted {
+            sender: Some(jid("12015550151@s.whatsapp.net")),
+            kind: "text".into(),
+            text: Some("earlier".into()),
+            mime: None,
+            file_name: None,
+        });
         let lids = HashMap::from([("12015550151".to_owned(), "98765432109876".to_owned())]);
-        mention_by_lid(&mut m, &lids);
+        address_by_lid(&mut m, &lids);
         assert_eq!(
             m.mentions,
             [jid("98765432109876@lid"), jid("12015550152@s.whatsapp.net")],
@@ -876,6 +901,11 @@ pub(super) mod tests {
         assert_eq!(
             m.content,
             OutgoingContent::Text("@98765432109876 and @12015550152, lunch? (not @120155501510)".into())
+        );
+        assert_eq!(
+            m.quoted.unwrap().sender,
+            Some(jid("98765432109876@lid")),
+            "the quoted author by LID"
         );
     }
 

@@ -333,7 +333,9 @@ impl InboundDurabilityHook for Hook {
 /// mapping (learnt from usync answers, earlier messages and the server's notifications).
 async fn phone_numbers(client: &Client, batch: &[WaInbound]) -> PhoneNumbers {
     let mut numbers = PhoneNumbers::default();
-    for lid in batch.iter().flat_map(|m| convert::unmapped_lids(&m.info)) {
+    let lids: std::collections::HashSet<whatsapp_rust::Jid> =
+        batch.iter().flat_map(|m| convert::unmapped_lids(&m.info)).collect();
+    for lid in lids {
         match client.get_lid_pn_entry(&lid).await {
             Ok(Some(entry)) => numbers.insert(&lid.user, crate::domain::Jid::user(&entry.phone_number)),
             Ok(None) => {}

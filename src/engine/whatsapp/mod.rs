@@ -703,9 +703,11 @@ impl Session for WhatsappSession {
     async fn send(&self, mut message: OutgoingMessage) -> Result<SentMessage, EngineError> {
         let client = self.online()?;
         let to = to_wa_jid(&message.to).map_err(EngineError::Rejected)?;
-        if message.to.server() == crate::domain::GROUP_SERVER && !message.mentions.is_empty() {
+        if message.to.server() == crate::domain::GROUP_SERVER
+            && (!message.mentions.is_empty() || message.quoted.is_some())
+        {
             let lids = lids_in_lid_group(&client, &to).await;
-            convert::mention_by_lid(&mut message, &lids);
+            convert::address_by_lid(&mut message, &lids);
         }
         let uploaded = self.upload(&client, &message.content).await?;
         let proto =
@@ -869,7 +871,7 @@ impl Session for WhatsappSession {
 
 /// The LID of each member of a group WhatsApp addresses by LID, by phone-number user
 /// (none for a group addressed by phone number, or when the group cannot be read: the
-/// mentions then go as they are).
+/// message then goes as it is).
 async fn lids_in_lid_group(client: &Client, group: &whatsapp_rust::Jid) -> HashMap<String, String> {
     use whatsapp_rust::wacore::types::message::AddressingMode;
     let meta = match client.groups().get_metadata(group).await {
