@@ -590,10 +590,15 @@ impl WhatsappSession {
         let OutgoingContent::Media(media) = content else {
             return Ok(None);
         };
+        // Two files read at a time at most: decoding is CPU and memory, and sends wait for
+        // it rather than crowd the machine.
+        static PROBES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
         let (kind, data) = (media.kind, media.data.clone());
+        let permit = PROBES.acquire().await.ok();
         let probe = tokio::task::spawn_blocking(move || probe::probe(kind, &data))
             .await
             .unwrap_or_default();
+        drop(permit);
         let response = client
             .upload(
                 media.data.to_vec(),
