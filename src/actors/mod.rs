@@ -401,16 +401,23 @@ impl Phones {
         })
         .await?;
         self.shared.engine.forget(phone).await?;
-        phones::delete(&self.shared.db, phone).await?;
-        self.shared.directory.remove(phone);
-        self.shared.events.publish(GatewayEvent::new(
+        // The phone goes and its last `phone.status` is recorded for webhooks in one
+        // transaction, like every other event: a webhook hears that it was deleted.
+        let event = GatewayEvent::new(
             EventKind::PhoneStatus,
             Some(phone.clone()),
             crate::events::data(&PhoneStatusData {
                 status: "deleted".into(),
                 ..Default::default()
             }),
-        ));
+        );
+        let txn = self.shared.db.begin().await?;
+        phones::delete(&txn, phone).await?;
+        let delivery = self.shared.outbox.record(&txn, &event).await?;
+        txn.commit().await?;
+        self.shared.directory.remove(phone);
+        self.shared.outbox.dispatch(delivery.into_iter().collect());
+        self.shared.events.publish(event);
         Ok(())
     }
 

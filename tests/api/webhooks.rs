@@ -579,6 +579,21 @@ async fn message_and_phone_events_reach_their_webhooks() {
         .collect();
     assert_eq!(statuses, ["delivered", "read"]);
     assert!(events.iter().all(|(e, _)| e != "message.received"), "not subscribed");
+
+    // Deleting the phone is its last phone.status, delivered like every event.
+    app.delete(&format!("/api/v1/user/phones/{A}"), Some(&token))
+        .await
+        .assert_status(200);
+    let deleted = eventually(DEADLINE, || async {
+        receiver
+            .hits()
+            .iter()
+            .map(|h| h.json())
+            .find(|b| b["event"] == "phone.status" && b["data"]["status"] == "deleted")
+            .ok_or("no phone.status deleted reached the webhook")
+    })
+    .await;
+    assert_eq!(deleted["phone"], A, "{deleted}");
 }
 
 pub type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
