@@ -9,13 +9,12 @@ use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{Endpoint, EndpointExt, Route, Server};
 use ractor::{Actor, ActorRef};
-use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::root::{self, RootArgs, RootMsg, RootSupervisor};
 use crate::actors::{Directory, Phones, Registry, Shared};
-use crate::api;
+use crate::api::{self, AppState};
 use crate::auth::Auth;
 use crate::config::{Config, EngineKind};
 use crate::db;
@@ -23,31 +22,10 @@ use crate::engine::Engine;
 use crate::engine::sandbox::{SandboxEngine, SandboxNetwork};
 use crate::engine::whatsapp::WhatsappEngine;
 use crate::events::EventBus;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::net::{self, UrlPolicy};
 use crate::outbox::Outbox;
-
-/// The handles every request may need, shared by the routes.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: DatabaseConnection,
-    pub auth: Arc<Auth>,
-    pub monitor: Arc<Monitor>,
-    pub phones: Arc<Phones>,
-    pub events: EventBus,
-    /// The simulated network, when `engine = "sandbox"`.
-    pub sandbox: Option<Arc<SandboxNetwork>>,
-    /// The client for outbound requests (media links), guarded by `network.*`.
-    pub http: net::Outbound,
-    /// The client for webhook test pings (webhook timeouts).
-    pub webhook_client: net::Outbound,
-    /// Serialises webhook changes, so "one webhook per service" holds.
-    pub webhook_edits: Arc<tokio::sync::Mutex<()>>,
-    /// The reverse proxies whose forwarding headers name the client.
-    pub trusted_proxies: api::client::TrustedProxies,
-}
 
 pub struct App {
     state: AppState,
@@ -207,7 +185,7 @@ impl App {
         }
         let shared = Arc::clone(self.state.phones.shared());
         let none: Option<Arc<Auth>> = None;
-        let app = Route::new().at("/metrics", metrics::scrape.data(shared).data(none));
+        let app = Route::new().at("/metrics", api::metrics::scrape.data(shared).data(none));
         let acceptor = TcpListener::bind(listen.clone())
             .into_acceptor()
             .await
@@ -226,7 +204,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let docs = service.swagger_ui();
     let shared = Arc::clone(state.phones.shared());
     let metrics = Arc::clone(&shared.metrics);
-    let scrape = metrics::scrape.data(shared).data(Some(Arc::clone(&state.auth)));
+    let scrape = api::metrics::scrape.data(shared).data(Some(Arc::clone(&state.auth)));
     let limits = api::middleware::BodyLimits {
         default: state.config.http.body_limit,
         // A message may carry media, base64-encoded in JSON (4/3 of its size) or uploaded.
@@ -255,8 +233,4 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .data(state)
 }
 
-/// reqwest and the WhatsApp transport use rustls with the ring provider; installing it once
-/// up front avoids rustls' "no process-level provider" panic at the first connection.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::net::install_crypto_provider;

@@ -368,6 +368,12 @@ pub fn describe(err: &reqwest::Error) -> String {
     .to_owned()
 }
 
+/// reqwest and the WhatsApp transport use rustls with the ring provider; installing it once
+/// up front avoids rustls' "no process-level provider" panic at the first connection.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,7 +481,7 @@ mod tests {
 
     #[tokio::test]
     async fn through_a_proxy_a_name_is_resolved_and_checked_before_the_request() {
-        crate::app::install_crypto_provider();
+        crate::net::install_crypto_provider();
         let proxy = Url::parse("http://127.0.0.1:9").unwrap();
         let second = Duration::from_secs(1);
         let outbound = Outbound::new(UrlPolicy::default(), Some(&proxy), second, second).unwrap();

@@ -60,7 +60,7 @@ impl TrustedProxies {
 /// remote, never as loopback.
 pub fn client_ip(req: &Request) -> IpAddr {
     let peer = peer_ip(req);
-    match req.data::<crate::app::AppState>() {
+    match req.data::<crate::api::AppState>() {
         Some(state) => state.trusted_proxies.client(peer, req.headers()),
         None => peer,
     }

@@ -13,8 +13,8 @@ use super::ApiTags;
 use super::error::ApiError;
 use super::pagination::{Pagination, page_params};
 use super::phones::PhonePath;
-use crate::app::AppState;
-use crate::auth::scheme::Owner;
+use crate::api::AppState;
+use crate::api::scheme::Owner;
 use crate::db::contacts::{self, Model as ContactRow};
 
 #[derive(Default)]

@@ -14,8 +14,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiTags;
 use super::error::ApiError;
-use crate::app::AppState;
-use crate::auth::scheme::{Owner, presented_token};
+use crate::api::AppState;
+use crate::api::scheme::{Owner, presented_token};
 use crate::events::{MessageEventData, PhoneStatusData};
 
 /// How often an open stream checks that its token is still valid (logout, a password

@@ -12,8 +12,8 @@ use super::error::ApiError;
 use super::phones::PhonePath;
 use crate::actors::cache::{CacheKey, CacheMsg, CacheValue, Cached};
 use crate::actors::call;
-use crate::app::AppState;
-use crate::auth::scheme::Owner;
+use crate::api::AppState;
+use crate::api::scheme::Owner;
 use crate::domain::{GROUP_SERVER, Jid, PhoneNumber};
 use crate::engine::Group;
 

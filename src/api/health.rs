@@ -7,8 +7,8 @@ use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
 use super::error::ApiError;
-use crate::app::AppState;
-use crate::auth::scheme::Owner;
+use crate::api::AppState;
+use crate::api::scheme::Owner;
 use crate::domain::PhoneStatus;
 
 #[derive(Default)]

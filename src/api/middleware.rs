@@ -12,8 +12,8 @@ use tracing::Instrument;
 
 use super::client::client_ip;
 use super::error::{ApiError, Rejection};
-use crate::app::AppState;
-use crate::auth::scheme::presented_token;
+use crate::api::AppState;
+use crate::api::scheme::presented_token;
 use crate::metrics::{Metrics, OperationLabels, RequestLabels};
 use poem_openapi::OperationId;
 use std::sync::Arc;

@@ -9,12 +9,15 @@ pub mod events;
 pub mod groups;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod middleware;
 pub mod pagination;
 pub mod payload;
 pub mod phones;
 pub mod routes;
 pub mod sandbox;
+pub mod scheme;
+mod state;
 pub mod webhooks;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -28,6 +31,8 @@ use messages::MessagesApi;
 use phones::PhonesApi;
 use sandbox::SandboxApi;
 use webhooks::WebhooksApi;
+
+pub use state::AppState;
 
 /// Where the API lives.
 pub const PREFIX: &str = "/api/v1";

@@ -19,8 +19,8 @@ use super::auth::Confirmation;
 use super::error::ApiError;
 use super::payload::OptionalJson;
 use crate::actors::{Pairing, PhoneEntry, PhoneError};
-use crate::app::AppState;
-use crate::auth::scheme::Owner;
+use crate::api::AppState;
+use crate::api::scheme::Owner;
 use crate::domain::{PhoneNumber, PhoneStatus};
 use crate::engine::{EngineError, PairingMode};
 

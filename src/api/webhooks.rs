@@ -15,8 +15,8 @@ use super::auth::Confirmation;
 use super::error::ApiError;
 use super::pagination::{Pagination, page_params};
 use crate::actors::webhook::{Outcome, attempt};
-use crate::app::AppState;
-use crate::auth::scheme::Owner;
+use crate::api::AppState;
+use crate::api::scheme::Owner;
 use crate::db::webhooks::{self, NewDelivery, WebhookWithServices, delivery};
 use crate::events::EventKind;
 

@@ -5,7 +5,6 @@
 
 pub mod jwt;
 pub mod password;
-pub mod scheme;
 pub mod scope;
 pub mod throttle;
 

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use figment::providers::Serialized;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use wagate::app::{App, AppState};
+use wagate::api::AppState;
+use wagate::app::App;
 use wagate::config::Config;
 
 pub const PASSWORD: &str = "correct horse battery";

@@ -13,6 +13,7 @@ mod faults;
 mod fixtures;
 mod health;
 mod helpers;
+mod layers;
 mod messages;
 mod metrics;
 mod offline;

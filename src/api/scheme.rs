@@ -1,6 +1,6 @@
 //! The security scheme of the API: extracting [`Owner`] *is* the auth check. A request
 //! carries a token as `Authorization: Bearer <jwt>` or in the session cookie; both are
-//! declared in the spec as alternatives, and both are checked by [`super::Auth::authenticate`].
+//! declared in the spec as alternatives, and both are checked by [`crate::auth::Auth::authenticate`].
 
 use std::sync::Arc;
 
@@ -9,12 +9,12 @@ use poem::http::header;
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-use super::jwt::Claims;
-use super::scope::{self, Grant};
-use super::{COOKIE_NAME, cookie_name};
+use super::AppState;
+use super::error::{ApiError, Rejection};
 use crate::actors::PhoneError;
-use crate::api::error::{ApiError, Rejection};
-use crate::app::AppState;
+use crate::auth::jwt::Claims;
+use crate::auth::scope::{self, Grant};
+use crate::auth::{COOKIE_NAME, cookie_name};
 use crate::domain::PhoneNumber;
 
 pub const BEARER_SCHEME: &str = "bearerAuth";
@@ -162,8 +162,8 @@ impl<'a> ApiExtractor<'a> for Owner {
         let token = presented_token(req, state.auth.cookie_secure());
         let authorized = match token {
             Some(token) => state.auth.authorize(&token),
-            None if !state.auth.password_set() => Err(super::AuthError::PasswordNotSet),
-            None => Err(super::AuthError::MissingCredentials),
+            None if !state.auth.password_set() => Err(crate::auth::AuthError::PasswordNotSet),
+            None => Err(crate::auth::AuthError::MissingCredentials),
         };
         // A valid cookie from another site's page: the owner's browser, not the owner.
         if authorized.is_ok() && via_cookie(req) && needs_same_origin(req) && !same_origin(req) {
