@@ -302,7 +302,11 @@ fn handle(net: &Arc<Network>, conn: &Arc<Conn>, node: Node) -> Vec<Node> {
             crate::routing::on_ack(net, conn, &node);
             Vec::new()
         }
-        "ib" | "chatstate" => Vec::new(),
+        "chatstate" => {
+            crate::routing::on_chatstate(net, conn, &node);
+            Vec::new()
+        }
+        "ib" => Vec::new(),
         other => {
             tracing::debug!(conn = conn.id, tag = other, "ignored a stanza");
             Vec::new()

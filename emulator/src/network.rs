@@ -87,6 +87,9 @@ pub struct Account {
     pub refuse: Option<(u16, u32)>,
     /// The person's primary phone (device 0), a Signal participant, when it runs.
     pub primary: Option<Arc<crate::phone::Phone>>,
+    /// What others show this account now (`composing`, `recording`, `paused`), by the
+    /// sender's account.
+    pub chatstates: BTreeMap<String, String>,
 }
 
 /// A linked (companion) device.
@@ -185,6 +188,7 @@ impl Account {
             addressing: Addressing::Pn,
             refuse: None,
             primary: None,
+            chatstates: BTreeMap::new(),
         }
     }
 

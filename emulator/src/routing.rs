@@ -327,6 +327,32 @@ fn broadcast(state: &mut State, phone: &str, device: u16, to: &str, node: &Node)
 
 /// A `<receipt>` a device sends: what it acknowledges leaves its inbox, and the receipt
 /// goes on to the devices of the message's sender.
+/// A device shows (or stops showing) "typing…" to someone: `<chatstate to=…><composing/>`.
+/// The server keeps the latest state per sender on the recipient's account.
+pub fn on_chatstate(net: &Network, conn: &Conn, node: &Node) {
+    let Some((phone, _)) = sender(conn) else {
+        return;
+    };
+    let to = attr(node, "to").unwrap_or_default().into_owned();
+    let Some(state_name) = children(node).first().map(|c| c.tag.to_string()) else {
+        return;
+    };
+    let state_name = match state_name.as_str() {
+        "composing"
+            if child(node, "composing")
+                .and_then(|c| attr(c, "media"))
+                .is_some_and(|m| m == "audio") =>
+        {
+            "recording".to_owned()
+        }
+        _ => state_name,
+    };
+    let mut state = net.state();
+    if let Some(target) = state.account_of_mut(&to) {
+        target.chatstates.insert(phone, state_name);
+    }
+}
+
 pub fn on_receipt(net: &Network, conn: &Conn, node: &Node) {
     let Some((phone, device)) = sender(conn) else {
         return;

@@ -175,6 +175,8 @@ impl From<Received> for ReceivedView {
 pub struct ReceivedList {
     /// Oldest first.
     data: Vec<ReceivedView>,
+    /// The gateway phones showing "typing…" to this account now.
+    typing: Vec<String>,
 }
 
 #[derive(Debug, Object)]
@@ -346,6 +348,7 @@ impl SandboxApi {
         let received = network.received(&phone).map_err(sandbox_error)?;
         Ok(Json(ReceivedList {
             data: received.into_iter().map(ReceivedView::from).collect(),
+            typing: network.typing_to(&phone).iter().map(ToString::to_string).collect(),
         }))
     }
 

@@ -783,3 +783,31 @@ async fn a_kill_9_while_the_server_holds_messages_loses_none_and_stores_each_onc
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_reaches_the_person_and_clears() {
+    let w = talking().await;
+    let chatstate = || async {
+        w.control("GET", &format!("/control/accounts/{B}/chatstates"), Value::Null)
+            .await
+            .body["data"][A_DIGITS]
+            .clone()
+    };
+    for (typing, shown) in [(true, "composing"), (false, "paused")] {
+        w.app
+            .post(
+                &path("/typing"),
+                Some(&w.token),
+                json!({"recipient": B, "isTyping": typing}),
+            )
+            .await
+            .assert_status(200);
+        eventually(DEADLINE, || async {
+            match chatstate().await {
+                state if state == shown => Ok(()),
+                state => Err(format!("{B} sees {state}, not {shown}")),
+            }
+        })
+        .await;
+    }
+}

@@ -48,6 +48,15 @@ async fn received(app: &TestApp, token: &str, account: &str) -> Vec<Value> {
     resp.body["data"].as_array().unwrap().clone()
 }
 
+/// The gateway phones a virtual account sees typing.
+async fn typing_to(app: &TestApp, token: &str, account: &str) -> Value {
+    let resp = app
+        .get(&format!("/api/v1/sandbox/accounts/{account}/messages"), Some(token))
+        .await;
+    resp.assert_status(200);
+    resp.body["typing"].clone()
+}
+
 async fn history(app: &TestApp, token: &str, query: &str) -> Value {
     let resp = app.get(&format!("{}{query}", path(A, "/messages")), Some(token)).await;
     resp.assert_status(200);
@@ -477,6 +486,11 @@ async fn typing_shows_and_clears() {
         on.body,
         json!({"recipient": "12015550150@s.whatsapp.net", "state": "composing"})
     );
+    assert_eq!(
+        typing_to(&app, &token, ALICE).await,
+        json!([A]),
+        "Alice sees the phone typing"
+    );
     let off = app
         .post(
             &path(A, "/typing"),
@@ -485,6 +499,7 @@ async fn typing_shows_and_clears() {
         )
         .await;
     assert_eq!(off.body["state"], "paused");
+    assert_eq!(typing_to(&app, &token, ALICE).await, json!([]), "and no longer");
     app.post(&path(A, "/disconnect"), Some(&token), json!({})).await;
     app.post(
         &path(A, "/typing"),

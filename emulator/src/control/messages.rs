@@ -272,6 +272,17 @@ pub async fn received(Data(net): Data<&Arc<Network>>, Path(phone): Path<String>)
     }
 }
 
+/// `GET /control/accounts/{phone}/chatstates`: what others show the person now
+/// (`{data: {"<sender's number>": "composing"|"recording"|"paused"}}`).
+#[handler]
+pub fn chatstates(Data(net): Data<&Arc<Network>>, Path(phone): Path<String>) -> Response {
+    let state = net.state();
+    match state.accounts.get(&crate::network::digits(&phone)) {
+        Some(account) => Json(json!({ "data": account.chatstates })).into_response(),
+        None => error(StatusCode::NOT_FOUND, "account_not_found", "no such account"),
+    }
+}
+
 /// `GET /control/accounts/{phone}/receipts`: receipts for the person's own messages.
 #[handler]
 pub fn receipts(Data(net): Data<&Arc<Network>>, Path(phone): Path<String>) -> Response {

@@ -33,6 +33,7 @@ pub fn routes() -> Route {
             get(messages::received).post(messages::send),
         )
         .at("/control/accounts/:phone/receipts", get(messages::receipts))
+        .at("/control/accounts/:phone/chatstates", get(messages::chatstates))
         .at("/control/accounts/:phone/read", post(messages::read))
         .at("/control/accounts/:phone/refuse", post(messages::refuse))
         .at("/control/accounts/:phone/groups", post(messages::create_group))

@@ -111,6 +111,8 @@ pub struct SandboxNetwork {
     sessions: Mutex<HashMap<PhoneNumber, Weak<SessionInner>>>,
     /// Messages for gateway phones that were offline, oldest first.
     pending: Mutex<HashMap<PhoneNumber, Vec<InboundMessage>>>,
+    /// Who shows "typing…" in which chat: (gateway phone, chat) → typing.
+    typing: Mutex<HashMap<(PhoneNumber, String), bool>>,
     stats: Stats,
 }
 
@@ -133,6 +135,7 @@ impl SandboxNetwork {
             inboxes: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            typing: Mutex::new(HashMap::new()),
             stats: Stats::default(),
         }))
     }
@@ -180,6 +183,23 @@ impl SandboxNetwork {
             .get(phone)
             .map(|inbox| inbox.iter().cloned().collect())
             .unwrap_or_default())
+    }
+
+    /// A gateway phone shows (or clears) "typing…" in `chat`.
+    pub fn set_typing(&self, from: &PhoneNumber, chat: &Jid, typing: bool) {
+        lock(&self.typing).insert((from.clone(), chat.to_string()), typing);
+    }
+
+    /// The gateway phones showing "typing…" to this account now.
+    pub fn typing_to(&self, account: &PhoneNumber) -> Vec<PhoneNumber> {
+        let chat = account.jid().to_string();
+        let mut typing: Vec<PhoneNumber> = lock(&self.typing)
+            .iter()
+            .filter(|((_, c), on)| **on && *c == chat)
+            .map(|((from, _), _)| from.clone())
+            .collect();
+        typing.sort();
+        typing
     }
 
     pub fn create_group(&self, subject: String, members: Vec<PhoneNumber>) -> Result<GroupRecord, SandboxError> {

@@ -363,8 +363,10 @@ impl Session for SandboxSession {
         })
     }
 
-    async fn set_typing(&self, _chat: &Jid, _typing: bool) -> Result<(), EngineError> {
-        self.inner.require_online().map(|_| ())
+    async fn set_typing(&self, chat: &Jid, typing: bool) -> Result<(), EngineError> {
+        let network = self.inner.require_online()?;
+        network.set_typing(&self.inner.phone, chat, typing);
+        Ok(())
     }
 
     async fn lookup(&self, numbers: &[String]) -> Result<Vec<Lookup>, EngineError> {
