@@ -23,6 +23,9 @@ pub enum EventKind {
     MessageSent,
     #[serde(rename = "message.status")]
     MessageStatus,
+    /// A webhook's test ping: sent on request to one webhook, never subscribed to.
+    #[serde(rename = "ping")]
+    Ping,
 }
 
 impl EventKind {
@@ -39,12 +42,21 @@ impl EventKind {
             EventKind::MessageReceived => "message.received",
             EventKind::MessageSent => "message.sent",
             EventKind::MessageStatus => "message.status",
+            EventKind::Ping => crate::db::webhooks::PING,
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
+}
+
+/// The `data` of a webhook's test ping.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PingData {
+    pub message: String,
+    pub webhook_id: String,
 }
 
 /// One event: `{id, event, phone, timestamp, data}` on the wire.

@@ -18,7 +18,7 @@ use crate::actors::webhook::{Outcome, attempt};
 use crate::api::AppState;
 use crate::api::scheme::Owner;
 use crate::db::webhooks::{self, NewDelivery, WebhookWithServices, delivery};
-use crate::events::EventKind;
+use crate::events::{self, EventKind, GatewayEvent, PingData};
 
 #[derive(Default)]
 pub struct WebhooksApi;
@@ -432,15 +432,17 @@ impl WebhooksApi {
     ) -> Result<Json<TestResult>, ApiError> {
         checked(&id)?;
         let hook = webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
-        let event_id = uuid::Uuid::now_v7().to_string();
-        let payload = serde_json::json!({
-            "id": event_id,
-            "event": webhooks::PING,
-            "phone": null,
-            "timestamp": Utc::now(),
-            "data": {"message": "a test ping from wagate", "webhookId": hook.webhook.id},
-        })
-        .to_string();
+        // The same envelope as every event, so a receiver parses a ping like the rest.
+        let event = GatewayEvent::new(
+            EventKind::Ping,
+            None,
+            events::data(&PingData {
+                message: "a test ping from wagate".into(),
+                webhook_id: hook.webhook.id.clone(),
+            }),
+        );
+        let event_id = event.id.to_string();
+        let payload = serde_json::to_string(&event).map_err(|e| ApiError::internal(&e))?;
         // Logged as a failed attempt until the answer says otherwise, so a crash
         // mid-request does not leave a pending ping for the dispatcher to retry.
         let row = webhooks::insert_delivery(
@@ -448,7 +450,7 @@ impl WebhooksApi {
             NewDelivery {
                 event_id: &event_id,
                 webhook_id: &hook.webhook.id,
-                event: webhooks::PING,
+                event: EventKind::Ping.as_str(),
                 phone: None,
                 payload: &payload,
                 status: webhooks::FAILED,

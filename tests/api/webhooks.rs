@@ -491,6 +491,12 @@ async fn a_test_ping_is_signed_and_logged_and_secrets_rotate() {
         ping.body["deliveryId"].as_str().unwrap()
     );
     assert!(signature_valid(&hit, hook["secret"].as_str().unwrap()));
+    // The envelope every event has.
+    let body = hit.json();
+    assert_eq!(body["event"], "ping", "{body}");
+    assert_eq!(body["id"], ping.body["deliveryId"], "{body}");
+    assert!(body["phone"].is_null() && body["timestamp"].is_string(), "{body}");
+    assert_eq!(body["data"]["webhookId"], id, "{body}");
 
     receiver.fail_next(1);
     let failed = app
