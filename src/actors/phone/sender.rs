@@ -32,6 +32,11 @@ pub struct SendQueue {
     pacing: Option<Pacing>,
     /// The longest a caller may be kept waiting in the queue.
     max_wait: Duration,
+    /// With pacing: the earliest slot a message accepted now would get (each accepted
+    /// message reserves one interval, its jitter at most). Reserving at acceptance makes
+    /// the wait a caller is promised independent of when the task takes a message off
+    /// the channel.
+    next_free: std::sync::Mutex<Instant>,
 }
 
 impl SendQueue {
@@ -45,22 +50,28 @@ impl SendQueue {
     ) -> Self {
         let (tx, rx) = mpsc::channel(capacity);
         tokio::spawn(run(rx, session, actor, pacing, send_timeout));
-        Self { tx, pacing, max_wait }
+        Self {
+            tx,
+            pacing,
+            max_wait,
+            next_free: std::sync::Mutex::new(Instant::now()),
+        }
     }
 
     /// Queues a message, or refuses it when the queue is full or the wait would be too long.
     pub fn push(&self, job: SendJob) {
-        let queued = self.tx.max_capacity() - self.tx.capacity();
         if let Some(pacing) = self.pacing {
-            let wait = pacing
-                .interval
-                .saturating_mul(u32::try_from(queued + 1).unwrap_or(u32::MAX));
-            if wait > self.max_wait {
-                let _ = job
-                    .reply
-                    .send(Err(PhoneError::QueueFull(wait.saturating_sub(self.max_wait))));
+            let now = Instant::now();
+            let mut next_free = self.next_free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let slot = (*next_free).max(now);
+            // Its turn must come with time left for the send itself (a quarter of the
+            // wait allowed), or the caller would time out waiting for it.
+            let (wait, allowed) = (slot - now, self.max_wait - self.max_wait / 4);
+            if wait > allowed {
+                let _ = job.reply.send(Err(PhoneError::QueueFull(wait - allowed)));
                 return;
             }
+            *next_free = slot + pacing.interval + pacing.jitter;
         }
         if let Err(err) = self.tx.try_send(job) {
             let job = match err {
