@@ -125,24 +125,24 @@ fn field(context: Option<wa::ContextInfo>) -> MessageField<wa::ContextInfo> {
 }
 
 /// A message for a group WhatsApp addresses by LID, with its members named by LID where
-/// `lids` (phone-number user → LID user) knows them: each mention, its `@number` in the
+/// `lid_of` (phone-number user → LID user) knows them: each mention, its `@number` in the
 /// text (which is how members' phones find and show the mention), and the author of a
 /// quoted message.
-pub fn address_by_lid(message: &mut OutgoingMessage, lids: &HashMap<String, String>) {
+pub fn address_by_lid(message: &mut OutgoingMessage, lid_of: impl Fn(&str) -> Option<String>) {
     if let Some(sender) = message.quoted.as_mut().and_then(|q| q.sender.as_mut())
         && sender.server() == USER_SERVER
-        && let Some(lid) = lids.get(sender.user_part())
+        && let Some(lid) = lid_of(sender.user_part())
     {
-        *sender = Jid::lid(lid);
+        *sender = Jid::lid(&lid);
     }
     let mut renamed = Vec::new();
     for mention in &mut message.mentions {
         if mention.server() != USER_SERVER {
             continue;
         }
-        if let Some(lid) = lids.get(mention.user_part()) {
+        if let Some(lid) = lid_of(mention.user_part()) {
             renamed.push((format!("@{}", mention.user_part()), format!("@{lid}")));
-            *mention = Jid::lid(lid);
+            *mention = Jid::lid(&lid);
         }
     }
     // `@number` as a whole token only: `@1201555015` is not in `@12015550151`.
@@ -892,7 +892,7 @@ pub(super) mod tests {
             file_name: None,
         });
         let lids = HashMap::from([("12015550151".to_owned(), "98765432109876".to_owned())]);
-        address_by_lid(&mut m, &lids);
+        address_by_lid(&mut m, |pn| lids.get(pn).cloned());
         assert_eq!(
             m.mentions,
             [jid("98765432109876@lid"), jid("12015550152@s.whatsapp.net")],

@@ -711,8 +711,7 @@ impl Session for WhatsappSession {
         if message.to.server() == crate::domain::GROUP_SERVER
             && (!message.mentions.is_empty() || message.quoted.is_some())
         {
-            let lids = lids_in_lid_group(&client, &to).await;
-            convert::address_by_lid(&mut message, &lids);
+            address_group_by_lid(&client, &to, &mut message).await;
         }
         let uploaded = self.upload(&client, &message.content).await?;
         let proto =
@@ -874,27 +873,18 @@ impl Session for WhatsappSession {
     }
 }
 
-/// The LID of each member of a group WhatsApp addresses by LID, by phone-number user
-/// (none for a group addressed by phone number, or when the group cannot be read: the
-/// message then goes as it is).
-async fn lids_in_lid_group(client: &Client, group: &whatsapp_rust::Jid) -> HashMap<String, String> {
+/// Names the members of a group WhatsApp addresses by LID by their LIDs in `message`, from
+/// the crate's group cache (the one its own sends use; filled from the server once). For a
+/// group addressed by phone number, or one that cannot be read, the message goes as it is.
+async fn address_group_by_lid(client: &Client, group: &whatsapp_rust::Jid, message: &mut OutgoingMessage) {
     use whatsapp_rust::wacore::types::message::AddressingMode;
-    let meta = match client.groups().get_metadata(group).await {
-        Ok(meta) if meta.addressing_mode == AddressingMode::Lid => meta,
-        Ok(_) => return HashMap::new(),
-        Err(err) => {
-            tracing::debug!(%group, error = %err, "cannot read the group to address its mentions");
-            return HashMap::new();
+    match client.groups().query_info(group).await {
+        Ok(info) if info.addressing_mode == AddressingMode::Lid => {
+            convert::address_by_lid(message, |pn| info.lid_user_for_phone_user(pn).map(ToString::to_string));
         }
-    };
-    meta.participants
-        .iter()
-        .filter_map(|p| {
-            let lid = p.lid.as_ref().or(Some(&p.jid)).filter(|j| j.is_lid())?;
-            let pn = p.phone_number.as_ref().or(Some(&p.jid)).filter(|j| j.is_pn())?;
-            Some((pn.user.to_string(), lid.user.to_string()))
-        })
-        .collect()
+        Ok(_) => {}
+        Err(err) => tracing::debug!(%group, error = %err, "cannot read the group to address its members"),
+    }
 }
 
 fn group(meta: &whatsapp_rust::GroupMetadata) -> Option<Group> {
