@@ -947,23 +947,20 @@ async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
     .unwrap();
     wagate_migrations::Migrator::up(db, None).await.unwrap();
     let page = history(&app, &token, "").await;
-    let moved = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"] == "3EB0OLDLID")
-        .unwrap()
-        .clone();
+    let by_id = |id: &str| {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let moved = by_id("3EB0OLDLID");
     assert_eq!(moved["chat"], number, "{moved}");
     assert_eq!(moved["sender"], number, "{moved}");
     assert_eq!(moved["senderLid"], lid, "{moved}");
-    let kept = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"] == "3EB0STRANGER")
-        .unwrap()
-        .clone();
+    let kept = by_id("3EB0STRANGER");
     assert_eq!(kept["chat"], stranger, "an unknown number stays a LID: {kept}");
     let people = contacts::of_phone(db, &phone, 100).await.unwrap();
     let ana: Vec<_> = people.iter().filter(|c| c.lid.as_deref() == Some(lid)).collect();

@@ -60,10 +60,11 @@ impl SendQueue {
 
     /// Queues a message, or refuses it when the queue is full or the wait would be too long.
     pub fn push(&self, job: SendJob) {
-        if let Some(pacing) = self.pacing {
-            let now = Instant::now();
-            let mut next_free = self.next_free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let slot = (*next_free).max(now);
+        // Held through the hand-over, so a slot is reserved only for a message queued.
+        let mut next_free = self.next_free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let slot = (*next_free).max(now);
+        if self.pacing.is_some() {
             // Its turn must come with time left for the send itself (a quarter of the
             // wait allowed), or the caller would time out waiting for it.
             let (wait, allowed) = (slot - now, self.max_wait - self.max_wait / 4);
@@ -71,13 +72,16 @@ impl SendQueue {
                 let _ = job.reply.send(Err(PhoneError::QueueFull(wait - allowed)));
                 return;
             }
-            *next_free = slot + pacing.interval + pacing.jitter;
         }
-        if let Err(err) = self.tx.try_send(job) {
-            let job = match err {
-                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => job,
-            };
-            let _ = job.reply.send(Err(PhoneError::QueueFull(Duration::from_secs(1))));
+        match self.tx.try_send(job) {
+            Ok(()) => {
+                if let Some(pacing) = self.pacing {
+                    *next_free = slot + pacing.interval + pacing.jitter;
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
+                let _ = job.reply.send(Err(PhoneError::QueueFull(Duration::from_secs(1))));
+            }
         }
     }
 }
