@@ -12,6 +12,7 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::actors::outbox::Outbox;
 use crate::actors::root::{self, RootArgs, RootMsg, RootSupervisor};
 use crate::actors::{Directory, Phones, Registry, Shared};
 use crate::api::{self, AppState};
@@ -22,10 +23,10 @@ use crate::engine::Engine;
 use crate::engine::sandbox::{SandboxEngine, SandboxNetwork};
 use crate::engine::whatsapp::WhatsappEngine;
 use crate::events::EventBus;
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::net::{self, UrlPolicy};
-use crate::outbox::Outbox;
 
 pub struct App {
     state: AppState,
@@ -110,13 +111,13 @@ impl App {
             config.network.fetch_timeout,
         )
         .context("cannot build the HTTP client")?;
-        let webhook_client = net::Outbound::new(
+        let gateway = Arc::new(Gateway::new(
+            phones,
+            db.clone(),
+            Arc::clone(&config),
+            events,
             url_policy,
-            proxy.as_ref(),
-            config.network.connect_timeout,
-            config.webhooks.timeout,
-        )
-        .context("cannot build the webhook client")?;
+        ));
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await
@@ -135,12 +136,9 @@ impl App {
                 db,
                 auth,
                 monitor,
-                phones,
-                events,
+                gateway,
                 sandbox,
                 http,
-                webhook_client,
-                webhook_edits: Arc::default(),
             },
             acceptor,
             port,
@@ -183,9 +181,9 @@ impl App {
         if listen.is_empty() {
             return Ok(None);
         }
-        let shared = Arc::clone(self.state.phones.shared());
+        let gateway = Arc::clone(&self.state.gateway);
         let none: Option<Arc<Auth>> = None;
-        let app = Route::new().at("/metrics", api::metrics::scrape.data(shared).data(none));
+        let app = Route::new().at("/metrics", api::metrics::scrape.data(gateway).data(none));
         let acceptor = TcpListener::bind(listen.clone())
             .into_acceptor()
             .await
@@ -202,9 +200,10 @@ impl App {
 pub fn routes(state: AppState) -> impl Endpoint {
     let service = api::service();
     let docs = service.swagger_ui();
-    let shared = Arc::clone(state.phones.shared());
-    let metrics = Arc::clone(&shared.metrics);
-    let scrape = api::metrics::scrape.data(shared).data(Some(Arc::clone(&state.auth)));
+    let metrics = state.gateway.metrics();
+    let scrape = api::metrics::scrape
+        .data(Arc::clone(&state.gateway))
+        .data(Some(Arc::clone(&state.auth)));
     let limits = api::middleware::BodyLimits {
         default: state.config.http.body_limit,
         // A message may carry media, base64-encoded in JSON (4/3 of its size) or uploaded.

@@ -3,8 +3,6 @@
 //! outcome, and the outbox depth. Counters are updated where things happen; gauges are
 //! read when scraped.
 
-use std::sync::atomic::Ordering;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::actors::Shared;
+use crate::domain::PhoneStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -103,17 +101,17 @@ impl Metrics {
         Self { registry, ..metrics }
     }
 
-    /// The text exposition, with gauges read now.
-    pub fn render(&self, shared: &Shared) -> String {
-        for (status, count) in shared.directory.counts() {
+    /// The text exposition, with the gauges set to the phones by status and the deliveries
+    /// waiting, as read by the caller now.
+    pub fn render(&self, phones: impl IntoIterator<Item = (PhoneStatus, u64)>, outbox_depth: u64) -> String {
+        for (status, count) in phones {
             self.phones
                 .get_or_create(&StatusLabels {
                     status: status.as_str(),
                 })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
-        self.outbox_depth
-            .set(i64::try_from(shared.outbox.pending.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        self.outbox_depth.set(i64::try_from(outbox_depth).unwrap_or(i64::MAX));
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -37,8 +37,8 @@ pub enum CacheValue {
 
 /// A value and where it came from.
 #[derive(Debug, Clone)]
-pub struct Cached {
-    pub value: CacheValue,
+pub struct Cached<T = CacheValue> {
+    pub value: T,
     /// When the value was fetched from WhatsApp.
     pub filled_at: DateTime<Utc>,
     /// Served from the cache rather than fetched for this request.

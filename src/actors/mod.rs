@@ -9,6 +9,7 @@
 //! an actor, and the [`Registry`] maps phones to their running session actors.
 
 pub mod cache;
+pub mod outbox;
 pub mod phone;
 pub mod root;
 pub mod supervisor;
@@ -29,7 +30,7 @@ use crate::db::phones::{self, SessionState};
 use crate::domain::{PhoneNumber, PhoneStatus};
 use crate::engine::{Engine, EngineError, PairingMode};
 use crate::events::{EventBus, EventKind, GatewayEvent, PairingCodeEventData, PhoneStatusData, QrEventData};
-use crate::outbox::Outbox;
+use outbox::Outbox;
 pub use phone::PhoneMsg;
 pub use supervisor::SupervisorMsg;
 

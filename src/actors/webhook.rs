@@ -17,13 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::Shared;
+use super::outbox::signature;
 use super::supervisor::backoff;
 use crate::db::webhooks::{self, delivery};
 use crate::net;
-use crate::outbox::signature;
 
 /// How long delivered marks are gathered before they are written together.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
@@ -43,9 +43,15 @@ pub enum DispatcherMsg {
     Flush,
     /// Read the next page of deliveries that wait only in the database (internal).
     Refill,
+    /// A test ping, recorded by [`Outbox::record_ping`](super::outbox::Outbox::record_ping):
+    /// one attempt, logged, and its outcome and duration answered; never retried.
+    Ping {
+        row: delivery::Model,
+        reply: RpcReplyPort<(Outcome, Duration)>,
+    },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     Delivered(u16),
     Failed {
@@ -169,6 +175,7 @@ impl DispatcherState {
             }
             DispatcherMsg::Flush => state.flush().await,
             DispatcherMsg::Refill => state.refill_scheduled = false,
+            DispatcherMsg::Ping { row, reply } => state.ping(row, reply),
         }
     }
 
@@ -342,6 +349,42 @@ impl DispatcherState {
             let Some(next) = self.waiting.pop_front() else { break };
             self.kick(myself, next);
         }
+    }
+
+    /// Sends a test ping beside the lanes (it is not a phone's event, and the person
+    /// waits for it) and logs how it went before answering.
+    fn ping(&self, row: delivery::Model, reply: RpcReplyPort<(Outcome, Duration)>) {
+        let target = self.shared.outbox.target(&row.webhook_id);
+        let client = self.client.clone();
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = match target {
+                Some(target) => attempt(&client, &target.url, &target.secret, &row).await,
+                None => Outcome::Gone,
+            };
+            let took = started.elapsed();
+            let (logged, metric) = match &outcome {
+                Outcome::Delivered(code) => (
+                    webhooks::mark_delivered(&shared.db, &[(row.id, 1, *code)]).await,
+                    "delivered",
+                ),
+                Outcome::Failed { code, error } => (
+                    webhooks::record_failure(&shared.db, row.id, 1, *code, error, None).await,
+                    "given_up",
+                ),
+                Outcome::Gone => (Ok(()), "dropped"),
+            };
+            if let Err(err) = logged {
+                tracing::warn!(error = %err, "cannot log a webhook test ping");
+            }
+            shared
+                .metrics
+                .webhook_deliveries
+                .get_or_create(&crate::metrics::OutcomeLabels { outcome: metric })
+                .inc();
+            let _ = reply.send((outcome, took));
+        });
     }
 
     async fn flush(&mut self) {

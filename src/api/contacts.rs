@@ -15,7 +15,7 @@ use super::pagination::{Pagination, page_params};
 use super::phones::PhonePath;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
-use crate::db::contacts::{self, Model as ContactRow};
+use crate::db::contacts::Model as ContactRow;
 
 #[derive(Default)]
 pub struct ContactsApi;
@@ -111,7 +111,7 @@ impl ContactsApi {
     #[oai(path = "/", method = "get", operation_id = "listContacts")]
     async fn all(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<MergedList>, ApiError> {
         let cap = state.config.limits.unpaginated_max;
-        let (rows, total) = contacts::merged_page(&state.db, 0, Some(cap)).await?;
+        let (rows, total) = state.gateway.all_contacts(0, Some(cap)).await?;
         Ok(Json(MergedList {
             data: merge(rows),
             truncated: total > cap,
@@ -135,7 +135,7 @@ impl ContactsApi {
     ) -> Result<Json<MergedPage>, ApiError> {
         let (page, limit) = page_params(page.0, limit.0, 50, MAX_LIMIT)?;
         let offset = (page - 1).saturating_mul(limit);
-        let (rows, total) = contacts::merged_page(&state.db, offset, Some(limit)).await?;
+        let (rows, total) = state.gateway.all_contacts(offset, Some(limit)).await?;
         Ok(Json(MergedPage {
             data: merge(rows),
             pagination: Pagination::new(page, limit, total),
@@ -154,9 +154,8 @@ impl ContactsApi {
         phone: Path<PhonePath>,
     ) -> Result<Json<ContactList>, ApiError> {
         let phone = phone.0.0;
-        state.phones.get(&phone)?;
         let cap = state.config.limits.unpaginated_max;
-        let mut rows = contacts::of_phone(&state.db, &phone, cap.saturating_add(1)).await?;
+        let mut rows = state.gateway.phone(&phone)?.contacts(cap.saturating_add(1)).await?;
         let truncated = rows.len() as u64 > cap;
         rows.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
         Ok(Json(ContactList {

@@ -9,6 +9,9 @@ use poem_openapi::error::ParsePathError;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
+use crate::actors::PhoneError;
+use crate::engine::EngineError;
+
 /// The body of every error response.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -193,12 +196,11 @@ impl ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        use sea_orm::DbErr;
-        match &err {
+        match crate::db::Failure::of(&err) {
             // A pool that cannot hand out a connection means the database is down or
             // saturated, and a lock held too long means it is busy: both are retryable
             // 503s, not bugs.
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            crate::db::Failure::Unavailable => {
                 tracing::warn!(error = %err, "database unavailable");
                 Self::unavailable(
                     "database_unavailable",
@@ -206,18 +208,11 @@ impl From<sea_orm::DbErr> for ApiError {
                 )
             }
             // PostgreSQL refuses NUL in text: the input was bad, not the server.
-            _ if err.to_string().contains("invalid byte sequence") => Self::bad_request(
+            crate::db::Failure::UnstorableText => Self::bad_request(
                 "invalid_request",
                 "a text value contains a NUL character, which cannot be stored",
             ),
-            _ if is_busy(&err) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::unavailable(
-                    "database_unavailable",
-                    "the database is not available right now; retry shortly",
-                )
-            }
-            _ => Self::internal(&err),
+            crate::db::Failure::Other => Self::internal(&err),
         }
     }
 }
@@ -246,24 +241,6 @@ pub fn panic_response(_panic: Box<dyn std::any::Any + Send>) -> Response {
         "an unexpected error occurred; the details are in the server log",
     ))
     .into_response()
-}
-
-/// SQLite's "database is locked" and friends, and connections lost mid-query.
-fn is_busy(err: &sea_orm::DbErr) -> bool {
-    let text = err.to_string();
-    [
-        "database is locked",
-        "database table is locked",
-        "(code: 5)",
-        "(code: 6)",
-        "pool timed out",
-        "connection refused",
-        "connection reset",
-        "broken pipe",
-        "terminating connection",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
 }
 
 /// An [`ApiError`] travelling as a `poem::Error`, e.g. out of the auth extractor, so that
@@ -341,4 +318,77 @@ fn render_poem_error(err: poem::Error) -> Response {
 
 fn body_json(body: &ErrorBody) -> serde_json::Value {
     serde_json::json!({"error": {"code": body.error.code, "message": body.error.message}})
+}
+
+impl From<PhoneError> for ApiError {
+    fn from(err: PhoneError) -> Self {
+        match err {
+            PhoneError::NotFound(phone) => ApiError::not_found(
+                "phone_not_found",
+                format!("no phone {phone} has been added; add it with POST /api/v1/user/phones"),
+            ),
+            PhoneError::Exists(phone) => {
+                ApiError::conflict("phone_exists", format!("the phone {phone} has already been added"))
+            }
+            PhoneError::QuotaExceeded(limit) => ApiError::forbidden(
+                "quota_exceeded",
+                format!("the phone quota ({limit}) is used up; delete a phone or raise limits.max_phones"),
+            ),
+            PhoneError::Restarting => ApiError::unavailable(
+                "phone_restarting",
+                "the phone's session is restarting; retry in a moment",
+            ),
+            PhoneError::Timeout => {
+                ApiError::unavailable("phone_timeout", "the phone's session did not answer in time; retry")
+            }
+            PhoneError::NotConnected | PhoneError::Engine(EngineError::NotConnected) => ApiError::conflict(
+                "phone_not_connected",
+                "the phone is not connected to WhatsApp; connect it first",
+            ),
+            PhoneError::Engine(EngineError::Timeout) => {
+                ApiError::unavailable("whatsapp_timeout", "WhatsApp did not answer in time; retry later")
+            }
+            PhoneError::Engine(EngineError::NotFound(what)) => {
+                ApiError::not_found("not_found", format!("{what} was not found"))
+            }
+            PhoneError::Engine(EngineError::Rejected(why)) => {
+                ApiError::bad_request("rejected_by_whatsapp", format!("WhatsApp refused the request: {why}"))
+            }
+            PhoneError::Engine(err @ (EngineError::Protocol(_) | EngineError::Storage(_))) => {
+                tracing::warn!(error = %err, "engine error");
+                ApiError::unavailable(
+                    "engine_unavailable",
+                    format!("the WhatsApp engine failed: {err}; retry later"),
+                )
+            }
+            PhoneError::QueueFull(wait) => ApiError::too_many_requests(
+                wait.as_secs().max(1),
+                "the phone's send queue is full (messaging.queue_size, paced by messaging.send_interval); retry later",
+            ),
+            PhoneError::Db(err) => ApiError::from(std::sync::Arc::unwrap_or_clone(err)),
+        }
+    }
+}
+
+impl From<crate::gateway::Error> for ApiError {
+    fn from(err: crate::gateway::Error) -> Self {
+        use crate::gateway::Error;
+        let message = err.to_string();
+        match err {
+            Error::Phone(err) => err.into(),
+            Error::Db(err) => err.into(),
+            Error::WebhookNotFound(_) => ApiError::not_found("webhook_not_found", message),
+            Error::DeliveryNotFound => ApiError::not_found("delivery_not_found", message),
+            Error::WebhookTaken { webhook_id, service } => ApiError::conflict(
+                "webhook_exists",
+                format!(
+                    "webhook {webhook_id} already receives {service}; replace it with PUT /api/v1/user/webhooks/{webhook_id}"
+                ),
+            )
+            .with_existing_id(webhook_id),
+            Error::InvalidWebhookUrl(_) => ApiError::bad_request("invalid_webhook_url", message),
+            Error::GroupNotFound => ApiError::not_found("group_not_found", message),
+            Error::DispatcherUnavailable => ApiError::unavailable("webhooks_unavailable", message),
+        }
+    }
 }

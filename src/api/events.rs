@@ -48,7 +48,7 @@ impl EventsApi {
         ws: WebSocket,
     ) -> Result<BoxWebSocketUpgraded, ApiError> {
         let grant = owner.grant;
-        let mut events = state.events.subscribe();
+        let mut events = state.gateway.subscribe();
         let token = presented_token(req, state.auth.cookie_secure()).unwrap_or_default();
         let auth = std::sync::Arc::clone(&state.auth);
         Ok(ws

@@ -10,11 +10,9 @@ use poem_openapi::{Object, OpenApi};
 use super::ApiTags;
 use super::error::ApiError;
 use super::phones::PhonePath;
-use crate::actors::cache::{CacheKey, CacheMsg, CacheValue, Cached};
-use crate::actors::call;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
-use crate::domain::{GROUP_SERVER, Jid, PhoneNumber};
+use crate::domain::{GROUP_SERVER, Jid};
 use crate::engine::Group;
 
 #[derive(Default)]
@@ -96,11 +94,8 @@ impl GroupsApi {
         refresh: Query<Option<bool>>,
     ) -> Result<Json<GroupList>, ApiError> {
         let phone = phone.0.0;
-        let cached = cached(&state, CacheKey::Groups(phone), refresh.0.unwrap_or(false)).await?;
-        let data = match &cached.value {
-            CacheValue::Groups(groups) => groups.iter().map(GroupSummary::from).collect(),
-            CacheValue::Group(group) => vec![GroupSummary::from(group.as_ref())],
-        };
+        let cached = state.gateway.phone(&phone)?.groups(refresh.0.unwrap_or(false)).await?;
+        let data = cached.value.iter().map(GroupSummary::from).collect();
         Ok(Json(GroupList {
             data,
             cached: cached.from_cache,
@@ -128,10 +123,12 @@ impl GroupsApi {
     ) -> Result<Json<GroupResponse>, ApiError> {
         let phone = phone.0.0;
         let jid = group_jid(&group_id)?;
-        let cached = cached(&state, CacheKey::Group(phone, jid), refresh.0.unwrap_or(false)).await?;
-        let CacheValue::Group(group) = &cached.value else {
-            return Err(ApiError::not_found("group_not_found", "no such group"));
-        };
+        let cached = state
+            .gateway
+            .phone(&phone)?
+            .group(jid, refresh.0.unwrap_or(false))
+            .await?;
+        let group = &cached.value;
         Ok(Json(GroupResponse {
             data: GroupDetail {
                 summary: GroupSummary::from(group.as_ref()),
@@ -149,18 +146,6 @@ impl GroupsApi {
             cached_at: cached.filled_at,
         }))
     }
-}
-
-async fn cached(state: &AppState, key: CacheKey, refresh: bool) -> Result<Cached, ApiError> {
-    let phone: &PhoneNumber = match &key {
-        CacheKey::Groups(p) | CacheKey::Group(p, _) => p,
-    };
-    state.phones.get(phone)?;
-    let cache = state.phones.cache()?;
-    // The cache waits on the phone, which has its own timeout; allow for both.
-    let timeout = state.config.phones.call_timeout * 2;
-    let result = call(&cache, timeout, |reply| CacheMsg::Get { key, refresh, reply }).await?;
-    Ok(result?)
 }
 
 fn group_jid(id: &str) -> Result<Jid, ApiError> {

@@ -123,7 +123,8 @@ impl HealthApi {
     #[oai(path = "/resources", method = "get", operation_id = "healthResources")]
     async fn resources(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<ResourcesView>, ApiError> {
         let s = state.monitor.snapshot();
-        let counts = state.phones.counts();
+        let health = state.gateway.health().await?;
+        let counts = &health.phones;
         let count = |status: PhoneStatus| counts.get(&status).copied().unwrap_or(0);
         Ok(Json(ResourcesView {
             cpu: CpuView {
@@ -156,17 +157,12 @@ impl HealthApi {
                 failed: count(PhoneStatus::Failed),
             },
             actors: ActorsView {
-                session_restarts: state.phones.restarts(),
-                running_sessions: state.phones.running() as u64,
+                session_restarts: health.session_restarts,
+                running_sessions: health.running_sessions,
             },
             queues: QueuesView {
-                webhook_deliveries: crate::db::webhooks::count_pending(&state.db).await?,
-                webhook_deliveries_held: state
-                    .phones
-                    .shared()
-                    .outbox
-                    .pending
-                    .load(std::sync::atomic::Ordering::Relaxed),
+                webhook_deliveries: health.webhook_deliveries,
+                webhook_deliveries_held: health.webhook_deliveries_held,
             },
         }))
     }

@@ -14,13 +14,13 @@ use super::ApiTags;
 use super::error::ApiError;
 use super::pagination::{Pagination, page_params};
 use super::phones::PhonePath;
-use crate::actors::PhoneMsg;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
 use crate::config::MediaKind;
-use crate::db::messages::{self, Model as StoredMessage};
-use crate::domain::{Jid, PhoneNumber, RecipientError, recipient};
+use crate::db::messages::Model as StoredMessage;
+use crate::domain::{Jid, RecipientError, recipient};
 use crate::engine::{ListMessage, ListRow, ListSection, Lookup, Media, OutgoingContent, OutgoingMessage, Quoted};
+use crate::gateway::PhoneHandle;
 use crate::media::{self, MediaError, MediaFile};
 
 #[derive(Default)]
@@ -354,32 +354,13 @@ impl MessagesApi {
         phone: Path<PhonePath>,
         body: SendBody,
     ) -> Result<Json<SentView>, ApiError> {
-        let phone = phone.0.0;
-        state.phones.get(&phone)?;
+        let phone = state.gateway.phone(&phone.0.0)?;
         let input = match body {
             SendBody::Json(Json(req)) => json_input(req)?,
             SendBody::Multipart(form) => form_input(form).await?,
         };
         let message = build_message(&state, &phone, input).await?;
-        // The same id again: what was sent then is the answer.
-        if let Some(id) = &message.id
-            && let Some(row) = messages::find(&state.db, &phone, id).await?
-            && row.direction == messages::OUT
-            && row.status != messages::Status::Failed.as_str()
-        {
-            return Ok(Json(SentView {
-                id: row.message_id,
-                status: row.status,
-                recipient: row.chat,
-                r#type: row.kind,
-                timestamp: row.timestamp,
-            }));
-        }
-        let timeout = state.config.http.request_timeout;
-        let row = state
-            .phones
-            .ask_for(&phone, timeout, |reply| PhoneMsg::Send { message, reply })
-            .await?;
+        let row = phone.send(message, state.config.http.request_timeout).await?;
         Ok(Json(SentView {
             id: row.message_id,
             status: row.status,
@@ -400,18 +381,10 @@ impl MessagesApi {
         phone: Path<PhonePath>,
         body: Json<TypingRequest>,
     ) -> Result<Json<TypingView>, ApiError> {
-        let phone = phone.0.0;
         let body = body.0;
         let chat = resolve(body.recipient.as_deref(), body.country.as_deref(), body.jid.as_deref())?;
         let typing = body.is_typing;
-        state
-            .phones
-            .ask(&phone, |reply| PhoneMsg::Typing {
-                chat: chat.clone(),
-                typing,
-                reply,
-            })
-            .await?;
+        state.gateway.phone(&phone.0.0)?.typing(chat.clone(), typing).await?;
         Ok(Json(TypingView {
             recipient: chat.to_string(),
             state: if typing { "composing" } else { "paused" }.to_owned(),
@@ -434,7 +407,6 @@ impl MessagesApi {
         phone: Path<PhonePath>,
         body: Json<HasWhatsappRequest>,
     ) -> Result<Json<HasWhatsappView>, ApiError> {
-        let phone = phone.0.0;
         let body = body.0;
         let (asked, batch) = match (body.recipient, body.recipients) {
             (Some(one), None) => (vec![one], false),
@@ -469,16 +441,7 @@ impl MessagesApi {
                 .ok_or_else(|| ApiError::bad_request("invalid_recipient", format!("`{item}` is not a phone number")))?;
             numbers.push(digits.to_owned());
         }
-        state.phones.get(&phone)?;
-        let cache = state.phones.cache()?;
-        let found: Vec<Lookup> = crate::actors::call(&cache, state.config.phones.call_timeout, |reply| {
-            crate::actors::cache::CacheMsg::Lookup {
-                phone: phone.clone(),
-                numbers: numbers.clone(),
-                reply,
-            }
-        })
-        .await??;
+        let found: Vec<Lookup> = state.gateway.phone(&phone.0.0)?.lookup(numbers.clone()).await?;
         let mut checks: Vec<NumberCheck> = asked
             .into_iter()
             .zip(numbers)
@@ -523,15 +486,14 @@ impl MessagesApi {
         /// Only this chat, by JID.
         jid: Query<Option<String>>,
     ) -> Result<Json<MessagePage>, ApiError> {
-        let phone = phone.0.0;
-        state.phones.get(&phone)?;
+        let phone = state.gateway.phone(&phone.0.0)?;
         let (page, limit) = page_params(page.0, limit.0, 20, state.config.messaging.history_max_limit)?;
         let chat = if recipient.0.is_some() || jid.0.is_some() {
             Some(resolve(recipient.0.as_deref(), country.0.as_deref(), jid.0.as_deref())?.to_string())
         } else {
             None
         };
-        let (rows, total) = messages::page(&state.db, &phone, chat.as_deref(), page, limit).await?;
+        let (rows, total) = phone.history(chat.as_deref(), page, limit).await?;
         Ok(Json(MessagePage {
             data: rows.into_iter().map(MessageView::from).collect(),
             pagination: Pagination::new(page, limit, total),
@@ -638,7 +600,7 @@ fn decode_base64_media(encoded: &str) -> Result<MediaFile, ApiError> {
 }
 
 /// Turns a request into the message to send: recipient, content, options.
-async fn build_message(state: &AppState, phone: &PhoneNumber, input: SendInput) -> Result<OutgoingMessage, ApiError> {
+async fn build_message(state: &AppState, phone: &PhoneHandle, input: SendInput) -> Result<OutgoingMessage, ApiError> {
     let to = resolve(
         input.recipient.as_deref(),
         input.country.as_deref(),
@@ -694,7 +656,7 @@ async fn build_message(state: &AppState, phone: &PhoneNumber, input: SendInput) 
     // The quoted message's sender and text let WhatsApp show the quote; the history
     // knows them when the message went through this gateway.
     let quoted = match &quoted_id {
-        Some(id) => messages::find(&state.db, phone, id).await?.map(|row| Quoted {
+        Some(id) => phone.message(id).await?.map(|row| Quoted {
             sender: row.sender.parse().ok(),
             kind: row.kind,
             text: row.body,

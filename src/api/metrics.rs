@@ -6,14 +6,14 @@ use poem::{IntoResponse, Request, Response, handler, web::Data};
 
 use super::error::ApiError;
 use super::scheme::presented_token;
-use crate::actors::Shared;
 use crate::auth::Auth;
+use crate::gateway::Gateway;
 
 /// `GET /metrics`: needs a token unless served on its own listener (`metrics.listen`).
 #[handler]
 pub async fn scrape(
     req: &Request,
-    shared: Data<&std::sync::Arc<Shared>>,
+    gateway: Data<&std::sync::Arc<Gateway>>,
     auth: Data<&Option<std::sync::Arc<Auth>>>,
 ) -> Response {
     if let Some(auth) = auth.0 {
@@ -37,5 +37,5 @@ pub async fn scrape(
     Response::builder()
         .status(StatusCode::OK)
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(shared.metrics.render(&shared))
+        .body(gateway.metrics_text())
 }

@@ -2,7 +2,6 @@
 //! them to WhatsApp (QR code or pairing code), disconnect and log out.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -18,11 +17,11 @@ use super::ApiTags;
 use super::auth::Confirmation;
 use super::error::ApiError;
 use super::payload::OptionalJson;
-use crate::actors::{Pairing, PhoneEntry, PhoneError};
+use crate::actors::{Pairing, PhoneEntry};
 use crate::api::AppState;
 use crate::api::scheme::Owner;
 use crate::domain::{PhoneNumber, PhoneStatus};
-use crate::engine::{EngineError, PairingMode};
+use crate::engine::PairingMode;
 
 #[derive(Default)]
 pub struct PhonesApi;
@@ -201,8 +200,8 @@ impl PhonesApi {
     async fn list(&self, owner: Owner, state: Data<&AppState>) -> Result<Json<PhoneList>, ApiError> {
         Ok(Json(PhoneList {
             data: state
-                .phones
-                .list()
+                .gateway
+                .phones()
                 .into_iter()
                 .filter(|entry| owner.grant.allows_phone(entry.phone.as_str()))
                 .map(PhoneView::from)
@@ -230,7 +229,7 @@ impl PhonesApi {
                 "this token is limited to some phones and may add only those",
             ));
         }
-        let entry = state.phones.add(phone, country).await?;
+        let entry = state.gateway.add_phone(phone, country).await?;
         Ok(PhoneCreated::Created(Json(entry.into())))
     }
 
@@ -245,7 +244,7 @@ impl PhonesApi {
         phone: Path<PhonePath>,
     ) -> Result<Json<PhoneView>, ApiError> {
         let phone = phone.0.0;
-        Ok(Json(state.phones.get(&phone)?.into()))
+        Ok(Json(state.gateway.phone(&phone)?.entry()?.into()))
     }
 
     /// Delete a phone
@@ -259,7 +258,7 @@ impl PhonesApi {
         phone: Path<PhonePath>,
     ) -> Result<Json<Confirmation>, ApiError> {
         let phone = phone.0.0;
-        state.phones.remove(&phone).await?;
+        state.gateway.remove_phone(&phone).await?;
         Ok(Confirmation::new(format!("phone {phone} deleted")))
     }
 
@@ -290,7 +289,7 @@ impl PhonesApi {
         } else {
             PairingMode::Qr
         };
-        Ok(Json(state.phones.connect(&phone, mode).await?.into()))
+        Ok(Json(state.gateway.phone(&phone)?.connect(mode).await?.into()))
     }
 
     /// Disconnect a phone
@@ -309,7 +308,7 @@ impl PhonesApi {
         phone: Path<PhonePath>,
     ) -> Result<Json<PhoneView>, ApiError> {
         let phone = phone.0.0;
-        Ok(Json(state.phones.disconnect(&phone).await?.into()))
+        Ok(Json(state.gateway.phone(&phone)?.disconnect().await?.into()))
     }
 
     /// Log a phone out
@@ -324,7 +323,7 @@ impl PhonesApi {
         phone: Path<PhonePath>,
     ) -> Result<Json<PhoneView>, ApiError> {
         let phone = phone.0.0;
-        Ok(Json(state.phones.logout(&phone).await?.into()))
+        Ok(Json(state.gateway.phone(&phone)?.logout().await?.into()))
     }
 
     /// Quota
@@ -335,7 +334,7 @@ impl PhonesApi {
         let limits = &state.config.limits;
         Ok(Json(QuotaView {
             phones: PhoneQuota {
-                used: state.phones.list().len() as u64,
+                used: state.gateway.phones().len() as u64,
                 limit: limits.max_phones,
             },
             allowed_media: limits.allowed_media.iter().map(|k| k.as_str().to_owned()).collect(),
@@ -402,54 +401,4 @@ fn qr_png_data_url(code: &str) -> String {
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(png.into_inner())
     )
-}
-
-impl From<PhoneError> for ApiError {
-    fn from(err: PhoneError) -> Self {
-        match err {
-            PhoneError::NotFound(phone) => ApiError::not_found(
-                "phone_not_found",
-                format!("no phone {phone} has been added; add it with POST /api/v1/user/phones"),
-            ),
-            PhoneError::Exists(phone) => {
-                ApiError::conflict("phone_exists", format!("the phone {phone} has already been added"))
-            }
-            PhoneError::QuotaExceeded(limit) => ApiError::forbidden(
-                "quota_exceeded",
-                format!("the phone quota ({limit}) is used up; delete a phone or raise limits.max_phones"),
-            ),
-            PhoneError::Restarting => ApiError::unavailable(
-                "phone_restarting",
-                "the phone's session is restarting; retry in a moment",
-            ),
-            PhoneError::Timeout => {
-                ApiError::unavailable("phone_timeout", "the phone's session did not answer in time; retry")
-            }
-            PhoneError::NotConnected | PhoneError::Engine(EngineError::NotConnected) => ApiError::conflict(
-                "phone_not_connected",
-                "the phone is not connected to WhatsApp; connect it first",
-            ),
-            PhoneError::Engine(EngineError::Timeout) => {
-                ApiError::unavailable("whatsapp_timeout", "WhatsApp did not answer in time; retry later")
-            }
-            PhoneError::Engine(EngineError::NotFound(what)) => {
-                ApiError::not_found("not_found", format!("{what} was not found"))
-            }
-            PhoneError::Engine(EngineError::Rejected(why)) => {
-                ApiError::bad_request("rejected_by_whatsapp", format!("WhatsApp refused the request: {why}"))
-            }
-            PhoneError::Engine(err @ (EngineError::Protocol(_) | EngineError::Storage(_))) => {
-                tracing::warn!(error = %err, "engine error");
-                ApiError::unavailable(
-                    "engine_unavailable",
-                    format!("the WhatsApp engine failed: {err}; retry later"),
-                )
-            }
-            PhoneError::QueueFull(wait) => ApiError::too_many_requests(
-                wait.as_secs().max(1),
-                "the phone's send queue is full (messaging.queue_size, paced by messaging.send_interval); retry later",
-            ),
-            PhoneError::Db(err) => ApiError::from(Arc::unwrap_or_clone(err)),
-        }
-    }
 }

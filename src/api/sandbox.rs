@@ -487,7 +487,7 @@ fn body_phone(input: &str) -> Result<PhoneNumber, ApiError> {
 
 /// A `{phone}` that must be one of the gateway's phones.
 fn gateway_phone(state: &AppState, phone: PhoneNumber) -> Result<PhoneNumber, ApiError> {
-    state.phones.get(&phone)?;
+    state.gateway.phone(&phone)?;
     Ok(phone)
 }
 

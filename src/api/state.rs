@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::actors::Phones;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::engine::sandbox::SandboxNetwork;
-use crate::events::EventBus;
+use crate::gateway::Gateway;
 use crate::monitor::Monitor;
 use crate::net;
 
@@ -16,19 +15,17 @@ use crate::net;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    /// The connection, for the app's shutdown and for tests; handlers go through the
+    /// gateway.
     pub db: DatabaseConnection,
     pub auth: Arc<Auth>,
     pub monitor: Arc<Monitor>,
-    pub phones: Arc<Phones>,
-    pub events: EventBus,
+    /// The use cases: every handler's way to the phones, the database and webhooks.
+    pub gateway: Arc<Gateway>,
     /// The simulated network, when `engine = "sandbox"`.
     pub sandbox: Option<Arc<SandboxNetwork>>,
     /// The client for outbound requests (media links), guarded by `network.*`.
     pub http: net::Outbound,
-    /// The client for webhook test pings (webhook timeouts).
-    pub webhook_client: net::Outbound,
-    /// Serialises webhook changes, so "one webhook per service" holds.
-    pub webhook_edits: Arc<tokio::sync::Mutex<()>>,
     /// The reverse proxies whose forwarding headers name the client.
     pub trusted_proxies: super::client::TrustedProxies,
 }

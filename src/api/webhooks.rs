@@ -1,24 +1,20 @@
 //! `/api/v1/user/webhooks`: where events are delivered, their delivery log, redelivery and
 //! a signed test ping. One webhook per service.
 
-use std::time::Instant;
-
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
-use rand::Rng;
 
 use super::ApiTags;
 use super::auth::Confirmation;
 use super::error::ApiError;
 use super::pagination::{Pagination, page_params};
-use crate::actors::webhook::{Outcome, attempt};
 use crate::api::AppState;
 use crate::api::scheme::Owner;
-use crate::db::webhooks::{self, NewDelivery, WebhookWithServices, delivery};
-use crate::events::{self, EventKind, GatewayEvent, PingData};
+use crate::db::webhooks::{self, WebhookWithServices, delivery};
+use crate::events::EventKind;
 
 #[derive(Default)]
 pub struct WebhooksApi;
@@ -232,7 +228,7 @@ impl WebhooksApi {
     /// Every webhook and the services it receives (secrets are never shown again).
     #[oai(path = "/", method = "get", operation_id = "listWebhooks")]
     async fn list(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<WebhookList>, ApiError> {
-        let hooks = webhooks::all(&state.db).await?;
+        let hooks = state.gateway.webhooks().await?;
         Ok(Json(WebhookList {
             data: hooks.into_iter().map(WebhookView::from).collect(),
         }))
@@ -250,17 +246,10 @@ impl WebhooksApi {
         state: Data<&AppState>,
         body: Json<WebhookRequest>,
     ) -> Result<WebhookCreated, ApiError> {
-        let (url, services) = validate(&state, body.0)?;
-        let _serialised = state.webhook_edits.lock().await;
-        ensure_free(&state, &services, None).await?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let secret = new_secret();
-        webhooks::insert(&state.db, &id, &url, &secret, &services).await?;
-        reload(&state).await?;
-        let created = webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
+        let created = state.gateway.create_webhook(&body.url, &kinds(&body.services)).await?;
         Ok(WebhookCreated::Created(Json(WebhookCreatedView {
-            webhook: created.into(),
-            secret,
+            webhook: created.webhook.into(),
+            secret: created.secret,
         })))
     }
 
@@ -275,14 +264,10 @@ impl WebhooksApi {
         id: Path<String>,
         body: Json<WebhookRequest>,
     ) -> Result<Json<WebhookView>, ApiError> {
-        checked(&id)?;
-        let (url, services) = validate(&state, body.0)?;
-        let _serialised = state.webhook_edits.lock().await;
-        webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
-        ensure_free(&state, &services, Some(&id)).await?;
-        webhooks::update(&state.db, &id, &url, &services).await?;
-        reload(&state).await?;
-        let updated = webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
+        let updated = state
+            .gateway
+            .update_webhook(&id, &body.url, &kinds(&body.services))
+            .await?;
         Ok(Json(updated.into()))
     }
 
@@ -296,12 +281,7 @@ impl WebhooksApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> Result<Json<Confirmation>, ApiError> {
-        checked(&id)?;
-        let _serialised = state.webhook_edits.lock().await;
-        if !webhooks::delete(&state.db, &id).await? {
-            return Err(not_found(&id));
-        }
-        reload(&state).await?;
+        state.gateway.delete_webhook(&id).await?;
         Ok(Confirmation::new("webhook deleted"))
     }
 
@@ -316,12 +296,7 @@ impl WebhooksApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> Result<Json<SecretView>, ApiError> {
-        checked(&id)?;
-        let _serialised = state.webhook_edits.lock().await;
-        webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
-        let secret = new_secret();
-        webhooks::set_secret(&state.db, &id, &secret).await?;
-        reload(&state).await?;
+        let secret = state.gateway.rotate_webhook_secret(&id).await?;
         Ok(Json(SecretView { id: id.0, secret }))
     }
 
@@ -344,11 +319,10 @@ impl WebhooksApi {
         /// Only deliveries in this state.
         status: Query<Option<DeliveryStatus>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
-        checked(&id)?;
-        webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
         let (page, limit) = page_params(page.0, limit.0, 20, 100)?;
         let offset = (page - 1).saturating_mul(limit);
-        let (rows, total) = webhooks::page(&state.db, &id, status.0.map(DeliveryStatus::as_str), offset, limit).await?;
+        let status = status.0.map(DeliveryStatus::as_str);
+        let (rows, total) = state.gateway.deliveries(&id, status, offset, limit).await?;
         Ok(Json(DeliveryPage {
             data: rows.into_iter().map(DeliveryView::from).collect(),
             pagination: Pagination::new(page, limit, total),
@@ -372,17 +346,7 @@ impl WebhooksApi {
         /// The delivery (event) id.
         delivery_id: Path<String>,
     ) -> Result<Json<DeliveryView>, ApiError> {
-        checked(&id)?;
-        if uuid::Uuid::parse_str(&delivery_id).is_err() {
-            return Err(ApiError::not_found(
-                "delivery_not_found",
-                "this webhook has no delivery with that id",
-            ));
-        }
-        let row = webhooks::requeue(&state.db, &id, &delivery_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("delivery_not_found", "this webhook has no delivery with that id"))?;
-        state.phones.shared().outbox.dispatch(vec![row.clone()]);
+        let row = state.gateway.redeliver(&id, &delivery_id).await?;
         Ok(Json(row.into()))
     }
 
@@ -404,7 +368,6 @@ impl WebhooksApi {
         /// Which deliveries: `failed` (given up) or `delivered` (to replay them).
         status: Query<Option<DeliveryStatus>>,
     ) -> Result<Json<RedeliveredView>, ApiError> {
-        checked(&id)?;
         let status = status.0.unwrap_or(DeliveryStatus::Failed);
         if status == DeliveryStatus::Pending {
             return Err(ApiError::bad_request(
@@ -412,10 +375,7 @@ impl WebhooksApi {
                 "pending deliveries are queued already; choose status=failed or status=delivered",
             ));
         }
-        webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
-        let rows = webhooks::requeue_all(&state.db, &id, status.as_str()).await?;
-        let requeued = rows.len() as u64;
-        state.phones.shared().outbox.dispatch(rows);
+        let requeued = state.gateway.redeliver_all(&id, status.as_str()).await?;
         Ok(Json(RedeliveredView { requeued }))
     }
 
@@ -430,105 +390,19 @@ impl WebhooksApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> Result<Json<TestResult>, ApiError> {
-        checked(&id)?;
-        let hook = webhooks::find(&state.db, &id).await?.ok_or_else(|| not_found(&id))?;
-        // The same envelope as every event, so a receiver parses a ping like the rest.
-        let event = GatewayEvent::new(
-            EventKind::Ping,
-            None,
-            events::data(&PingData {
-                message: "a test ping from wagate".into(),
-                webhook_id: hook.webhook.id.clone(),
-            }),
-        );
-        let event_id = event.id.to_string();
-        let payload = serde_json::to_string(&event).map_err(|e| ApiError::internal(&e))?;
-        // Logged as a failed attempt until the answer says otherwise, so a crash
-        // mid-request does not leave a pending ping for the dispatcher to retry.
-        let row = webhooks::insert_delivery(
-            &state.db,
-            NewDelivery {
-                event_id: &event_id,
-                webhook_id: &hook.webhook.id,
-                event: EventKind::Ping.as_str(),
-                phone: None,
-                payload: &payload,
-                status: webhooks::FAILED,
-            },
-        )
-        .await?;
-        let started = Instant::now();
-        let outcome = attempt(&state.webhook_client, &hook.webhook.url, &hook.webhook.secret, &row).await;
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let result = match outcome {
-            Outcome::Delivered(code) => {
-                webhooks::mark_delivered(&state.db, &[(row.id, 1, code)]).await?;
-                TestResult {
-                    delivered: true,
-                    status_code: Some(code),
-                    error: None,
-                    duration_ms,
-                    delivery_id: event_id,
-                }
-            }
-            Outcome::Failed { code, error } => {
-                webhooks::record_failure(&state.db, row.id, 1, code, &error, None).await?;
-                TestResult {
-                    delivered: false,
-                    status_code: code,
-                    error: Some(error),
-                    duration_ms,
-                    delivery_id: event_id,
-                }
-            }
-            Outcome::Gone => return Err(not_found(&id)),
-        };
-        Ok(Json(result))
+        let ping = state.gateway.ping_webhook(&id).await?;
+        let duration_ms = u64::try_from(ping.duration.as_millis()).unwrap_or(u64::MAX);
+        Ok(Json(TestResult {
+            delivered: ping.delivered,
+            status_code: ping.status_code,
+            error: ping.error,
+            duration_ms,
+            delivery_id: ping.delivery_id,
+        }))
     }
 }
 
-fn validate(state: &AppState, req: WebhookRequest) -> Result<(String, Vec<String>), ApiError> {
-    let url = state
-        .http
-        .policy()
-        .parse(&req.url)
-        .map_err(|err| ApiError::bad_request("invalid_webhook_url", err.to_string()))?;
-    let mut services: Vec<String> = req.services.iter().map(|s| s.kind().as_str().to_owned()).collect();
-    services.sort();
-    services.dedup();
-    Ok((url.to_string(), services))
-}
-
-async fn ensure_free(state: &AppState, services: &[String], except: Option<&str>) -> Result<(), ApiError> {
-    if let Some(taken) = webhooks::taken(&state.db, services, except).await? {
-        return Err(ApiError::conflict(
-            "webhook_exists",
-            format!(
-                "webhook {} already receives {}; replace it with PUT /api/v1/user/webhooks/{}",
-                taken.webhook_id, taken.service, taken.webhook_id
-            ),
-        )
-        .with_existing_id(taken.webhook_id));
-    }
-    Ok(())
-}
-
-async fn reload(state: &AppState) -> Result<(), ApiError> {
-    state.phones.shared().outbox.load(&state.db).await?;
-    Ok(())
-}
-
-/// Webhook ids are UUIDs: anything else names no webhook (and never reaches a query).
-fn checked(id: &str) -> Result<&str, ApiError> {
-    uuid::Uuid::parse_str(id).map(|_| id).map_err(|_| not_found(id))
-}
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found("webhook_not_found", format!("no webhook has the id {id}"))
-}
-
-fn new_secret() -> String {
-    let mut bytes = [0u8; 24];
-    rand::rng().fill(&mut bytes);
-    format!("whsec_{}", hex::encode(bytes))
+/// The event kinds of the services asked for.
+fn kinds(services: &[Service]) -> Vec<EventKind> {
+    services.iter().map(|s| s.kind()).collect()
 }

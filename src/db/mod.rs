@@ -72,3 +72,80 @@ pub async fn migration_status(db: &DatabaseConnection) -> Result<Vec<(String, bo
         })
         .collect())
 }
+
+/// What a database error means for the caller, read from the driver's error kind and
+/// SQLSTATE / SQLite result code (never from the message text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The database is down, saturated or busy: retrying shortly may succeed.
+    Unavailable,
+    /// The value cannot be stored as text (PostgreSQL refuses NUL characters).
+    UnstorableText,
+    /// Anything else: a bug, or a database in a state the gateway does not expect.
+    Other,
+}
+
+impl Failure {
+    pub fn of(err: &DbErr) -> Self {
+        use sea_orm::{RuntimeErr, sqlx};
+        let runtime = match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return Self::Unavailable,
+            DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+            _ => return Self::Other,
+        };
+        let RuntimeErr::SqlxError(sqlx_err) = runtime else {
+            return Self::Other;
+        };
+        match sqlx_err.as_ref() {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                Self::Unavailable
+            }
+            sqlx::Error::Database(db) => Self::of_code(db.code().as_deref().unwrap_or_default()),
+            _ => Self::Other,
+        }
+    }
+
+    /// SQLite result codes (the primary code is the low byte of an extended one) and
+    /// PostgreSQL SQLSTATEs.
+    fn of_code(code: &str) -> Self {
+        if let Ok(sqlite) = code.parse::<u32>() {
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            return match sqlite & 0xff {
+                5 | 6 => Self::Unavailable,
+                _ => Self::Other,
+            };
+        }
+        match code {
+            // character_not_in_repertoire, untranslatable_character: NUL in text.
+            "22021" | "22P05" => Self::UnstorableText,
+            // Connection exceptions (08…), insufficient resources (53…), operator
+            // intervention such as a shutting-down server (57…), lock timeouts and
+            // serialization failures and deadlocks (55P03, 40001, 40P01).
+            _ if ["08", "53", "57"].iter().any(|class| code.starts_with(class)) => Self::Unavailable,
+            "55P03" | "40001" | "40P01" => Self::Unavailable,
+            _ => Self::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::Failure;
+
+    #[test]
+    fn codes_are_classified() {
+        assert_eq!(Failure::of_code("5"), Failure::Unavailable);
+        assert_eq!(Failure::of_code("517"), Failure::Unavailable, "SQLITE_BUSY_SNAPSHOT");
+        assert_eq!(
+            Failure::of_code("262"),
+            Failure::Unavailable,
+            "SQLITE_LOCKED_SHAREDCACHE"
+        );
+        assert_eq!(Failure::of_code("2067"), Failure::Other, "SQLITE_CONSTRAINT_UNIQUE");
+        assert_eq!(Failure::of_code("22021"), Failure::UnstorableText);
+        assert_eq!(Failure::of_code("57P01"), Failure::Unavailable);
+        assert_eq!(Failure::of_code("08006"), Failure::Unavailable);
+        assert_eq!(Failure::of_code("23505"), Failure::Other);
+        assert_eq!(Failure::of_code(""), Failure::Other);
+    }
+}

@@ -48,3 +48,153 @@ fn nothing_below_the_api_imports_it() {
         upward.join("\n")
     );
 }
+
+/// The top-level modules a file names through `crate::…` (`use crate::{a, b::c}` included).
+fn named_modules(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 1;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 || (depth == 1 && c == ',') {
+                    out.push(item.trim().to_owned());
+                    item.clear();
+                    if depth == 0 {
+                        break;
+                    }
+                } else if depth >= 1 {
+                    item.push(c);
+                }
+            }
+        } else {
+            out.push(rest.to_owned());
+        }
+    }
+    out.into_iter()
+        .filter_map(|item| {
+            let name: String = item
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty() && name != "self").then_some(name)
+        })
+        .collect()
+}
+
+/// Which top-level module (`src/x.rs` or `src/x/…`) names which.
+fn module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut graph: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+        let top = relative.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
+        let code: String = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let deps = graph.entry(top.clone()).or_default();
+        deps.extend(named_modules(&code).into_iter().filter(|m| *m != top));
+    }
+    graph
+}
+
+/// A cycle through `start`, if any: the path back to it.
+fn cycle_from(
+    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    start: &str,
+) -> Option<Vec<String>> {
+    let mut stack = vec![(start.to_owned(), vec![start.to_owned()])];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((at, path)) = stack.pop() {
+        for next in graph.get(&at).into_iter().flatten() {
+            if next == start {
+                let mut cycle = path.clone();
+                cycle.push(start.to_owned());
+                return Some(cycle);
+            }
+            if seen.insert(next.clone()) {
+                let mut longer = path.clone();
+                longer.push(next.clone());
+                stack.push((next.clone(), longer));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn the_modules_import_each_other_without_a_cycle() {
+    let graph = module_graph();
+    for layer in ["api", "gateway", "auth", "actors", "db", "engine", "metrics", "events"] {
+        assert!(graph.contains_key(layer), "no module {layer}: {:?}", graph.keys());
+    }
+    let cycles: Vec<String> = graph
+        .keys()
+        .filter_map(|module| cycle_from(&graph, module))
+        .map(|cycle| cycle.join(" -> "))
+        .collect();
+    assert!(
+        cycles.is_empty(),
+        "modules that import each other:\n{}",
+        cycles.join("\n")
+    );
+}
+
+#[test]
+fn the_cycle_check_sees_a_cycle() {
+    let graph = [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["a"]), ("d", vec!["a"])]
+        .into_iter()
+        .map(|(m, deps)| (m.to_owned(), deps.into_iter().map(str::to_owned).collect()))
+        .collect();
+    assert_eq!(cycle_from(&graph, "a").unwrap(), ["a", "b", "c", "a"]);
+    assert_eq!(cycle_from(&graph, "d"), None);
+    assert_eq!(
+        named_modules("use crate::{actors::{Phones, call}, db};\nlet x = crate::events::data(1);"),
+        ["actors", "db", "events"]
+    );
+}
+
+#[test]
+fn handlers_reach_phones_and_data_through_the_gateway_only() {
+    let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    let mut files = Vec::new();
+    sources(&api, &mut files);
+    // The actors' messages and call, the database handle, the outbox and the actors'
+    // shared state are the gateway's to use.
+    let forbidden = [
+        "state.db",
+        "actors::call",
+        "CacheMsg",
+        "PhoneMsg",
+        "DispatcherMsg",
+        ".shared()",
+        "outbox",
+    ];
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            for name in forbidden.iter().filter(|name| code.contains(*name)) {
+                found.push(format!("{}:{}: {name}: {code}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(files.len() > 10, "the API's sources were not found");
+    assert!(found.is_empty(), "handlers around the gateway:\n{}", found.join("\n"));
+}

@@ -312,12 +312,7 @@ fn texts_in_order(hits: &[crate::fixtures::Hit]) -> Vec<String> {
 
 /// Deliveries the dispatcher holds in memory.
 fn held(app: &TestApp) -> u64 {
-    app.state
-        .phones
-        .shared()
-        .outbox
-        .pending
-        .load(std::sync::atomic::Ordering::Relaxed)
+    app.state.gateway.held_deliveries()
 }
 
 #[tokio::test]
@@ -513,6 +508,24 @@ async fn a_test_ping_is_signed_and_logged_and_secrets_rotate() {
         .map(|d| d["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["failed", "delivered"]);
+    // The pings went through the dispatcher, which counts every attempt it makes (the
+    // failed one is given up at once: a ping is never retried).
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for counted in [
+        r#"wagate_webhook_deliveries_total{outcome="delivered"} 1"#,
+        r#"wagate_webhook_deliveries_total{outcome="given_up"} 1"#,
+    ] {
+        assert!(metrics.contains(counted), "{counted} in\n{metrics}");
+    }
 
     let rotated = app
         .post(&format!("{HOOKS}/{id}/rotate-secret"), Some(&token), json!({}))

@@ -11,8 +11,8 @@ use hmac::{Hmac, Mac};
 use sea_orm::{ConnectionTrait, DbErr};
 use sha2::Sha256;
 
-use crate::actors::Slot;
-use crate::actors::webhook::DispatcherMsg;
+use super::Slot;
+use super::webhook::DispatcherMsg;
 use crate::db::webhooks::{self, NewDelivery, WebhookWithServices, delivery};
 use crate::events::{EventKind, GatewayEvent};
 
@@ -111,18 +111,45 @@ impl Outbox {
         Ok(Some(row))
     }
 
+    /// Writes a webhook's test ping. It is logged as a failed attempt until the answer says
+    /// otherwise, so that a crash mid-request leaves no pending ping to retry: a ping is
+    /// sent once, by [`DispatcherMsg::Ping`].
+    pub async fn record_ping(
+        &self,
+        db: &impl ConnectionTrait,
+        webhook_id: &str,
+        event: &GatewayEvent,
+    ) -> Result<delivery::Model, DbErr> {
+        let payload = serde_json::to_string(event).map_err(|e| DbErr::Custom(e.to_string()))?;
+        webhooks::insert_delivery(
+            db,
+            NewDelivery {
+                event_id: &event.id.to_string(),
+                webhook_id,
+                event: event.event.as_str(),
+                phone: None,
+                payload: &payload,
+                status: webhooks::FAILED,
+            },
+        )
+        .await
+    }
+
+    /// The dispatcher, while it runs.
+    pub fn dispatcher(&self) -> Option<ractor::ActorRef<DispatcherMsg>> {
+        self.dispatcher
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Hands committed deliveries to the dispatcher. If it is not running they wait in the
     /// database, and the dispatcher picks them up when it starts.
     pub fn dispatch(&self, rows: Vec<delivery::Model>) {
         if rows.is_empty() {
             return;
         }
-        let dispatcher = self
-            .dispatcher
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(dispatcher) = dispatcher {
+        if let Some(dispatcher) = self.dispatcher() {
             let _ = dispatcher.cast(DispatcherMsg::Deliver(rows));
         }
     }

@@ -1,0 +1,28 @@
+//! The one error type of the use cases; the API maps it to responses in one place.
+
+use sea_orm::DbErr;
+
+use crate::actors::PhoneError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A phone, its session or WhatsApp failed the call.
+    #[error(transparent)]
+    Phone(#[from] PhoneError),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error("no webhook has the id {0}")]
+    WebhookNotFound(String),
+    #[error("this webhook has no delivery with that id")]
+    DeliveryNotFound,
+    /// "One webhook per service": another webhook already receives `service`.
+    #[error("webhook {webhook_id} already receives {service}")]
+    WebhookTaken { webhook_id: String, service: String },
+    #[error("{0}")]
+    InvalidWebhookUrl(String),
+    #[error("no such group")]
+    GroupNotFound,
+    /// The webhook dispatcher is restarting, or did not answer in time.
+    #[error("the webhook dispatcher is not available right now; retry shortly")]
+    DispatcherUnavailable,
+}

@@ -1,0 +1,168 @@
+//! Phones: adding, listing and removing them, and [`PhoneHandle`], through which every
+//! call to one phone goes (connect, send, typing, lookups, groups, its history and
+//! contacts). Today a handle reaches the phone's local session actor; it is the one
+//! place that would route a call to the instance owning the phone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+
+use super::{Cached, Error, Gateway};
+use crate::actors::cache::{CacheKey, CacheMsg, CacheValue};
+use crate::actors::{PhoneEntry, PhoneMsg, Phones, call};
+use crate::db::{self, contacts, messages};
+use crate::domain::{Jid, PhoneNumber};
+use crate::engine::{Group, Lookup, OutgoingMessage, PairingMode};
+
+impl Gateway {
+    /// Every phone, oldest first.
+    pub fn phones(&self) -> Vec<PhoneEntry> {
+        self.phones.list()
+    }
+
+    /// A phone that has been added, to call through.
+    pub fn phone(&self, phone: &PhoneNumber) -> Result<PhoneHandle, Error> {
+        self.phones.get(phone)?;
+        Ok(PhoneHandle {
+            phone: phone.clone(),
+            phones: Arc::clone(&self.phones),
+            db: self.db.clone(),
+        })
+    }
+
+    /// Adds a phone and starts its session (it waits to be paired).
+    pub async fn add_phone(&self, phone: PhoneNumber, country: Option<String>) -> Result<PhoneEntry, Error> {
+        Ok(self.phones.add(phone, country).await?)
+    }
+
+    /// Logs the phone out, stops its session and deletes its keys and data; webhooks
+    /// hear `phone.status` "deleted".
+    pub async fn remove_phone(&self, phone: &PhoneNumber) -> Result<(), Error> {
+        Ok(self.phones.remove(phone).await?)
+    }
+
+    /// Contacts of every phone, merged by person: a page and the total.
+    pub async fn all_contacts(&self, offset: u64, limit: Option<u64>) -> Result<(Vec<contacts::Model>, u64), Error> {
+        Ok(contacts::merged_page(&self.db, offset, limit).await?)
+    }
+}
+
+/// One phone, to call. Cheap to clone.
+#[derive(Clone)]
+pub struct PhoneHandle {
+    phone: PhoneNumber,
+    phones: Arc<Phones>,
+    db: DatabaseConnection,
+}
+
+impl PhoneHandle {
+    pub fn number(&self) -> &PhoneNumber {
+        &self.phone
+    }
+
+    /// The phone's state now.
+    pub fn entry(&self) -> Result<PhoneEntry, Error> {
+        Ok(self.phones.get(&self.phone)?)
+    }
+
+    /// Connects the phone, pairing it by `mode` if it is not linked yet; waits up to
+    /// `phones.connect_wait` for a QR code, a pairing code or the connection.
+    pub async fn connect(&self, mode: PairingMode) -> Result<PhoneEntry, Error> {
+        Ok(self.phones.connect(&self.phone, mode).await?)
+    }
+
+    pub async fn disconnect(&self) -> Result<PhoneEntry, Error> {
+        Ok(self.phones.disconnect(&self.phone).await?)
+    }
+
+    pub async fn logout(&self) -> Result<PhoneEntry, Error> {
+        Ok(self.phones.logout(&self.phone).await?)
+    }
+
+    /// Sends a message, waiting at most `wait` (its turn in the phone's paced queue
+    /// included). A message id sent before answers with the stored message instead:
+    /// a retried request reaches the recipient once.
+    pub async fn send(&self, message: OutgoingMessage, wait: Duration) -> Result<messages::Model, Error> {
+        if let Some(id) = &message.id
+            && let Some(row) = messages::find(&self.db, &self.phone, id).await?
+            && row.direction == messages::OUT
+            && row.status != messages::Status::Failed.as_str()
+        {
+            return Ok(row);
+        }
+        Ok(self
+            .phones
+            .ask_for(&self.phone, wait, |reply| PhoneMsg::Send { message, reply })
+            .await?)
+    }
+
+    /// Shows "typing…" in `chat`, or clears it.
+    pub async fn typing(&self, chat: Jid, typing: bool) -> Result<(), Error> {
+        Ok(self
+            .phones
+            .ask(&self.phone, |reply| PhoneMsg::Typing { chat, typing, reply })
+            .await?)
+    }
+
+    /// Whether numbers (digits) have WhatsApp, through the cache.
+    pub async fn lookup(&self, numbers: Vec<String>) -> Result<Vec<Lookup>, Error> {
+        let cache = self.phones.cache()?;
+        let phone = self.phone.clone();
+        let timeout = self.phones.shared().config.phones.call_timeout;
+        Ok(call(&cache, timeout, |reply| CacheMsg::Lookup { phone, numbers, reply }).await??)
+    }
+
+    /// The groups the phone is in, cached (`refresh` fetches anew).
+    pub async fn groups(&self, refresh: bool) -> Result<Cached<Arc<Vec<Group>>>, Error> {
+        let cached = self.cached(CacheKey::Groups(self.phone.clone()), refresh).await?;
+        Ok(Cached {
+            value: match cached.value {
+                CacheValue::Groups(groups) => groups,
+                CacheValue::Group(group) => Arc::new(vec![group.as_ref().clone()]),
+            },
+            filled_at: cached.filled_at,
+            from_cache: cached.from_cache,
+        })
+    }
+
+    /// One group's details, cached like the list.
+    pub async fn group(&self, jid: Jid, refresh: bool) -> Result<Cached<Arc<Group>>, Error> {
+        let cached = self.cached(CacheKey::Group(self.phone.clone(), jid), refresh).await?;
+        let CacheValue::Group(group) = cached.value else {
+            return Err(Error::GroupNotFound);
+        };
+        Ok(Cached {
+            value: group,
+            filled_at: cached.filled_at,
+            from_cache: cached.from_cache,
+        })
+    }
+
+    async fn cached(&self, key: CacheKey, refresh: bool) -> Result<Cached, Error> {
+        let cache = self.phones.cache()?;
+        // The cache waits on the phone, which has its own timeout; allow for both.
+        let timeout = self.phones.shared().config.phones.call_timeout * 2;
+        Ok(call(&cache, timeout, |reply| CacheMsg::Get { key, refresh, reply }).await??)
+    }
+
+    /// A message of this phone's history, by id.
+    pub async fn message(&self, id: &str) -> Result<Option<messages::Model>, Error> {
+        Ok(messages::find(&self.db, &self.phone, id).await?)
+    }
+
+    /// The history, newest first: a page (from 1) and the total.
+    pub async fn history(
+        &self,
+        chat: Option<&str>,
+        page: u64,
+        limit: u64,
+    ) -> Result<(Vec<messages::Model>, u64), Error> {
+        Ok(messages::page(&self.db, &self.phone, chat, page, limit).await?)
+    }
+
+    /// The phone's contacts, at most `limit`.
+    pub async fn contacts(&self, limit: u64) -> Result<Vec<db::contacts::Model>, Error> {
+        Ok(contacts::of_phone(&self.db, &self.phone, limit).await?)
+    }
+}
