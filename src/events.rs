@@ -52,10 +52,13 @@ impl EventKind {
 }
 
 /// The `data` of a webhook's test ping.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Object)]
 #[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase")]
 pub struct PingData {
+    /// "a test ping from wagate".
     pub message: String,
+    /// The webhook pinged.
     pub webhook_id: String,
 }
 

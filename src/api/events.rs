@@ -9,14 +9,14 @@ use poem::Request;
 use poem::web::Data;
 use poem::web::websocket::{BoxWebSocketUpgraded, CloseCode, Message, WebSocket};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, Union, Webhook};
+use poem_openapi::{Enum, Object, OpenApi, Union, Webhook};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiTags;
 use super::error::ApiError;
 use crate::api::AppState;
 use crate::api::scheme::{Owner, presented_token};
-use crate::events::{MessageEventData, PhoneStatusData};
+use crate::events::{MessageEventData, PhoneStatusData, PingData};
 
 /// How often an open stream checks that its token is still valid (logout, a password
 /// change, revocation and expiry end it within this time).
@@ -91,14 +91,41 @@ impl EventsApi {
     }
 }
 
+/// The events about messages.
+#[derive(Debug, Clone, Copy, Enum)]
+pub enum MessageEventKind {
+    /// A message arrived at one of the phones (it is stored before the request).
+    #[oai(rename = "message.received")]
+    MessageReceived,
+    /// A phone sent a message, through the API or from the phone itself.
+    #[oai(rename = "message.sent")]
+    MessageSent,
+    /// A sent message was delivered or read, or failed.
+    #[oai(rename = "message.status")]
+    MessageStatus,
+}
+
+/// The event about a phone's connection.
+#[derive(Debug, Clone, Copy, Enum)]
+pub enum PhoneStatusEventKind {
+    #[oai(rename = "phone.status")]
+    PhoneStatus,
+}
+
+/// The event of a test ping.
+#[derive(Debug, Clone, Copy, Enum)]
+pub enum PingEventKind {
+    #[oai(rename = "ping")]
+    Ping,
+}
+
 /// The body of every message webhook request.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessageEvent {
     /// The event id; also the `X-Wagate-Delivery` header, the same on every retry.
     id: String,
-    /// message.received, message.sent or message.status.
-    event: String,
+    event: MessageEventKind,
     /// The gateway phone, E.164.
     phone: String,
     timestamp: DateTime<Utc>,
@@ -110,20 +137,43 @@ pub struct MessageEvent {
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneStatusEvent {
     id: String,
-    /// phone.status
-    event: String,
+    event: PhoneStatusEventKind,
     phone: String,
     timestamp: DateTime<Utc>,
     data: PhoneStatusData,
 }
 
-/// The body of a webhook request: a message event or a phone event.
+/// The body of a test ping (`POST /user/webhooks/{id}/test`): the envelope of every event,
+/// without a phone.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct PingEvent {
+    id: String,
+    event: PingEventKind,
+    /// Always null: a ping is about no phone.
+    phone: Option<String>,
+    timestamp: DateTime<Utc>,
+    data: PingData,
+}
+
+/// The body of a webhook request: a message event, a phone event or a test ping, told
+/// apart by `event` (see [`spec_json`](super::spec_json), which adds the discriminator).
 #[derive(Debug, Union)]
 #[oai(one_of)]
 pub enum WebhookBody {
     Message(MessageEvent),
     Phone(PhoneStatusEvent),
+    Ping(PingEvent),
 }
+
+/// Which schema of [`WebhookBody`] each `event` value has.
+pub const WEBHOOK_EVENTS: [(&str, &str); 5] = [
+    ("message.received", "MessageEvent"),
+    ("message.sent", "MessageEvent"),
+    ("message.status", "MessageEvent"),
+    ("phone.status", "PhoneStatusEvent"),
+    ("ping", "PingEvent"),
+];
 
 /// Requests the server makes to your webhook URL.
 #[Webhook(tag = "ApiTags::Webhooks")]
@@ -134,7 +184,8 @@ pub trait WagateWebhooks: Sync {
     /// `message.received` (a message arrived; it is stored before this request),
     /// `message.sent` (a phone sent a message, through the API or from the phone),
     /// `message.status` (a sent message was delivered, read, or refused: `failed`) and
-    /// `phone.status` (connection changes, QR codes with a count, pairing codes).
+    /// `phone.status` (connection changes, QR codes with a count, pairing codes), and
+    /// `ping` (a test ping, sent on request).
     ///
     /// Headers: `X-Wagate-Event` (the event name), `X-Wagate-Delivery` (the event id,
     /// the same on every retry: use it to drop duplicates), `X-Wagate-Timestamp` (unix

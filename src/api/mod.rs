@@ -78,6 +78,7 @@ pub fn service() -> OpenApiService<Apis, &'static dyn WagateWebhooks> {
         .webhooks::<&'static dyn WagateWebhooks>()
         .summary("Self-hosted multi-phone WhatsApp HTTP API gateway")
         .description(DESCRIPTION)
+        .license(poem_openapi::LicenseObject::new("MIT").url("https://opensource.org/license/mit"))
         .url_prefix(PREFIX)
 }
 
@@ -91,9 +92,12 @@ pub fn spec_json() -> String {
         let Ok(mut spec) = serde_json::from_str::<serde_json::Value>(&raw) else {
             return format!("{raw}\n");
         };
+        conform_to_openapi_3_0(&mut spec);
         for item in spec["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
             for (method, op) in item.as_object_mut().into_iter().flatten() {
                 if op.get("security").is_none() {
+                    // Public: said so, rather than left to a default.
+                    op["security"] = serde_json::json!([]);
                     continue;
                 }
                 let method = poem::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
@@ -117,6 +121,56 @@ pub fn spec_json() -> String {
         text
     })
     .clone()
+}
+
+/// What poem-openapi writes beyond OpenAPI 3.0 (the version it declares) moves where 3.0
+/// keeps it, and what validators and SDK generators need is added: `info.summary` leads the
+/// description, the webhooks are `x-webhooks` (read by Redoc and others), `servers` names
+/// this server, and webhook bodies are told apart by `event` (a discriminator).
+fn conform_to_openapi_3_0(spec: &mut serde_json::Value) {
+    let Some(root) = spec.as_object_mut() else { return };
+    // Keys keep their places (`shift_*`), so the committed spec reads in the same order.
+    if let Some(info) = root.get_mut("info").and_then(|i| i.as_object_mut())
+        && let Some(summary) = info.shift_remove("summary")
+    {
+        let description = info.get("description").and_then(|d| d.as_str()).unwrap_or_default();
+        let summary = summary.as_str().unwrap_or_default();
+        let description = format!("{summary}.\n\n{description}");
+        info.insert("description".into(), description.into());
+    }
+    let at = root.keys().position(|k| k == "webhooks").unwrap_or(root.len());
+    if let Some(mut webhooks) = root.shift_remove("webhooks") {
+        // The gateway calls these; they are signed (`X-Wagate-Signature`), not authenticated.
+        for op in webhooks
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|w| w.values_mut())
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|item| item.values_mut())
+        {
+            op["security"] = serde_json::json!([]);
+        }
+        root.shift_insert(at, "x-webhooks".into(), webhooks);
+    }
+    root.insert(
+        "servers".into(),
+        serde_json::json!([{"url": "/", "description": "The server that serves this document"}]),
+    );
+    if let Some(body) = root
+        .get_mut("components")
+        .and_then(|c| c.get_mut("schemas"))
+        .and_then(|s| s.get_mut("WebhookBody"))
+        .and_then(|b| b.as_object_mut())
+    {
+        let mapping: serde_json::Map<String, serde_json::Value> = events::WEBHOOK_EVENTS
+            .iter()
+            .map(|(event, schema)| ((*event).to_owned(), format!("#/components/schemas/{schema}").into()))
+            .collect();
+        body.insert(
+            "discriminator".into(),
+            serde_json::json!({"propertyName": "event", "mapping": mapping}),
+        );
+    }
 }
 
 /// `GET /api/v1/openapi.json`.

@@ -49,20 +49,68 @@ fn every_operation_is_documented_for_sdk_generators() {
                 responses.keys().any(|k| k.starts_with('2') || k == "101"),
                 "{id}: a success response"
             );
-            let secured = op
-                .get("security")
-                .and_then(Value::as_array)
-                .is_some_and(|s| !s.is_empty());
+            // Public operations say so (`security: []`) rather than leave it to a default.
+            let security = op["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{id}: no explicit security"));
+            let secured = !security.is_empty();
             assert_eq!(secured, !public.contains(&id), "{id}: security requirement");
             if secured {
                 assert!(responses.contains_key("401"), "{id}: documents 401");
             }
         }
     }
+    // OpenAPI 3.0, as declared: no 3.1-only fields; the webhooks are `x-webhooks`.
     assert!(
-        spec["webhooks"]["event"]["post"]["requestBody"].is_object(),
+        spec["openapi"].as_str().unwrap().starts_with("3.0."),
+        "{}",
+        spec["openapi"]
+    );
+    assert!(spec["info"].get("summary").is_none() && spec.get("webhooks").is_none());
+    assert!(spec["servers"].as_array().is_some_and(|s| !s.is_empty()), "servers");
+    assert!(
+        spec["x-webhooks"]["event"]["post"]["requestBody"].is_object(),
         "webhook payloads are documented"
     );
+    // Webhook bodies are told apart by `event`: each value names one schema, whose
+    // `event` allows exactly the values that name it.
+    let body = &spec["components"]["schemas"]["WebhookBody"];
+    assert_eq!(body["discriminator"]["propertyName"], "event", "{body}");
+    let mapping = body["discriminator"]["mapping"].as_object().unwrap();
+    let variants: Vec<&str> = body["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["$ref"].as_str().unwrap())
+        .collect();
+    for event in [
+        "message.received",
+        "message.sent",
+        "message.status",
+        "phone.status",
+        "ping",
+    ] {
+        let target = mapping[event]
+            .as_str()
+            .unwrap_or_else(|| panic!("{event} is not mapped"));
+        assert!(variants.contains(&target), "{event} -> {target}");
+        let name = target.rsplit('/').next().unwrap();
+        let kind = &spec["components"]["schemas"][name]["properties"]["event"];
+        let kind = match kind.get("$ref").and_then(Value::as_str) {
+            Some(r) => &spec["components"]["schemas"][r.rsplit('/').next().unwrap()],
+            None => kind,
+        };
+        let values = kind["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}.event: {kind}"));
+        assert!(values.iter().any(|v| v == event), "{name}.event allows {event}: {kind}");
+        let named: Vec<&String> = mapping.iter().filter(|(_, t)| *t == target).map(|(e, _)| e).collect();
+        assert_eq!(
+            values.len(),
+            named.len(),
+            "{name}.event allows only its own events: {kind}"
+        );
+    }
     for scheme in ["bearerAuth", "cookieAuth"] {
         assert!(spec["components"]["securitySchemes"][scheme].is_object(), "{scheme}");
     }
