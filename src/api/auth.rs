@@ -12,7 +12,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use super::client::{client_ip, peer_ip};
-use super::error::ApiError;
+use super::error::statuses::*;
+use super::error::{ApiError, Errors};
 use crate::api::AppState;
 use crate::api::scheme::{Owner, presented_token};
 use crate::auth::scope::{Grant, Scope};
@@ -199,7 +200,7 @@ impl AuthApi {
         state: Data<&AppState>,
         req: &Request,
         body: Json<LoginRequest>,
-    ) -> Result<LoginResponse, ApiError> {
+    ) -> Result<LoginResponse, Errors<{ BODY | UNAUTHORIZED | FORBIDDEN | TOO_MANY_REQUESTS | ANY }>> {
         let issued = state.auth.login(client_ip(req), body.0.password).await?;
         let ttl = state.auth.session_ttl();
         let expires_at = issued.claims.expires_at().unwrap_or_else(Utc::now);
@@ -225,7 +226,7 @@ impl AuthApi {
         state: Data<&AppState>,
         req: &Request,
         body: Json<GenerateTokenRequest>,
-    ) -> Result<Json<GeneratedToken>, ApiError> {
+    ) -> Result<Json<GeneratedToken>, Errors<{ BODY | UNAUTHORIZED | FORBIDDEN | TOO_MANY_REQUESTS | ANY }>> {
         let body = body.0;
         let name = body
             .name
@@ -274,7 +275,7 @@ impl AuthApi {
         state: Data<&AppState>,
         req: &Request,
         body: Json<ChangePasswordRequest>,
-    ) -> Result<SessionEnded, ApiError> {
+    ) -> Result<SessionEnded, Errors<{ BODY | UNAUTHORIZED | FORBIDDEN | TOO_MANY_REQUESTS | ANY }>> {
         let body = body.0;
         state
             .auth
@@ -320,7 +321,7 @@ impl AuthApi {
     /// Ends the caller's session token and clears the session cookie. A permanent token is
     /// not revoked by this; use `DELETE /api/v1/auth/tokens/{id}`.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, state: Data<&AppState>, req: &Request) -> Result<SessionEnded, ApiError> {
+    async fn logout(&self, state: Data<&AppState>, req: &Request) -> Result<SessionEnded, Errors<{ ANY }>> {
         if let Some(claims) =
             presented_token(req, state.auth.cookie_secure()).and_then(|t| state.auth.authenticate(&t).ok())
         {
@@ -337,7 +338,11 @@ impl AuthApi {
     /// The permanent tokens that have not been revoked. The tokens themselves are never
     /// shown again, only their ids and labels.
     #[oai(path = "/tokens", method = "get", operation_id = "listTokens")]
-    async fn list_tokens(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<TokenList>, ApiError> {
+    async fn list_tokens(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+    ) -> Result<Json<TokenList>, Errors<{ SIGNED_IN }>> {
         let rows = state.auth.list_tokens().await?;
         Ok(Json(TokenList {
             data: rows.into_iter().map(TokenView::from).collect(),
@@ -354,7 +359,7 @@ impl AuthApi {
         state: Data<&AppState>,
         /// The token's id, from the token list.
         id: Path<String>,
-    ) -> Result<Json<Confirmation>, ApiError> {
+    ) -> Result<Json<Confirmation>, Errors<{ SIGNED_IN | BAD_REQUEST | NOT_FOUND }>> {
         state.auth.revoke_token(&id.0).await?;
         Ok(Confirmation::new("token revoked"))
     }

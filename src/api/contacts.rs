@@ -10,7 +10,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use super::error::ApiError;
+use super::error::Errors;
+use super::error::statuses::*;
 use super::pagination::{Pagination, page_params};
 use super::phones::PhonePath;
 use crate::api::AppState;
@@ -109,7 +110,7 @@ impl ContactsApi {
     /// most `limits.unpaginated_max` (10,000 by default), with `truncated: true` when there
     /// are more; `/user/contacts/pagination` pages through all of them.
     #[oai(path = "/", method = "get", operation_id = "listContacts")]
-    async fn all(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<MergedList>, ApiError> {
+    async fn all(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<MergedList>, Errors<{ SIGNED_IN }>> {
         let cap = state.config.limits.unpaginated_max;
         let (rows, total) = state.gateway.all_contacts(0, Some(cap)).await?;
         Ok(Json(MergedList {
@@ -132,7 +133,7 @@ impl ContactsApi {
         /// Contacts per page (default 50, at most 500).
         #[oai(validator(minimum(value = "1")))]
         limit: Query<Option<u64>>,
-    ) -> Result<Json<MergedPage>, ApiError> {
+    ) -> Result<Json<MergedPage>, Errors<{ SIGNED_IN | BAD_REQUEST }>> {
         let (page, limit) = page_params(page.0, limit.0, 50, MAX_LIMIT)?;
         let offset = (page - 1).saturating_mul(limit);
         let (rows, total) = state.gateway.all_contacts(offset, Some(limit)).await?;
@@ -152,7 +153,7 @@ impl ContactsApi {
         _owner: Owner,
         state: Data<&AppState>,
         phone: Path<PhonePath>,
-    ) -> Result<Json<ContactList>, ApiError> {
+    ) -> Result<Json<ContactList>, Errors<{ SIGNED_IN | PHONE }>> {
         let phone = phone.0.0;
         let cap = state.config.limits.unpaginated_max;
         let mut rows = state.gateway.phone(&phone)?.contacts(cap.saturating_add(1)).await?;

@@ -71,6 +71,101 @@ pub enum ApiError {
     Unavailable(Json<ErrorBody>),
 }
 
+/// The error statuses an operation can answer, as bits for [`Errors`]. Each operation's
+/// signature names its own, so the spec, and the SDKs generated from it, list only the
+/// errors that can happen.
+pub mod statuses {
+    pub const BAD_REQUEST: u32 = 1 << 0;
+    pub const UNAUTHORIZED: u32 = 1 << 1;
+    pub const FORBIDDEN: u32 = 1 << 2;
+    pub const NOT_FOUND: u32 = 1 << 3;
+    pub const CONFLICT: u32 = 1 << 4;
+    pub const PAYLOAD_TOO_LARGE: u32 = 1 << 5;
+    pub const UNSUPPORTED_MEDIA_TYPE: u32 = 1 << 6;
+    pub const TOO_MANY_REQUESTS: u32 = 1 << 7;
+    pub const INTERNAL: u32 = 1 << 8;
+    pub const UNAVAILABLE: u32 = 1 << 9;
+
+    /// What any operation may answer: a bug (500), or its time ran out or the database
+    /// is away (503).
+    pub const ANY: u32 = INTERNAL | UNAVAILABLE;
+    /// An operation that needs a token: 401 without a valid one, 403 without the scope
+    /// (or before a password is set).
+    pub const SIGNED_IN: u32 = ANY | UNAUTHORIZED | FORBIDDEN;
+    /// A JSON body: malformed or invalid (400), too large (413), not JSON (415).
+    pub const BODY: u32 = BAD_REQUEST | PAYLOAD_TOO_LARGE | UNSUPPORTED_MEDIA_TYPE;
+    /// A `{phone}` in the path: not a phone number (400), not added (404).
+    pub const PHONE: u32 = BAD_REQUEST | NOT_FOUND;
+
+    /// The bit of an HTTP status (none for a status no operation answers with an error).
+    pub const fn bit(status: u16) -> u32 {
+        match status {
+            400 => BAD_REQUEST,
+            401 => UNAUTHORIZED,
+            403 => FORBIDDEN,
+            404 => NOT_FOUND,
+            409 => CONFLICT,
+            413 => PAYLOAD_TOO_LARGE,
+            415 => UNSUPPORTED_MEDIA_TYPE,
+            429 => TOO_MANY_REQUESTS,
+            500 => INTERNAL,
+            503 => UNAVAILABLE,
+            _ => 0,
+        }
+    }
+}
+
+/// An operation's failure: an [`ApiError`], documented with only the statuses in `S` (see
+/// [`statuses`]). Answering a status outside `S` is a bug in the documentation: it is
+/// logged, and counted for the tests ([`undocumented`]).
+#[derive(Debug, Clone)]
+pub struct Errors<const S: u32>(pub ApiError);
+
+impl<const S: u32> ApiResponse for Errors<S> {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        let mut meta = ApiError::meta();
+        meta.responses
+            .retain(|r| r.status.is_some_and(|status| statuses::bit(status) & S != 0));
+        meta
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        ApiError::register(registry);
+    }
+}
+
+impl<const S: u32, E: Into<ApiError>> From<E> for Errors<S> {
+    fn from(err: E) -> Self {
+        Self(err.into())
+    }
+}
+
+impl<const S: u32> From<Errors<S>> for poem::Error {
+    fn from(err: Errors<S>) -> Self {
+        let status = err.0.status();
+        if statuses::bit(status) & S == 0 {
+            let code = err.0.body().error.code.clone();
+            tracing::error!(status, %code, "an operation answered a status its spec does not list; this is a bug");
+            UNDOCUMENTED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(format!("{status} {code}: {}", err.0.body().error.message));
+        }
+        err.0.into()
+    }
+}
+
+static UNDOCUMENTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The errors answered so far with a status their operation does not document (the test
+/// suite fails on any).
+pub fn undocumented() -> Vec<String> {
+    UNDOCUMENTED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
 fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
     Json(ErrorBody {
         error: ErrorDetail {
@@ -136,6 +231,22 @@ impl ApiError {
 
     pub fn code(&self) -> &str {
         &self.body().error.code
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::PayloadTooLarge(_) => 413,
+            Self::UnsupportedMediaType(_) => 415,
+            Self::TooManyRequests(..) => 429,
+            Self::Internal(_) => 500,
+            Self::Unavailable(_) => 503,
+        }
     }
 
     fn body(&self) -> &ErrorBody {

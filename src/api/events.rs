@@ -13,7 +13,8 @@ use poem_openapi::{Enum, Object, OpenApi, Union, Webhook};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiTags;
-use super::error::ApiError;
+use super::error::Errors;
+use super::error::statuses::*;
 use crate::api::AppState;
 use crate::api::scheme::{Owner, presented_token};
 use crate::events::{MessageEventData, PhoneStatusData, PingData};
@@ -46,7 +47,7 @@ impl EventsApi {
         state: Data<&AppState>,
         req: &Request,
         ws: WebSocket,
-    ) -> Result<BoxWebSocketUpgraded, ApiError> {
+    ) -> Result<BoxWebSocketUpgraded, Errors<{ SIGNED_IN | BAD_REQUEST }>> {
         let grant = owner.grant;
         let mut events = state.gateway.subscribe();
         let token = presented_token(req, state.auth.cookie_secure()).unwrap_or_default();

@@ -8,7 +8,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use super::error::ApiError;
+use super::error::statuses::*;
+use super::error::{ApiError, Errors};
 use super::phones::PhonePath;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
@@ -92,7 +93,7 @@ impl GroupsApi {
         phone: Path<PhonePath>,
         /// Bypass the cache.
         refresh: Query<Option<bool>>,
-    ) -> Result<Json<GroupList>, ApiError> {
+    ) -> Result<Json<GroupList>, Errors<{ SIGNED_IN | PHONE | CONFLICT }>> {
         let phone = phone.0.0;
         let cached = state.gateway.phone(&phone)?.groups(refresh.0.unwrap_or(false)).await?;
         let data = cached.value.iter().map(GroupSummary::from).collect();
@@ -120,7 +121,7 @@ impl GroupsApi {
         group_id: Path<String>,
         /// Bypass the cache.
         refresh: Query<Option<bool>>,
-    ) -> Result<Json<GroupResponse>, ApiError> {
+    ) -> Result<Json<GroupResponse>, Errors<{ SIGNED_IN | PHONE | CONFLICT }>> {
         let phone = phone.0.0;
         let jid = group_jid(&group_id)?;
         let cached = state

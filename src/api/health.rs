@@ -6,7 +6,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use super::error::ApiError;
+use super::error::Errors;
+use super::error::statuses::*;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
 use crate::domain::PhoneStatus;
@@ -121,7 +122,11 @@ impl HealthApi {
     /// CPU and memory of the machine and of the server process, uptime, phones by state and
     /// session restarts. CPU and memory are refreshed every `health.refresh_interval`.
     #[oai(path = "/resources", method = "get", operation_id = "healthResources")]
-    async fn resources(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<ResourcesView>, ApiError> {
+    async fn resources(
+        &self,
+        _owner: Owner,
+        state: Data<&AppState>,
+    ) -> Result<Json<ResourcesView>, Errors<{ SIGNED_IN }>> {
         let s = state.monitor.snapshot();
         let health = state.gateway.health().await?;
         let counts = &health.phones;

@@ -11,7 +11,8 @@ use poem_openapi::types::multipart::{JsonField, Upload};
 use poem_openapi::{ApiRequest, Enum, Multipart, Object, OpenApi, Union};
 
 use super::ApiTags;
-use super::error::ApiError;
+use super::error::statuses::*;
+use super::error::{ApiError, Errors};
 use super::pagination::{Pagination, page_params};
 use super::phones::PhonePath;
 use crate::api::AppState;
@@ -353,7 +354,7 @@ impl MessagesApi {
         state: Data<&AppState>,
         phone: Path<PhonePath>,
         body: SendBody,
-    ) -> Result<Json<SentView>, ApiError> {
+    ) -> Result<Json<SentView>, Errors<{ SIGNED_IN | PHONE | BODY | CONFLICT | TOO_MANY_REQUESTS }>> {
         let phone = state.gateway.phone(&phone.0.0)?;
         let input = match body {
             SendBody::Json(Json(req)) => json_input(req)?,
@@ -380,7 +381,7 @@ impl MessagesApi {
         state: Data<&AppState>,
         phone: Path<PhonePath>,
         body: Json<TypingRequest>,
-    ) -> Result<Json<TypingView>, ApiError> {
+    ) -> Result<Json<TypingView>, Errors<{ SIGNED_IN | PHONE | BODY | CONFLICT }>> {
         let body = body.0;
         let chat = resolve(body.recipient.as_deref(), body.country.as_deref(), body.jid.as_deref())?;
         let typing = body.is_typing;
@@ -406,32 +407,33 @@ impl MessagesApi {
         state: Data<&AppState>,
         phone: Path<PhonePath>,
         body: Json<HasWhatsappRequest>,
-    ) -> Result<Json<HasWhatsappView>, ApiError> {
+    ) -> Result<Json<HasWhatsappView>, Errors<{ SIGNED_IN | PHONE | BODY | CONFLICT }>> {
         let body = body.0;
         let (asked, batch) = match (body.recipient, body.recipients) {
             (Some(one), None) => (vec![one], false),
             (None, Some(many)) if !many.is_empty() => (many, true),
             (None, Some(_)) => {
-                return Err(ApiError::bad_request("invalid_recipient", "`recipients` is empty"));
+                return Err(ApiError::bad_request("invalid_recipient", "`recipients` is empty").into());
             }
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request(
                     "invalid_recipient",
                     "send either `recipient` or `recipients`, not both",
-                ));
+                )
+                .into());
             }
             (None, None) => {
-                return Err(ApiError::bad_request(
-                    "invalid_recipient",
-                    "`recipient` or `recipients` is required",
-                ));
+                return Err(
+                    ApiError::bad_request("invalid_recipient", "`recipient` or `recipients` is required").into(),
+                );
             }
         };
         if asked.len() > MAX_LOOKUPS {
             return Err(ApiError::bad_request(
                 "too_many_recipients",
                 format!("at most {MAX_LOOKUPS} numbers per request"),
-            ));
+            )
+            .into());
         }
         let mut numbers = Vec::with_capacity(asked.len());
         for item in &asked {
@@ -485,7 +487,7 @@ impl MessagesApi {
         country: Query<Option<String>>,
         /// Only this chat, by JID.
         jid: Query<Option<String>>,
-    ) -> Result<Json<MessagePage>, ApiError> {
+    ) -> Result<Json<MessagePage>, Errors<{ SIGNED_IN | PHONE }>> {
         let phone = state.gateway.phone(&phone.0.0)?;
         let (page, limit) = page_params(page.0, limit.0, 20, state.config.messaging.history_max_limit)?;
         let chat = if recipient.0.is_some() || jid.0.is_some() {

@@ -11,7 +11,8 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::ApiTags;
 use super::auth::Confirmation;
-use super::error::ApiError;
+use super::error::statuses::*;
+use super::error::{ApiError, Errors};
 use super::phones::PhonePath;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
@@ -315,7 +316,7 @@ impl SandboxApi {
         _owner: Owner,
         state: Data<&AppState>,
         body: Json<CreateAccountRequest>,
-    ) -> Result<AccountCreated, ApiError> {
+    ) -> Result<AccountCreated, Errors<{ SIGNED_IN | BODY | NOT_FOUND | CONFLICT }>> {
         let network = sandbox(&state)?;
         let phone = body_phone(&body.0.phone)?;
         let account = network
@@ -342,7 +343,7 @@ impl SandboxApi {
         _owner: Owner,
         state: Data<&AppState>,
         phone: Path<PhonePath>,
-    ) -> Result<Json<ReceivedList>, ApiError> {
+    ) -> Result<Json<ReceivedList>, Errors<{ SIGNED_IN | PHONE }>> {
         let network = sandbox(&state)?;
         let phone = phone.0.0;
         let received = network.received(&phone).map_err(sandbox_error)?;
@@ -362,7 +363,7 @@ impl SandboxApi {
         _owner: Owner,
         state: Data<&AppState>,
         phone: Path<PhonePath>,
-    ) -> Result<Json<Confirmation>, ApiError> {
+    ) -> Result<Json<Confirmation>, Errors<{ SIGNED_IN | PHONE | CONFLICT }>> {
         let network = sandbox(&state)?;
         let phone = gateway_phone(&state, phone.0.0)?;
         network.scan(&phone).map_err(sandbox_error)?;
@@ -380,7 +381,7 @@ impl SandboxApi {
         state: Data<&AppState>,
         phone: Path<PhonePath>,
         body: Json<InboundRequest>,
-    ) -> Result<Json<InboundView>, ApiError> {
+    ) -> Result<Json<InboundView>, Errors<{ SIGNED_IN | PHONE | BODY | CONFLICT }>> {
         let network = sandbox(&state)?;
         let phone = gateway_phone(&state, phone.0.0)?;
         let body = body.0;
@@ -407,7 +408,8 @@ impl SandboxApi {
                 return Err(ApiError::bad_request(
                     "invalid_message",
                     "send one of `media`, `reaction` or `listReply`, not several",
-                ));
+                )
+                .into());
             }
         };
         let injected = network
@@ -431,7 +433,7 @@ impl SandboxApi {
         state: Data<&AppState>,
         phone: Path<PhonePath>,
         body: Json<FaultRequest>,
-    ) -> Result<Json<Confirmation>, ApiError> {
+    ) -> Result<Json<Confirmation>, Errors<{ SIGNED_IN | PHONE | BODY | CONFLICT }>> {
         let network = sandbox(&state)?;
         let phone = gateway_phone(&state, phone.0.0)?;
         let fault = match body.0.kind {
@@ -452,7 +454,7 @@ impl SandboxApi {
         _owner: Owner,
         state: Data<&AppState>,
         body: Json<CreateGroupRequest>,
-    ) -> Result<GroupCreated, ApiError> {
+    ) -> Result<GroupCreated, Errors<{ SIGNED_IN | BODY | NOT_FOUND | CONFLICT }>> {
         let network = sandbox(&state)?;
         let members = body
             .0

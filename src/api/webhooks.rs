@@ -9,7 +9,8 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::ApiTags;
 use super::auth::Confirmation;
-use super::error::ApiError;
+use super::error::statuses::*;
+use super::error::{ApiError, Errors};
 use super::pagination::{Pagination, page_params};
 use crate::api::AppState;
 use crate::api::scheme::Owner;
@@ -227,7 +228,7 @@ impl WebhooksApi {
     ///
     /// Every webhook and the services it receives (secrets are never shown again).
     #[oai(path = "/", method = "get", operation_id = "listWebhooks")]
-    async fn list(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<WebhookList>, ApiError> {
+    async fn list(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<WebhookList>, Errors<{ SIGNED_IN }>> {
         let hooks = state.gateway.webhooks().await?;
         Ok(Json(WebhookList {
             data: hooks.into_iter().map(WebhookView::from).collect(),
@@ -245,7 +246,7 @@ impl WebhooksApi {
         _owner: Owner,
         state: Data<&AppState>,
         body: Json<WebhookRequest>,
-    ) -> Result<WebhookCreated, ApiError> {
+    ) -> Result<WebhookCreated, Errors<{ SIGNED_IN | BODY | CONFLICT }>> {
         let created = state.gateway.create_webhook(&body.url, &kinds(&body.services)).await?;
         Ok(WebhookCreated::Created(Json(WebhookCreatedView {
             webhook: created.webhook.into(),
@@ -263,7 +264,7 @@ impl WebhooksApi {
         state: Data<&AppState>,
         id: Path<String>,
         body: Json<WebhookRequest>,
-    ) -> Result<Json<WebhookView>, ApiError> {
+    ) -> Result<Json<WebhookView>, Errors<{ SIGNED_IN | BODY | NOT_FOUND | CONFLICT }>> {
         let updated = state
             .gateway
             .update_webhook(&id, &body.url, &kinds(&body.services))
@@ -280,7 +281,7 @@ impl WebhooksApi {
         _owner: Owner,
         state: Data<&AppState>,
         id: Path<String>,
-    ) -> Result<Json<Confirmation>, ApiError> {
+    ) -> Result<Json<Confirmation>, Errors<{ SIGNED_IN | NOT_FOUND }>> {
         state.gateway.delete_webhook(&id).await?;
         Ok(Confirmation::new("webhook deleted"))
     }
@@ -295,7 +296,7 @@ impl WebhooksApi {
         _owner: Owner,
         state: Data<&AppState>,
         id: Path<String>,
-    ) -> Result<Json<SecretView>, ApiError> {
+    ) -> Result<Json<SecretView>, Errors<{ SIGNED_IN | NOT_FOUND }>> {
         let secret = state.gateway.rotate_webhook_secret(&id).await?;
         Ok(Json(SecretView { id: id.0, secret }))
     }
@@ -318,7 +319,7 @@ impl WebhooksApi {
         limit: Query<Option<u64>>,
         /// Only deliveries in this state.
         status: Query<Option<DeliveryStatus>>,
-    ) -> Result<Json<DeliveryPage>, ApiError> {
+    ) -> Result<Json<DeliveryPage>, Errors<{ SIGNED_IN | BAD_REQUEST | NOT_FOUND }>> {
         let (page, limit) = page_params(page.0, limit.0, 20, 100)?;
         let offset = (page - 1).saturating_mul(limit);
         let status = status.0.map(DeliveryStatus::as_str);
@@ -345,7 +346,7 @@ impl WebhooksApi {
         id: Path<String>,
         /// The delivery (event) id.
         delivery_id: Path<String>,
-    ) -> Result<Json<DeliveryView>, ApiError> {
+    ) -> Result<Json<DeliveryView>, Errors<{ SIGNED_IN | NOT_FOUND }>> {
         let row = state.gateway.redeliver(&id, &delivery_id).await?;
         Ok(Json(row.into()))
     }
@@ -367,13 +368,14 @@ impl WebhooksApi {
         id: Path<String>,
         /// Which deliveries: `failed` (given up) or `delivered` (to replay them).
         status: Query<Option<DeliveryStatus>>,
-    ) -> Result<Json<RedeliveredView>, ApiError> {
+    ) -> Result<Json<RedeliveredView>, Errors<{ SIGNED_IN | BAD_REQUEST | NOT_FOUND }>> {
         let status = status.0.unwrap_or(DeliveryStatus::Failed);
         if status == DeliveryStatus::Pending {
             return Err(ApiError::bad_request(
                 "invalid_status",
                 "pending deliveries are queued already; choose status=failed or status=delivered",
-            ));
+            )
+            .into());
         }
         let requeued = state.gateway.redeliver_all(&id, status.as_str()).await?;
         Ok(Json(RedeliveredView { requeued }))
@@ -389,7 +391,7 @@ impl WebhooksApi {
         _owner: Owner,
         state: Data<&AppState>,
         id: Path<String>,
-    ) -> Result<Json<TestResult>, ApiError> {
+    ) -> Result<Json<TestResult>, Errors<{ SIGNED_IN | NOT_FOUND }>> {
         let ping = state.gateway.ping_webhook(&id).await?;
         let duration_ms = u64::try_from(ping.duration.as_millis()).unwrap_or(u64::MAX);
         Ok(Json(TestResult {

@@ -100,21 +100,29 @@ impl Failure {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
                 Self::Unavailable
             }
-            sqlx::Error::Database(db) => Self::of_code(db.code().as_deref().unwrap_or_default()),
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    Self::of_sqlite_code(&code)
+                } else {
+                    Self::of_sqlstate(&code)
+                }
+            }
             _ => Self::Other,
         }
     }
 
-    /// SQLite result codes (the primary code is the low byte of an extended one) and
-    /// PostgreSQL SQLSTATEs.
-    fn of_code(code: &str) -> Self {
-        if let Ok(sqlite) = code.parse::<u32>() {
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
-            return match sqlite & 0xff {
-                5 | 6 => Self::Unavailable,
-                _ => Self::Other,
-            };
+    /// A SQLite result code (its primary code is the low byte of an extended one).
+    fn of_sqlite_code(code: &str) -> Self {
+        match code.parse::<u32>().map(|c| c & 0xff) {
+            // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+            Ok(5 | 6) => Self::Unavailable,
+            _ => Self::Other,
         }
+    }
+
+    /// A PostgreSQL SQLSTATE.
+    fn of_sqlstate(code: &str) -> Self {
         match code {
             // character_not_in_repertoire, untranslatable_character: NUL in text.
             "22021" | "22P05" => Self::UnstorableText,
@@ -134,18 +142,27 @@ mod failure_tests {
 
     #[test]
     fn codes_are_classified() {
-        assert_eq!(Failure::of_code("5"), Failure::Unavailable);
-        assert_eq!(Failure::of_code("517"), Failure::Unavailable, "SQLITE_BUSY_SNAPSHOT");
+        assert_eq!(Failure::of_sqlite_code("5"), Failure::Unavailable);
         assert_eq!(
-            Failure::of_code("262"),
+            Failure::of_sqlite_code("517"),
+            Failure::Unavailable,
+            "SQLITE_BUSY_SNAPSHOT"
+        );
+        assert_eq!(
+            Failure::of_sqlite_code("262"),
             Failure::Unavailable,
             "SQLITE_LOCKED_SHAREDCACHE"
         );
-        assert_eq!(Failure::of_code("2067"), Failure::Other, "SQLITE_CONSTRAINT_UNIQUE");
-        assert_eq!(Failure::of_code("22021"), Failure::UnstorableText);
-        assert_eq!(Failure::of_code("57P01"), Failure::Unavailable);
-        assert_eq!(Failure::of_code("08006"), Failure::Unavailable);
-        assert_eq!(Failure::of_code("23505"), Failure::Other);
-        assert_eq!(Failure::of_code(""), Failure::Other);
+        assert_eq!(
+            Failure::of_sqlite_code("2067"),
+            Failure::Other,
+            "SQLITE_CONSTRAINT_UNIQUE"
+        );
+        assert_eq!(Failure::of_sqlstate("22021"), Failure::UnstorableText);
+        assert_eq!(Failure::of_sqlstate("57P01"), Failure::Unavailable);
+        assert_eq!(Failure::of_sqlstate("08006"), Failure::Unavailable);
+        assert_eq!(Failure::of_sqlstate("23505"), Failure::Other);
+        assert_eq!(Failure::of_sqlstate(""), Failure::Other);
+        assert_eq!(Failure::of_sqlite_code(""), Failure::Other);
     }
 }

@@ -369,6 +369,17 @@ pub async fn send(req: reqwest::RequestBuilder) -> Response {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        // Every error an operation answered is one its spec lists (`Errors<S>`): a status
+        // it does not list is a documentation bug, and fails the test that saw it (or one
+        // running beside it: the record is process-wide).
+        if !std::thread::panicking() {
+            let undocumented = wagate::api::error::undocumented();
+            assert!(
+                undocumented.is_empty(),
+                "answered with a status the operation's spec does not list:\n{}",
+                undocumented.join("\n")
+            );
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

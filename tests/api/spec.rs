@@ -57,6 +57,24 @@ fn every_operation_is_documented_for_sdk_generators() {
             assert_eq!(secured, !public.contains(&id), "{id}: security requirement");
             if secured {
                 assert!(responses.contains_key("401"), "{id}: documents 401");
+                assert!(responses.contains_key("403"), "{id}: documents 403");
+            }
+            // Each operation lists the errors it can answer, not every error there is:
+            // 413 and 415 only with a request body, 429 only where something is throttled
+            // or queued, 404 only with an id or a phone in the path (or the sandbox,
+            // which is absent unless enabled), 409 only where a state can conflict (a read of stored data cannot).
+            let has_body = op.get("requestBody").is_some();
+            for status in ["413", "415"] {
+                assert_eq!(responses.contains_key(status), has_body, "{id}: {status}");
+            }
+            let throttled = ["login", "generateToken", "changePassword", "sendMessage"];
+            assert_eq!(responses.contains_key("429"), throttled.contains(&id), "{id}: 429");
+            if !path.contains('{') && !id.starts_with("sandbox") {
+                assert!(!responses.contains_key("404"), "{id}: 404 without an id in the path");
+            }
+            let reads_stored_data = ["listPhones", "getPhone", "listMessages", "listContacts", "listWebhooks"];
+            if reads_stored_data.contains(&id) {
+                assert!(!responses.contains_key("409"), "{id}: 409 where nothing can conflict");
             }
         }
     }
