@@ -15,7 +15,8 @@ use qrcode::QrCode;
 
 use super::ApiTags;
 use super::auth::Confirmation;
-use super::error::ApiError;
+use super::error::statuses::*;
+use super::error::{ApiError, Errors};
 use super::payload::OptionalJson;
 use crate::actors::{Pairing, PhoneEntry};
 use crate::api::AppState;
@@ -197,7 +198,7 @@ impl PhonesApi {
     ///
     /// Every phone with its current connection state.
     #[oai(path = "/phones", method = "get", operation_id = "listPhones")]
-    async fn list(&self, owner: Owner, state: Data<&AppState>) -> Result<Json<PhoneList>, ApiError> {
+    async fn list(&self, owner: Owner, state: Data<&AppState>) -> Result<Json<PhoneList>, Errors<{ SIGNED_IN }>> {
         Ok(Json(PhoneList {
             data: state
                 .gateway
@@ -219,7 +220,7 @@ impl PhonesApi {
         owner: Owner,
         state: Data<&AppState>,
         body: Json<AddPhoneRequest>,
-    ) -> Result<PhoneCreated, ApiError> {
+    ) -> Result<PhoneCreated, Errors<{ SIGNED_IN | BODY | CONFLICT }>> {
         let country = body.0.country.as_deref().map(str::to_ascii_uppercase);
         let phone = PhoneNumber::parse(&body.0.phone, country.as_deref())
             .map_err(|err| ApiError::bad_request("invalid_phone", err.to_string()))?;
@@ -227,7 +228,8 @@ impl PhonesApi {
             return Err(ApiError::forbidden(
                 "insufficient_scope",
                 "this token is limited to some phones and may add only those",
-            ));
+            )
+            .into());
         }
         let entry = state.gateway.add_phone(phone, country).await?;
         Ok(PhoneCreated::Created(Json(entry.into())))
@@ -242,7 +244,7 @@ impl PhonesApi {
         _owner: Owner,
         state: Data<&AppState>,
         phone: Path<PhonePath>,
-    ) -> Result<Json<PhoneView>, ApiError> {
+    ) -> Result<Json<PhoneView>, Errors<{ SIGNED_IN | PHONE }>> {
         let phone = phone.0.0;
         Ok(Json(state.gateway.phone(&phone)?.entry()?.into()))
     }
@@ -256,7 +258,7 @@ impl PhonesApi {
         _owner: Owner,
         state: Data<&AppState>,
         phone: Path<PhonePath>,
-    ) -> Result<Json<Confirmation>, ApiError> {
+    ) -> Result<Json<Confirmation>, Errors<{ SIGNED_IN | PHONE }>> {
         let phone = phone.0.0;
         state.gateway.remove_phone(&phone).await?;
         Ok(Confirmation::new(format!("phone {phone} deleted")))
@@ -276,13 +278,10 @@ impl PhonesApi {
         state: Data<&AppState>,
         phone: Path<PhonePath>,
         body: OptionalJson<ConnectRequest>,
-    ) -> Result<Json<PhoneView>, ApiError> {
+    ) -> Result<Json<PhoneView>, Errors<{ SIGNED_IN | PHONE | BODY | CONFLICT }>> {
         let phone = phone.0.0;
         if body.pairing_code_mode.is_null() {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "`pairingCodeMode` must be true or false",
-            ));
+            return Err(ApiError::bad_request("invalid_request", "`pairingCodeMode` must be true or false").into());
         }
         let mode = if body.pairing_code_mode.as_opt_ref().flatten().copied().unwrap_or(false) {
             PairingMode::Code
@@ -306,7 +305,7 @@ impl PhonesApi {
         _owner: Owner,
         state: Data<&AppState>,
         phone: Path<PhonePath>,
-    ) -> Result<Json<PhoneView>, ApiError> {
+    ) -> Result<Json<PhoneView>, Errors<{ SIGNED_IN | PHONE | CONFLICT }>> {
         let phone = phone.0.0;
         Ok(Json(state.gateway.phone(&phone)?.disconnect().await?.into()))
     }
@@ -321,7 +320,7 @@ impl PhonesApi {
         _owner: Owner,
         state: Data<&AppState>,
         phone: Path<PhonePath>,
-    ) -> Result<Json<PhoneView>, ApiError> {
+    ) -> Result<Json<PhoneView>, Errors<{ SIGNED_IN | PHONE | CONFLICT }>> {
         let phone = phone.0.0;
         Ok(Json(state.gateway.phone(&phone)?.logout().await?.into()))
     }
@@ -330,7 +329,7 @@ impl PhonesApi {
     ///
     /// Phones used and allowed, and the media kinds that may be sent.
     #[oai(path = "/quota", method = "get", operation_id = "getQuota")]
-    async fn quota(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<QuotaView>, ApiError> {
+    async fn quota(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<QuotaView>, Errors<{ SIGNED_IN }>> {
         let limits = &state.config.limits;
         Ok(Json(QuotaView {
             phones: PhoneQuota {
