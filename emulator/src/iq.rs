@@ -58,7 +58,7 @@ fn device_request(net: &Network, phone: &str, id: u16, namespace: &str, iq: &Nod
         "blocklist" => vec![iq_result(iq, vec![NodeBuilder::new("list").build()])],
         "privacy" if is_set => vec![iq_result(iq, Vec::new())],
         "privacy" => vec![iq_result(iq, vec![NodeBuilder::new("privacy").build()])],
-        "usync" => vec![usync(net, iq)],
+        "usync" => vec![usync(net, phone, id, iq)],
         "w:m" if child(iq, "media_conn").is_some() => vec![crate::media::media_conn(net, iq)],
         "w:g2" => vec![crate::groups::answer(&mut net.state(), &digits(phone), iq)],
         "w:sync:app:state" => vec![app_state(iq)],
@@ -83,7 +83,7 @@ fn device_request(net: &Network, phone: &str, id: u16, namespace: &str, iq: &Nod
 /// (Brazil's ninth digit, Mexico's `521` → `52`), `in` or `out`, the query echoed as the
 /// contact's text. `lid` gives the account's LID; `devices` its primary and linked
 /// devices with the key-index list the account signed.
-fn usync(net: &Network, iq: &Node) -> Node {
+fn usync(net: &Network, phone: &str, asker: u16, iq: &Node) -> Node {
     let Some(sync) = child(iq, "usync") else {
         return iq_error(iq, 400, "bad-request");
     };
@@ -95,7 +95,17 @@ fn usync(net: &Network, iq: &Node) -> Node {
         .collect();
     let asks = |protocol: &str| asked.iter().any(|p| p == protocol);
     let queried = child(sync, "list").map(children).unwrap_or_default();
-    let state = net.state();
+    let mut state = net.state();
+    let own = digits(phone);
+    if asks("devices")
+        && queried
+            .iter()
+            .filter_map(|u| attr(u, "jid"))
+            .any(|jid| state.account_of(&jid).is_some_and(|a| a.phone == own))
+        && let Some(device) = state.accounts.get_mut(&own).and_then(|a| a.devices.get_mut(&asker))
+    {
+        device.knows_own_devices = true;
+    }
     let mut users = Vec::new();
     for user in queried.iter().filter(|u| u.tag == "user") {
         let mut answer = Vec::new();

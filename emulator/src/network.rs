@@ -115,6 +115,10 @@ pub struct Device {
     /// "available".
     pub presence: Option<String>,
     pub available_count: u32,
+    /// It has been told its account's device list (the usync every client sends after
+    /// logging in). Until then a device linked meanwhile could be lost: the answer it
+    /// gets, written before the link, would replace what the link notification added.
+    pub knows_own_devices: bool,
     /// Its live connection.
     pub conn: Option<u64>,
 }
@@ -148,6 +152,7 @@ impl Device {
             inbox: Vec::new(),
             presence: None,
             available_count: 0,
+            knows_own_devices: false,
             conn: None,
         }
     }

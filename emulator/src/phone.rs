@@ -449,18 +449,23 @@ impl Phone {
         Ok(number)
     }
 
-    /// Waits until the phone is online and its keys are on the server.
+    /// Waits until the phone is online, its keys are on the server and it has been told
+    /// its own device list (so a companion linked next cannot be lost to that answer).
     async fn ready(&self, net: &Network, phone: &str) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            let keys = net
-                .state()
-                .accounts
-                .get(phone)
-                .and_then(|a| a.devices.get(&0))
-                .and_then(|d| d.keys.as_ref())
-                .is_some_and(|k| !k.one_time.is_empty());
-            if keys && *self.records.connected.borrow() {
+            let (keys, knows_devices) =
+                net.state()
+                    .accounts
+                    .get(phone)
+                    .and_then(|a| a.devices.get(&0))
+                    .map_or((false, false), |d| {
+                        (
+                            d.keys.as_ref().is_some_and(|k| !k.one_time.is_empty()),
+                            d.knows_own_devices,
+                        )
+                    });
+            if keys && knows_devices && *self.records.connected.borrow() {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
