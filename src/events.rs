@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::db::messages::Model as StoredMessage;
-use crate::domain::PhoneNumber;
+use crate::domain::{Direction, MessageStatus, PhoneNumber};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum EventKind {
@@ -114,8 +114,7 @@ impl EventBus {
 pub struct MessageEventData {
     /// The WhatsApp message id.
     id: String,
-    /// in or out.
-    direction: String,
+    direction: Direction,
     chat: String,
     sender: String,
     /// The sender's LID, when WhatsApp addresses them by one.
@@ -140,8 +139,7 @@ pub struct MessageEventData {
     /// For a list reply: the id of the row picked (`text` is its title).
     #[serde(skip_serializing_if = "Option::is_none")]
     selected_id: Option<String>,
-    /// received, sent, delivered, read or failed.
-    status: String,
+    status: MessageStatus,
     timestamp: DateTime<Utc>,
 }
 
@@ -160,7 +158,7 @@ impl From<&StoredMessage> for MessageEventData {
     fn from(row: &StoredMessage) -> Self {
         Self {
             id: row.message_id.clone(),
-            direction: row.direction.clone(),
+            direction: row.direction,
             chat: row.chat.clone(),
             sender: row.sender.clone(),
             sender_lid: row.sender_lid.clone(),
@@ -176,7 +174,7 @@ impl From<&StoredMessage> for MessageEventData {
             quoted_id: row.quoted_id.clone(),
             target_id: row.target_id.clone(),
             selected_id: row.selected_id.clone(),
-            status: row.status.clone(),
+            status: row.status,
             timestamp: row.timestamp,
         }
     }

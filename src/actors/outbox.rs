@@ -14,6 +14,7 @@ use sha2::Sha256;
 use super::Slot;
 use super::webhook::DispatcherMsg;
 use crate::db::webhooks::{self, NewDelivery, WebhookWithServices, delivery};
+use crate::domain::DeliveryStatus;
 use crate::events::{EventKind, GatewayEvent};
 
 /// Where an event kind goes.
@@ -104,7 +105,7 @@ impl Outbox {
                 event: event.event.as_str(),
                 phone: event.phone.as_ref().map(|p| p.as_str()),
                 payload: &payload,
-                status: webhooks::PENDING,
+                status: DeliveryStatus::Pending,
             },
         )
         .await?;
@@ -129,7 +130,7 @@ impl Outbox {
                 event: event.event.as_str(),
                 phone: None,
                 payload: &payload,
-                status: webhooks::FAILED,
+                status: DeliveryStatus::Failed,
             },
         )
         .await

@@ -19,7 +19,7 @@ use crate::api::AppState;
 use crate::api::scheme::Owner;
 use crate::config::MediaKind;
 use crate::db::messages::Model as StoredMessage;
-use crate::domain::{Jid, RecipientError, recipient};
+use crate::domain::{Direction, Jid, MessageStatus, RecipientError, recipient};
 use crate::engine::{ListMessage, ListRow, ListSection, Lookup, Media, OutgoingContent, OutgoingMessage, Quoted};
 use crate::gateway::PhoneHandle;
 use crate::media::{self, MediaError, MediaFile};
@@ -168,13 +168,14 @@ pub enum SendBody {
     Multipart(SendMessageForm),
 }
 
+/// A message WhatsApp accepted: its `status` is `sent`, and receipts move it on to
+/// `delivered` and `read` (see `listMessages`).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SentView {
     /// The message id WhatsApp knows it by.
     id: String,
-    /// `sent` once WhatsApp accepted it; receipts move it to `delivered` and `read`.
-    status: String,
+    status: MessageStatus,
     /// The recipient's JID.
     recipient: String,
     /// text, image, video, audio, document, sticker or list.
@@ -257,8 +258,7 @@ pub struct MediaInfoView {
 pub struct MessageView {
     /// The WhatsApp message id.
     id: String,
-    /// in (received) or out (sent).
-    direction: String,
+    direction: Direction,
     /// The chat's JID: the other person, or the group.
     chat: String,
     /// Who wrote it: their phone-number JID when known.
@@ -276,8 +276,7 @@ pub struct MessageView {
     /// The text, or the media's caption.
     text: Option<String>,
     media: Option<MediaInfoView>,
-    /// received, sent, delivered, read or failed.
-    status: String,
+    status: MessageStatus,
     /// The message this one replies to.
     quoted_id: Option<String>,
     /// For a reaction (`reaction`, `reaction_removed`): the message reacted to.

@@ -14,7 +14,8 @@ use super::error::{ApiError, Errors};
 use super::pagination::{Pagination, page_params};
 use crate::api::AppState;
 use crate::api::scheme::Owner;
-use crate::db::webhooks::{self, WebhookWithServices, delivery};
+use crate::db::webhooks::{WebhookWithServices, delivery};
+use crate::domain::DeliveryStatus;
 use crate::events::EventKind;
 
 #[derive(Default)]
@@ -124,35 +125,6 @@ pub struct SecretView {
     secret: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    /// Waiting to be sent, or to be retried.
-    Pending,
-    /// The receiver answered 2xx.
-    Delivered,
-    /// Given up after `webhooks.give_up_after` of failed attempts; redeliver it by hand.
-    Failed,
-}
-
-impl DeliveryStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => webhooks::PENDING,
-            DeliveryStatus::Delivered => webhooks::DELIVERED,
-            DeliveryStatus::Failed => webhooks::FAILED,
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            webhooks::DELIVERED => DeliveryStatus::Delivered,
-            webhooks::FAILED => DeliveryStatus::Failed,
-            _ => DeliveryStatus::Pending,
-        }
-    }
-}
-
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeliveryView {
@@ -178,7 +150,7 @@ pub struct DeliveryView {
 
 impl From<delivery::Model> for DeliveryView {
     fn from(row: delivery::Model) -> Self {
-        let status = DeliveryStatus::parse(&row.status);
+        let status = row.status;
         Self {
             id: row.event_id,
             event: row.event,
@@ -322,7 +294,7 @@ impl WebhooksApi {
     ) -> Result<Json<DeliveryPage>, Errors<{ SIGNED_IN | BAD_REQUEST | NOT_FOUND }>> {
         let (page, limit) = page_params(page.0, limit.0, 20, 100)?;
         let offset = (page - 1).saturating_mul(limit);
-        let status = status.0.map(DeliveryStatus::as_str);
+        let status = status.0;
         let (rows, total) = state.gateway.deliveries(&id, status, offset, limit).await?;
         Ok(Json(DeliveryPage {
             data: rows.into_iter().map(DeliveryView::from).collect(),
@@ -377,7 +349,7 @@ impl WebhooksApi {
             )
             .into());
         }
-        let requeued = state.gateway.redeliver_all(&id, status.as_str()).await?;
+        let requeued = state.gateway.redeliver_all(&id, status).await?;
         Ok(Json(RedeliveredView { requeued }))
     }
 

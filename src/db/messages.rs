@@ -7,7 +7,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, Set};
 
-use crate::domain::PhoneNumber;
+use crate::domain::{Direction, MessageStatus, PhoneNumber};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "messages")]
@@ -17,7 +17,7 @@ pub struct Model {
     pub phone: String,
     pub seq: i64,
     pub message_id: String,
-    pub direction: String,
+    pub direction: Direction,
     pub chat: String,
     pub sender: String,
     pub kind: String,
@@ -27,7 +27,7 @@ pub struct Model {
     pub media_size: Option<i64>,
     pub quoted_id: Option<String>,
     pub push_name: Option<String>,
-    pub status: String,
+    pub status: MessageStatus,
     pub timestamp: DateTimeUtc,
     /// For an `unsupported` message: the kind WhatsApp gave it.
     pub raw_kind: Option<String>,
@@ -49,46 +49,11 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-pub const IN: &str = "in";
-pub const OUT: &str = "out";
-
-/// Delivery states of a message, in the order they can advance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    Failed,
-    Received,
-    Sent,
-    Delivered,
-    Read,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Failed => "failed",
-            Status::Received => "received",
-            Status::Sent => "sent",
-            Status::Delivered => "delivered",
-            Status::Read => "read",
-        }
-    }
-
-    /// The states a receipt may move a message out of to reach `self`.
-    fn predecessors(self) -> &'static [&'static str] {
-        match self {
-            Status::Failed => &["sent"],
-            Status::Delivered => &["sent"],
-            Status::Read => &["sent", "delivered"],
-            _ => &[],
-        }
-    }
-}
-
 /// A message about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub message_id: String,
-    pub direction: &'static str,
+    pub direction: Direction,
     pub chat: String,
     pub sender: String,
     pub kind: String,
@@ -98,7 +63,7 @@ pub struct NewMessage {
     pub media_size: Option<i64>,
     pub quoted_id: Option<String>,
     pub push_name: Option<String>,
-    pub status: Status,
+    pub status: MessageStatus,
     pub timestamp: DateTime<Utc>,
     pub raw_kind: Option<String>,
     pub sender_lid: Option<String>,
@@ -132,7 +97,7 @@ pub async fn insert(
         phone: Set(phone.to_string()),
         seq: Set(seq),
         message_id: Set(message.message_id),
-        direction: Set(message.direction.to_owned()),
+        direction: Set(message.direction),
         chat: Set(message.chat),
         sender: Set(message.sender),
         kind: Set(message.kind),
@@ -142,7 +107,7 @@ pub async fn insert(
         media_size: Set(message.media_size),
         quoted_id: Set(clean(message.quoted_id)),
         push_name: Set(clean(message.push_name)),
-        status: Set(message.status.as_str().to_owned()),
+        status: Set(message.status),
         timestamp: Set(message.timestamp),
         raw_kind: Set(message.raw_kind),
         sender_lid: Set(message.sender_lid),
@@ -197,13 +162,13 @@ pub async fn advance_status(
     db: &impl ConnectionTrait,
     phone: &PhoneNumber,
     ids: &[String],
-    status: Status,
+    status: MessageStatus,
 ) -> Result<Vec<Model>, DbErr> {
     Entity::update_many()
-        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::Status, Expr::value(status))
         .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(Column::Phone.eq(phone.as_str()))
-        .filter(Column::Direction.eq(OUT))
+        .filter(Column::Direction.eq(Direction::Out))
         .filter(Column::MessageId.is_in(ids.iter().map(String::as_str)))
         .filter(Column::Status.is_in(status.predecessors().iter().copied()))
         .exec_with_returning(db)

@@ -5,6 +5,8 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, Set};
 
+use crate::domain::DeliveryStatus;
+
 pub mod webhook {
     use sea_orm::entity::prelude::*;
 
@@ -45,6 +47,8 @@ pub mod service {
 pub mod delivery {
     use sea_orm::entity::prelude::*;
 
+    use crate::domain::DeliveryStatus;
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "webhook_deliveries")]
     pub struct Model {
@@ -55,7 +59,7 @@ pub mod delivery {
         pub event: String,
         pub phone: Option<String>,
         pub payload: String,
-        pub status: String,
+        pub status: DeliveryStatus,
         pub attempts: i32,
         pub next_attempt_at: DateTimeUtc,
         pub last_status_code: Option<i32>,
@@ -80,9 +84,6 @@ pub mod delivery {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
 /// The event of a test ping: logged like a delivery, never retried.
 pub const PING: &str = "ping";
 
@@ -210,7 +211,7 @@ pub struct NewDelivery<'a> {
     pub event: &'a str,
     pub phone: Option<&'a str>,
     pub payload: &'a str,
-    pub status: &'a str,
+    pub status: DeliveryStatus,
 }
 
 pub async fn insert_delivery(db: &impl ConnectionTrait, new: NewDelivery<'_>) -> Result<delivery::Model, DbErr> {
@@ -221,7 +222,7 @@ pub async fn insert_delivery(db: &impl ConnectionTrait, new: NewDelivery<'_>) ->
         event: Set(new.event.to_owned()),
         phone: Set(new.phone.map(str::to_owned)),
         payload: Set(new.payload.to_owned()),
-        status: Set(new.status.to_owned()),
+        status: Set(new.status),
         attempts: Set(0),
         next_attempt_at: Set(now),
         last_status_code: Set(None),
@@ -243,7 +244,7 @@ pub async fn pending_lanes(db: &impl ConnectionTrait) -> Result<Vec<(String, Opt
         .column(delivery::Column::WebhookId)
         .column(delivery::Column::Phone)
         .column_as(delivery::Column::Id.min(), "first")
-        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
         .group_by(delivery::Column::WebhookId)
         .group_by(delivery::Column::Phone)
         .into_tuple()
@@ -264,7 +265,7 @@ pub async fn pending_in_lane(
         None => delivery::Column::Phone.is_null(),
     };
     delivery::Entity::find()
-        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
         .filter(delivery::Column::WebhookId.eq(webhook_id))
         .filter(phone)
         .filter(delivery::Column::Id.gt(after))
@@ -279,7 +280,7 @@ pub async fn mark_delivered(db: &impl ConnectionTrait, done: &[(i64, i32, u16)])
     let now = Utc::now();
     for (id, attempts, code) in done {
         delivery::Entity::update_many()
-            .col_expr(delivery::Column::Status, Expr::value(DELIVERED))
+            .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Delivered))
             .col_expr(delivery::Column::Attempts, Expr::value(*attempts))
             .col_expr(delivery::Column::LastStatusCode, Expr::value(i32::from(*code)))
             .col_expr(delivery::Column::LastError, Expr::value(Option::<String>::None))
@@ -309,7 +310,7 @@ pub async fn record_failure(
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now));
     update = match next {
         Some(at) => update.col_expr(delivery::Column::NextAttemptAt, Expr::value(at)),
-        None => update.col_expr(delivery::Column::Status, Expr::value(FAILED)),
+        None => update.col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Failed)),
     };
     update.filter(delivery::Column::Id.eq(id)).exec(db).await?;
     Ok(())
@@ -331,7 +332,7 @@ pub async fn requeue(
 pub async fn requeue_all(
     db: &impl ConnectionTrait,
     webhook_id: &str,
-    status: &str,
+    status: DeliveryStatus,
 ) -> Result<Vec<delivery::Model>, DbErr> {
     let which = sea_orm::Condition::all()
         .add(delivery::Column::Status.eq(status))
@@ -348,7 +349,7 @@ async fn requeue_where(
 ) -> Result<Vec<delivery::Model>, DbErr> {
     let now = Utc::now();
     delivery::Entity::update_many()
-        .col_expr(delivery::Column::Status, Expr::value(PENDING))
+        .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Pending))
         .col_expr(delivery::Column::Attempts, Expr::value(0))
         .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
         .col_expr(delivery::Column::RetrySince, Expr::value(now))
@@ -363,7 +364,7 @@ async fn requeue_where(
 pub async fn page(
     db: &impl ConnectionTrait,
     webhook_id: &str,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<delivery::Model>, u64), DbErr> {
@@ -387,7 +388,7 @@ pub async fn page(
 /// Deliveries waiting, for the health report.
 pub async fn count_pending(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     delivery::Entity::find()
-        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Pending))
         .count(db)
         .await
 }

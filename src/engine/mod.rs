@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 pub use crate::config::MediaKind;
-pub use crate::domain::{Jid, PhoneNumber};
+pub use crate::domain::{Jid, MessageStatus, PhoneNumber};
 
 /// How a phone without a stored link pairs: by scanning a QR code, or by typing a code
 /// into WhatsApp ("Link with phone number instead").
@@ -191,19 +191,13 @@ mod base64_bytes {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// WhatsApp's server refused the message after it was sent.
-    Failed,
-    Delivered,
-    Read,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     pub chat: Jid,
     pub message_ids: Vec<String>,
-    pub status: DeliveryStatus,
+    /// Delivered or read; failed when WhatsApp's server refused the message after it was
+    /// sent.
+    pub status: MessageStatus,
     pub timestamp: DateTime<Utc>,
 }
 

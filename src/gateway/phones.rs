@@ -12,7 +12,7 @@ use super::{Cached, Error, Gateway};
 use crate::actors::cache::{CacheKey, CacheMsg, CacheValue};
 use crate::actors::{PhoneEntry, PhoneMsg, Phones, call};
 use crate::db::{self, contacts, messages};
-use crate::domain::{Jid, PhoneNumber};
+use crate::domain::{Direction, Jid, MessageStatus, PhoneNumber};
 use crate::engine::{Group, Lookup, OutgoingMessage, PairingMode};
 
 impl Gateway {
@@ -86,8 +86,8 @@ impl PhoneHandle {
     pub async fn send(&self, message: OutgoingMessage, wait: Duration) -> Result<messages::Model, Error> {
         if let Some(id) = &message.id
             && let Some(row) = messages::find(&self.db, &self.phone, id).await?
-            && row.direction == messages::OUT
-            && row.status != messages::Status::Failed.as_str()
+            && row.direction == Direction::Out
+            && row.status != MessageStatus::Failed
         {
             return Ok(row);
         }

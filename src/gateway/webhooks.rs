@@ -10,6 +10,7 @@ use super::{Error, Gateway};
 use crate::actors::call;
 use crate::actors::webhook::{DispatcherMsg, Outcome};
 use crate::db::webhooks::{self, WebhookWithServices, delivery};
+use crate::domain::DeliveryStatus;
 use crate::events::{self, EventKind, GatewayEvent, PingData};
 
 /// How a test ping went.
@@ -92,7 +93,7 @@ impl Gateway {
     pub async fn deliveries(
         &self,
         id: &str,
-        status: Option<&str>,
+        status: Option<DeliveryStatus>,
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<delivery::Model>, u64), Error> {
@@ -116,7 +117,7 @@ impl Gateway {
 
     /// Puts every delivery of the webhook in `status` (failed or delivered) back in the
     /// queue, oldest first; test pings are not sent again. Answers how many.
-    pub async fn redeliver_all(&self, id: &str, status: &str) -> Result<u64, Error> {
+    pub async fn redeliver_all(&self, id: &str, status: DeliveryStatus) -> Result<u64, Error> {
         let id = checked_id(id)?;
         self.webhook(id).await?;
         let rows = webhooks::requeue_all(&self.db, id, status).await?;

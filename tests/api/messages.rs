@@ -889,8 +889,8 @@ async fn texts_with_nul_characters_are_stored_on_every_database() {
 async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
     use sea_orm_migration::MigratorTrait;
     use wagate::db::contacts::{self, Learnt};
-    use wagate::db::messages::{self, NewMessage, Status};
-    use wagate::domain::{Jid, PhoneNumber};
+    use wagate::db::messages::{self, NewMessage};
+    use wagate::domain::{Direction, Jid, MessageStatus, PhoneNumber};
     let (app, token) = ready().await;
     let db = &app.state.db;
     // As the database was before this version: the migration undone, a person's messages
@@ -901,7 +901,7 @@ async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
     let (lid, number, stranger) = ("98765432109876@lid", "12015550150@s.whatsapp.net", "11111111111111@lid");
     let row = |id: &str, from: &str| NewMessage {
         message_id: id.into(),
-        direction: messages::IN,
+        direction: Direction::In,
         chat: from.into(),
         sender: from.into(),
         kind: "text".into(),
@@ -911,7 +911,7 @@ async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
         media_size: None,
         quoted_id: None,
         push_name: None,
-        status: Status::Received,
+        status: MessageStatus::Received,
         timestamp: chrono::Utc::now(),
         raw_kind: None,
         sender_lid: None,

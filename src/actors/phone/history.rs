@@ -11,11 +11,12 @@ use ractor::ActorRef;
 use super::{PhoneMsg, PhoneState};
 use crate::actors::{PhoneError, Reply};
 use crate::db::contacts::{self, Learnt};
-use crate::db::messages::{self, Model as StoredMessage, NewMessage, Status};
+use crate::db::messages::{self, Model as StoredMessage, NewMessage};
 use crate::db::webhooks::delivery;
+use crate::domain::{Direction, MessageStatus};
 use crate::engine::{
-    Ack, ContactInfo, DeliveryStatus, EngineError, InboundContent, InboundMessage, Lookup, OutgoingContent,
-    OutgoingMessage, Receipt, SentMessage,
+    Ack, ContactInfo, EngineError, InboundContent, InboundMessage, Lookup, OutgoingContent, OutgoingMessage, Receipt,
+    SentMessage,
 };
 use crate::events::{self, EventKind, GatewayEvent};
 
@@ -55,12 +56,12 @@ impl PhoneState {
         result: Result<SentMessage, EngineError>,
     ) -> Result<StoredMessage, PhoneError> {
         let (message_id, timestamp, status) = match &result {
-            Ok(sent) => (sent.id.clone(), sent.timestamp, Status::Sent),
+            Ok(sent) => (sent.id.clone(), sent.timestamp, MessageStatus::Sent),
             // Refused by WhatsApp: kept in history as failed, so the attempt is visible.
             Err(EngineError::Rejected(_)) => (
                 message.id.clone().unwrap_or_else(crate::engine::new_message_id),
                 chrono::Utc::now(),
-                Status::Failed,
+                MessageStatus::Failed,
             ),
             Err(err) => return Err(err.clone().into()),
         };
@@ -110,16 +111,16 @@ impl PhoneState {
             ..Learnt::default()
         };
         let new = inbound_row(message, chat, sender);
-        let kind = if new.direction == messages::IN {
+        let kind = if new.direction == Direction::In {
             EventKind::MessageReceived
         } else {
             EventKind::MessageSent
         };
-        let contact = (new.direction == messages::IN).then_some(learnt);
+        let contact = (new.direction == Direction::In).then_some(learnt);
         match self.store_with_event(new, contact, kind).await {
             Ok((row, event, delivery)) => {
                 ack.done();
-                if row.direction == messages::IN {
+                if row.direction == Direction::In {
                     self.shared.metrics.messages_received.inc();
                 }
                 self.announce(vec![event], delivery.into_iter().collect());
@@ -181,14 +182,10 @@ impl PhoneState {
     pub(super) async fn flush_receipts(&mut self) {
         let receipts = std::mem::take(&mut self.receipts);
         // Delivered before read, so a batch holding both moves a message all the way.
-        for (wanted, status) in [
-            (DeliveryStatus::Failed, Status::Failed),
-            (DeliveryStatus::Delivered, Status::Delivered),
-            (DeliveryStatus::Read, Status::Read),
-        ] {
+        for status in [MessageStatus::Failed, MessageStatus::Delivered, MessageStatus::Read] {
             let ids: Vec<String> = receipts
                 .iter()
-                .filter(|r| r.status == wanted)
+                .filter(|r| r.status == status)
                 .flat_map(|r| r.message_ids.iter().cloned())
                 .collect();
             for chunk in ids.chunks(500) {
@@ -203,7 +200,7 @@ impl PhoneState {
     async fn advance_with_events(
         &self,
         ids: &[String],
-        status: Status,
+        status: MessageStatus,
     ) -> Result<(Vec<GatewayEvent>, Vec<delivery::Model>), DbErr> {
         let txn = self.shared.db.begin().await?;
         let rows = messages::advance_status(&txn, &self.phone, ids, status).await?;
@@ -283,7 +280,7 @@ fn outgoing_row(
     };
     NewMessage {
         message_id,
-        direction: messages::OUT,
+        direction: Direction::Out,
         chat: message.to.to_string(),
         sender: own,
         kind,
@@ -293,7 +290,7 @@ fn outgoing_row(
         media_size: size,
         quoted_id: message.quoted_id.clone(),
         push_name: None,
-        status: Status::Sent,
+        status: MessageStatus::Sent,
         timestamp,
         raw_kind: None,
         sender_lid: None,
@@ -306,7 +303,7 @@ fn outgoing_row(
 fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMessage {
     let mut row = NewMessage {
         message_id: message.id,
-        direction: if message.from_me { messages::OUT } else { messages::IN },
+        direction: if message.from_me { Direction::Out } else { Direction::In },
         chat,
         sender,
         kind: String::new(),
@@ -317,9 +314,9 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
         quoted_id: message.quoted_id,
         push_name: message.push_name,
         status: if message.from_me {
-            Status::Sent
+            MessageStatus::Sent
         } else {
-            Status::Received
+            MessageStatus::Received
         },
         timestamp: message.timestamp,
         raw_kind: None,

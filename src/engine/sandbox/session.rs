@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::store::Link;
 use super::{SandboxError, SandboxNetwork, lock, message_id, random_code};
 use crate::engine::{
-    Ack, DeliveryStatus, EngineError, EngineEvent, EventSink, Group, Identity, InboundMessage, Jid, Lookup,
+    Ack, EngineError, EngineEvent, EventSink, Group, Identity, InboundMessage, Jid, Lookup, MessageStatus,
     OutgoingMessage, PairingMode, PhoneNumber, Receipt, SentMessage, Session,
 };
 
@@ -346,7 +346,7 @@ impl Session for SandboxSession {
             let chat = message.to.clone();
             let receipt_id = id.clone();
             tokio::spawn(async move {
-                for status in [DeliveryStatus::Delivered, DeliveryStatus::Read] {
+                for status in [MessageStatus::Delivered, MessageStatus::Read] {
                     tokio::time::sleep(delay).await;
                     inner.emit(EngineEvent::Receipt(Receipt {
                         chat: chat.clone(),

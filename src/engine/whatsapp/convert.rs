@@ -15,7 +15,7 @@ use whatsapp_rust::waproto::whatsapp as wa;
 
 use crate::domain::{LID_SERVER, USER_SERVER};
 use crate::engine::{
-    DeliveryStatus, InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, MediaRef, OutgoingContent,
+    InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, MediaRef, MessageStatus, OutgoingContent,
     OutgoingMessage, Quoted, Receipt,
 };
 use crate::media::probe::Probe;
@@ -686,8 +686,8 @@ fn quoted_id(m: &wa::Message) -> Option<String> {
 /// Delivery and read receipts for our messages; others (retries, our own reads) are none.
 pub fn receipt(receipt: &WaReceipt) -> Option<Receipt> {
     let status = match receipt.r#type {
-        ReceiptType::Delivered => DeliveryStatus::Delivered,
-        ReceiptType::Read | ReceiptType::Played => DeliveryStatus::Read,
+        ReceiptType::Delivered => MessageStatus::Delivered,
+        ReceiptType::Read | ReceiptType::Played => MessageStatus::Read,
         _ => return None,
     };
     Some(Receipt {
@@ -1254,13 +1254,10 @@ pub(super) mod tests {
                 .build()
         };
         let delivered = receipt(&make(ReceiptType::Delivered)).unwrap();
-        assert_eq!(delivered.status, DeliveryStatus::Delivered);
+        assert_eq!(delivered.status, MessageStatus::Delivered);
         assert_eq!(delivered.message_ids, ["3EB0A", "3EB0B"]);
-        assert_eq!(receipt(&make(ReceiptType::Read)).unwrap().status, DeliveryStatus::Read);
-        assert_eq!(
-            receipt(&make(ReceiptType::Played)).unwrap().status,
-            DeliveryStatus::Read
-        );
+        assert_eq!(receipt(&make(ReceiptType::Read)).unwrap().status, MessageStatus::Read);
+        assert_eq!(receipt(&make(ReceiptType::Played)).unwrap().status, MessageStatus::Read);
         assert!(receipt(&make(ReceiptType::Retry)).is_none());
         assert!(receipt(&make(ReceiptType::ReadSelf)).is_none());
     }

@@ -19,7 +19,7 @@ use whatsapp_rust::InboundDurabilityHook;
 use whatsapp_rust::wacore::types::events::{ConnectFailureReason, Event, EventHandler, InboundMessage as WaInbound};
 
 use super::convert::{self, PhoneNumbers, from_wa_jid};
-use crate::engine::{Ack, ContactInfo, DeliveryStatus, EngineEvent, EventSink, Identity, PairingMode, Receipt};
+use crate::engine::{Ack, ContactInfo, EngineEvent, EventSink, Identity, MessageStatus, PairingMode, Receipt};
 
 /// How long the hook waits for the gateway to store a batch before leaving it unacked
 /// (WhatsApp then delivers it again).
@@ -243,7 +243,7 @@ impl EventHandler for Forwarder {
                     sink(EngineEvent::Receipt(Receipt {
                         chat,
                         message_ids: vec![ack.id.clone()],
-                        status: DeliveryStatus::Failed,
+                        status: MessageStatus::Failed,
                         timestamp: ack.timestamp.unwrap_or_else(chrono::Utc::now),
                     }));
                 }
@@ -609,7 +609,7 @@ mod tests {
         match &seen[0] {
             EngineEvent::Receipt(r) => {
                 assert_eq!(r.message_ids, ["3EB0LATE"]);
-                assert_eq!(r.status, DeliveryStatus::Failed);
+                assert_eq!(r.status, MessageStatus::Failed);
             }
             other => panic!("{other:?}"),
         }
