@@ -8,7 +8,7 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::{JsonField, Upload};
-use poem_openapi::{ApiRequest, Enum, Multipart, Object, OpenApi, Union};
+use poem_openapi::{ApiRequest, Multipart, Object, OpenApi, Union};
 
 use super::ApiTags;
 use super::error::statuses::*;
@@ -17,8 +17,8 @@ use super::pagination::{Pagination, page_params};
 use super::phones::PhonePath;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
-use crate::config::MediaKind;
 use crate::db::messages::Model as StoredMessage;
+use crate::domain::MediaKind;
 use crate::domain::{Direction, Jid, MessageStatus, RecipientError, recipient};
 use crate::engine::{ListMessage, ListRow, ListSection, Lookup, Media, OutgoingContent, OutgoingMessage, Quoted};
 use crate::gateway::PhoneHandle;
@@ -29,29 +29,6 @@ pub struct MessagesApi;
 
 /// Most numbers one has-whatsapp request may check.
 const MAX_LOOKUPS: usize = 50;
-
-/// Send the media as this kind; inferred from the file when omitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum MediaType {
-    Image,
-    Video,
-    Audio,
-    Document,
-    Sticker,
-}
-
-impl From<MediaType> for MediaKind {
-    fn from(kind: MediaType) -> Self {
-        match kind {
-            MediaType::Image => MediaKind::Image,
-            MediaType::Video => MediaKind::Video,
-            MediaType::Audio => MediaKind::Audio,
-            MediaType::Document => MediaKind::Document,
-            MediaType::Sticker => MediaKind::Sticker,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Default, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -136,7 +113,7 @@ pub struct SendMessageRequest {
     media: Option<String>,
     // No doc comment: a described enum reference becomes `allOf`, which some SDK
     // generators reject. The enum's own description says what it is.
-    media_type: Option<MediaType>,
+    media_type: Option<MediaKind>,
     /// The file name shown for documents.
     #[oai(validator(max_length = 255))]
     file_name: Option<String>,
@@ -525,7 +502,7 @@ fn json_input(req: SendMessageRequest) -> Result<SendInput, ApiError> {
         jid: req.jid,
         media_link: req.media_link,
         media,
-        media_type: req.media_type.map(MediaKind::from),
+        media_type: req.media_type,
         file_name: req.file_name,
         list: req.list,
         options: req.message_options.unwrap_or_default(),
@@ -567,17 +544,8 @@ async fn form_input(form: SendMessageForm) -> Result<SendInput, ApiError> {
 }
 
 fn parse_media_kind(kind: &str) -> Result<MediaKind, ApiError> {
-    match kind.to_ascii_lowercase().as_str() {
-        "image" => Ok(MediaKind::Image),
-        "video" => Ok(MediaKind::Video),
-        "audio" => Ok(MediaKind::Audio),
-        "document" => Ok(MediaKind::Document),
-        "sticker" => Ok(MediaKind::Sticker),
-        other => Err(ApiError::bad_request(
-            "invalid_media_type",
-            format!("`{other}` is not a media type: use image, video, audio, document or sticker"),
-        )),
-    }
+    kind.parse()
+        .map_err(|why: String| ApiError::bad_request("invalid_media_type", why))
 }
 
 fn decode_base64_media(encoded: &str) -> Result<MediaFile, ApiError> {

@@ -16,7 +16,7 @@ use super::error::{ApiError, Errors};
 use super::phones::PhonePath;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
-use crate::config::MediaKind;
+use crate::domain::MediaKind;
 use crate::domain::PhoneNumber;
 use crate::engine::sandbox::{Fault, Received, SandboxError, SandboxNetwork};
 use crate::engine::{InboundContent, OutgoingContent};
@@ -183,35 +183,13 @@ pub struct ReceivedList {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InboundMediaRequest {
-    kind: MediaKindView,
+    kind: MediaKind,
     #[oai(validator(max_length = 100))]
     mime_type: String,
     #[oai(validator(max_length = 255))]
     file_name: Option<String>,
     /// Size in bytes.
     size: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum MediaKindView {
-    Image,
-    Video,
-    Audio,
-    Document,
-    Sticker,
-}
-
-impl From<MediaKindView> for MediaKind {
-    fn from(kind: MediaKindView) -> Self {
-        match kind {
-            MediaKindView::Image => MediaKind::Image,
-            MediaKindView::Video => MediaKind::Video,
-            MediaKindView::Audio => MediaKind::Audio,
-            MediaKindView::Document => MediaKind::Document,
-            MediaKindView::Sticker => MediaKind::Sticker,
-        }
-    }
 }
 
 #[derive(Debug, Object)]
@@ -389,7 +367,7 @@ impl SandboxApi {
         let content = match (body.media, body.reaction, body.list_reply) {
             (None, None, None) => InboundContent::Text(body.message),
             (Some(media), None, None) => InboundContent::Media {
-                kind: media.kind.into(),
+                kind: media.kind,
                 mime: media.mime_type,
                 file_name: media.file_name,
                 caption: Some(body.message).filter(|c| !c.is_empty()),

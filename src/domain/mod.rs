@@ -2,13 +2,15 @@
 //! valid for its country, a [`Jid`] always has a user and a known server.
 
 mod jid;
+mod media;
 mod message;
 mod phone;
 pub mod recipient;
 mod status;
 
 pub use jid::{GROUP_SERVER, Jid, JidError, LID_SERVER, USER_SERVER};
+pub use media::MediaKind;
 pub use message::{DeliveryStatus, Direction, MessageStatus};
-pub use phone::{PhoneError, PhoneNumber};
+pub use phone::{PhoneNumber, PhoneNumberError};
 pub use recipient::RecipientError;
 pub use status::PhoneStatus;

@@ -13,7 +13,7 @@ use super::Jid;
 pub struct PhoneNumber(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PhoneError {
+pub enum PhoneNumberError {
     #[error("`{0}` is not a country code; use ISO 3166 alpha-2, e.g. US, GB, BR")]
     UnknownCountry(String),
     #[error("`{0}` is not a phone number; include the country code, e.g. +12015550123")]
@@ -25,13 +25,13 @@ pub enum PhoneError {
 impl PhoneNumber {
     /// Parses user input. With `country` (ISO 3166 alpha-2) a national number is accepted;
     /// without it the number must carry its country code (a leading `+` is optional).
-    pub fn parse(input: &str, country: Option<&str>) -> Result<Self, PhoneError> {
+    pub fn parse(input: &str, country: Option<&str>) -> Result<Self, PhoneNumberError> {
         let input = input.trim();
         let region = match country.map(str::trim).filter(|c| !c.is_empty()) {
             Some(code) => Some(
                 code.to_ascii_uppercase()
                     .parse::<country::Id>()
-                    .map_err(|_| PhoneError::UnknownCountry(code.to_owned()))?,
+                    .map_err(|_| PhoneNumberError::UnknownCountry(code.to_owned()))?,
             ),
             None => None,
         };
@@ -40,15 +40,16 @@ impl PhoneNumber {
         } else {
             input.to_owned()
         };
-        let number = phonenumber::parse(region, &candidate).map_err(|_| PhoneError::Unparsable(input.to_owned()))?;
+        let number =
+            phonenumber::parse(region, &candidate).map_err(|_| PhoneNumberError::Unparsable(input.to_owned()))?;
         if !number.is_valid() {
-            return Err(PhoneError::Invalid(input.to_owned()));
+            return Err(PhoneNumberError::Invalid(input.to_owned()));
         }
         Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
     }
 
     /// Parses the `{phone}` of a URL path: `+12015550123`, `12015550123` or `%2B12015550123`.
-    pub fn parse_path(segment: &str) -> Result<Self, PhoneError> {
+    pub fn parse_path(segment: &str) -> Result<Self, PhoneNumberError> {
         let segment = segment.trim();
         let segment = segment
             .strip_prefix("%2B")
@@ -88,7 +89,7 @@ impl fmt::Display for PhoneNumber {
 }
 
 impl TryFrom<String> for PhoneNumber {
-    type Error = PhoneError;
+    type Error = PhoneNumberError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::parse(&value, None)
     }
@@ -125,15 +126,15 @@ mod tests {
     fn refuses_invalid_numbers_and_countries() {
         assert!(matches!(
             PhoneNumber::parse("+1 201 555", None),
-            Err(PhoneError::Invalid(_))
+            Err(PhoneNumberError::Invalid(_))
         ));
         assert!(matches!(
             PhoneNumber::parse("hello", None),
-            Err(PhoneError::Unparsable(_))
+            Err(PhoneNumberError::Unparsable(_))
         ));
         assert!(matches!(
             PhoneNumber::parse("123", Some("XX")),
-            Err(PhoneError::UnknownCountry(_))
+            Err(PhoneNumberError::UnknownCountry(_))
         ));
         assert!(PhoneNumber::parse("+999123456789", None).is_err());
     }

@@ -3,7 +3,7 @@
 //! with neither it must be 7 to 15 digits (a leading `+` is allowed) and becomes
 //! `<digits>@s.whatsapp.net`. An explicit `jid` overrides `recipient`.
 
-use super::{Jid, JidError, PhoneError, PhoneNumber};
+use super::{Jid, JidError, PhoneNumber, PhoneNumberError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecipientError {
@@ -12,7 +12,7 @@ pub enum RecipientError {
     #[error(transparent)]
     Jid(#[from] JidError),
     #[error(transparent)]
-    Phone(#[from] PhoneError),
+    Phone(#[from] PhoneNumberError),
     #[error(
         "`{0}` is not a recipient: use a JID (user@server), a number with `country`, or 7 to 15 digits with country code"
     )]

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-pub use crate::config::MediaKind;
+pub use crate::domain::MediaKind;
 pub use crate::domain::{Jid, MessageStatus, PhoneNumber};
 
 /// How a phone without a stored link pairs: by scanning a QR code, or by typing a code

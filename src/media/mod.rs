@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use url::Url;
 
-use crate::config::MediaKind;
+use crate::domain::MediaKind;
 use crate::net;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use crate::config::MediaKind;
+use crate::domain::MediaKind;
 
 /// The longest side of a preview, in pixels (WhatsApp's own previews are about this big).
 const THUMBNAIL_SIDE: u32 = 96;
