@@ -1,0 +1,282 @@
+//! What the messaging operations take and answer: requests, forms and views.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::payload::Json;
+use poem_openapi::types::multipart::{JsonField, Upload};
+use poem_openapi::{ApiRequest, Multipart, Object, Union};
+
+use crate::api::pagination::Pagination;
+use crate::db::messages::Model as StoredMessage;
+use crate::domain::MediaKind;
+use crate::domain::{Direction, MessageStatus};
+
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct MessageOptions {
+    /// Reply to this message (its id, from history or a webhook).
+    #[oai(validator(max_length = 128))]
+    pub(super) quoted_message_id: Option<String>,
+    /// People to @mention: numbers with country code or JIDs.
+    #[oai(validator(max_items = 256))]
+    pub(super) mentions: Option<Vec<String>>,
+    /// Show a preview of the first link in a text message. Default true.
+    pub(super) link_preview: Option<bool>,
+    /// Send audio as a voice note (push-to-talk). Default false.
+    pub(super) voice_note: Option<bool>,
+    /// Your own id for the message (8–64 letters and digits). A send retried with the
+    /// same id (after a timeout, say) is not sent again: the answer is the message
+    /// already sent. Recipients see one message either way.
+    #[oai(validator(pattern = "^[A-Za-z0-9]{8,64}$"))]
+    pub(super) message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ListRowRequest {
+    /// Returned in the reply when this row is picked.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub(super) id: String,
+    #[oai(validator(min_length = 1, max_length = 24))]
+    pub(super) title: String,
+    #[oai(validator(max_length = 72))]
+    pub(super) description: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ListSectionRequest {
+    #[oai(validator(max_length = 24))]
+    pub(super) title: String,
+    #[oai(validator(min_items = 1, max_items = 10))]
+    pub(super) rows: Vec<ListRowRequest>,
+}
+
+/// A list message: a button that opens sections of rows to pick from.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ListRequest {
+    #[oai(validator(max_length = 60))]
+    pub(super) title: String,
+    /// The text above the button; defaults to `message`.
+    #[oai(validator(max_length = 4096))]
+    pub(super) body: Option<String>,
+    #[oai(validator(max_length = 60))]
+    pub(super) footer: Option<String>,
+    /// The button's label.
+    #[oai(validator(min_length = 1, max_length = 20))]
+    pub(super) button_text: String,
+    #[oai(validator(min_items = 1, max_items = 10))]
+    pub(super) sections: Vec<ListSectionRequest>,
+}
+
+/// A message to send, as JSON.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct SendMessageRequest {
+    /// A JID (`…@s.whatsapp.net`, `…@g.us`), a number with `country`, or 7–15 digits with
+    /// country code.
+    #[oai(validator(max_length = 128))]
+    pub(super) recipient: Option<String>,
+    /// The text, or the caption of media.
+    #[oai(validator(max_length = 65536))]
+    pub(super) message: Option<String>,
+    /// ISO 3166 alpha-2 country of a national `recipient` number.
+    #[oai(validator(pattern = "^[A-Za-z]{2}$"))]
+    pub(super) country: Option<String>,
+    /// A JID that overrides `recipient`.
+    #[oai(validator(max_length = 128))]
+    pub(super) jid: Option<String>,
+    /// An http(s) URL of media to send; fetched by the server.
+    #[oai(validator(max_length = 4096))]
+    pub(super) media_link: Option<String>,
+    /// Media to send, base64 or a `data:` URL (multipart uploads are more efficient).
+    pub(super) media: Option<String>,
+    // No doc comment: a described enum reference becomes `allOf`, which some SDK
+    // generators reject. The enum's own description says what it is.
+    pub(super) media_type: Option<MediaKind>,
+    /// The file name shown for documents.
+    #[oai(validator(max_length = 255))]
+    pub(super) file_name: Option<String>,
+    pub(super) list: Option<ListRequest>,
+    pub(super) message_options: Option<MessageOptions>,
+}
+
+/// A message to send, as multipart/form-data with the media file as `media`.
+#[derive(Debug, Multipart)]
+#[oai(rename_all = "camelCase")]
+pub struct SendMessageForm {
+    pub(super) recipient: Option<String>,
+    pub(super) message: Option<String>,
+    pub(super) country: Option<String>,
+    pub(super) jid: Option<String>,
+    pub(super) media_link: Option<String>,
+    /// The media file.
+    pub(super) media: Option<Upload>,
+    /// image, video, audio, document or sticker.
+    pub(super) media_type: Option<String>,
+    pub(super) file_name: Option<String>,
+    pub(super) list: Option<JsonField<ListRequest>>,
+    pub(super) message_options: Option<JsonField<MessageOptions>>,
+}
+
+#[derive(Debug, ApiRequest)]
+pub enum SendBody {
+    Json(Json<SendMessageRequest>),
+    Multipart(SendMessageForm),
+}
+
+/// A message WhatsApp accepted: its `status` is `sent`, and receipts move it on to
+/// `delivered` and `read` (see `listMessages`).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct SentView {
+    /// The message id WhatsApp knows it by.
+    pub(super) id: String,
+    pub(super) status: MessageStatus,
+    /// The recipient's JID.
+    pub(super) recipient: String,
+    /// text, image, video, audio, document, sticker or list.
+    pub(super) r#type: String,
+    pub(super) timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct TypingRequest {
+    #[oai(validator(max_length = 128))]
+    pub(super) recipient: Option<String>,
+    /// true shows "typing…", false clears it.
+    pub(super) is_typing: bool,
+    #[oai(validator(pattern = "^[A-Za-z]{2}$"))]
+    pub(super) country: Option<String>,
+    #[oai(validator(max_length = 128))]
+    pub(super) jid: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct TypingView {
+    pub(super) recipient: String,
+    /// composing or paused.
+    pub(super) state: String,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct HasWhatsappRequest {
+    /// One number to check.
+    #[oai(validator(max_length = 128))]
+    pub(super) recipient: Option<String>,
+    /// Several numbers to check at once (up to 50); the answer is then a list.
+    #[oai(validator(max_items = 50))]
+    pub(super) recipients: Option<Vec<String>>,
+    #[oai(validator(pattern = "^[A-Za-z]{2}$"))]
+    pub(super) country: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct NumberCheck {
+    /// The number as asked.
+    pub(super) recipient: String,
+    /// Its WhatsApp JID.
+    pub(super) jid: String,
+    /// Whether the number has WhatsApp.
+    pub(super) exists: bool,
+    /// The account's LID, when WhatsApp tells it.
+    pub(super) lid: Option<String>,
+    pub(super) is_business: Option<bool>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct NumberCheckList {
+    pub(super) data: Vec<NumberCheck>,
+}
+
+#[derive(Debug, Union)]
+#[oai(one_of)]
+pub enum HasWhatsappView {
+    One(NumberCheck),
+    Many(NumberCheckList),
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct MediaInfoView {
+    pub(super) mime_type: String,
+    pub(super) file_name: Option<String>,
+    /// Size in bytes.
+    pub(super) size: Option<i64>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct MessageView {
+    /// The WhatsApp message id.
+    pub(super) id: String,
+    pub(super) direction: Direction,
+    /// The chat's JID: the other person, or the group.
+    pub(super) chat: String,
+    /// Who wrote it: their phone-number JID when known.
+    pub(super) sender: String,
+    /// The sender's LID, when WhatsApp addresses them by one.
+    pub(super) sender_lid: Option<String>,
+    /// The sender's chosen name, for received messages.
+    pub(super) push_name: Option<String>,
+    /// text, image, video, audio, document, sticker, list, list_reply, reaction,
+    /// reaction_removed, location, contact, poll, or unsupported.
+    pub(super) r#type: String,
+    /// For type `unsupported`: WhatsApp's kind of the message, which the gateway cannot
+    /// read yet (e.g. `ptvMessage`, `pollCreationMessageV3`).
+    pub(super) raw_type: Option<String>,
+    /// The text, or the media's caption.
+    pub(super) text: Option<String>,
+    pub(super) media: Option<MediaInfoView>,
+    pub(super) status: MessageStatus,
+    /// The message this one replies to.
+    pub(super) quoted_id: Option<String>,
+    /// For a reaction (`reaction`, `reaction_removed`): the message reacted to.
+    pub(super) target_id: Option<String>,
+    /// For a list reply: the id of the row picked (`text` is its title).
+    pub(super) selected_id: Option<String>,
+    /// When it was sent.
+    pub(super) timestamp: DateTime<Utc>,
+    /// When the gateway stored it.
+    pub(super) stored_at: DateTime<Utc>,
+}
+
+impl From<StoredMessage> for MessageView {
+    fn from(row: StoredMessage) -> Self {
+        Self {
+            media: row.media_mime.map(|mime_type| MediaInfoView {
+                mime_type,
+                file_name: row.media_file_name,
+                size: row.media_size,
+            }),
+            id: row.message_id,
+            direction: row.direction,
+            chat: row.chat,
+            sender: row.sender,
+            sender_lid: row.sender_lid,
+            push_name: row.push_name,
+            r#type: row.kind,
+            raw_type: row.raw_kind,
+            text: row.body,
+            status: row.status,
+            quoted_id: row.quoted_id,
+            target_id: row.target_id,
+            selected_id: row.selected_id,
+            timestamp: row.timestamp,
+            stored_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct MessagePage {
+    /// Newest first.
+    pub(super) data: Vec<MessageView>,
+    pub(super) pagination: Pagination,
+}
