@@ -14,7 +14,7 @@ pub const A: &str = "+12015550123";
 pub const A_DIGITS: &str = "12015550123";
 
 pub fn path(action: &str) -> String {
-    format!("/api/v1/user/phones/{A}{action}")
+    crate::helpers::phone_path(A, action)
 }
 
 /// An emulated network and a gateway whose `whatsapp` engine talks to it.

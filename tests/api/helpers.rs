@@ -57,7 +57,8 @@ pub struct TestApp {
 /// What the first app of a test owns and cleans up: the temp dir and the PG database.
 struct Owned {
     _dir: tempfile::TempDir,
-    pg_database: Option<(String, String)>,
+    /// Drops the test's PostgreSQL database, if it has one.
+    _database: Option<PgGuard>,
 }
 
 pub struct Response {
@@ -128,15 +129,11 @@ impl Builder {
     pub async fn spawn(self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().to_path_buf();
-        let (database_url, pg_database) = match std::env::var("WAGATE_TEST_DATABASE_URL") {
-            Ok(admin_url) if !admin_url.is_empty() => {
-                let name = format!("wagate_test_{}", uuid::Uuid::new_v4().simple());
-                create_pg_database(&admin_url, &name).await;
-                (replace_db_name(&admin_url, &name), Some((admin_url, name)))
-            }
-            _ => (String::new(), None),
+        let (database_url, database) = fresh_database().await;
+        let owned = Owned {
+            _dir: dir,
+            _database: database,
         };
-        let owned = Owned { _dir: dir, pg_database };
         let mut app = start(&data_dir, &database_url, &self.settings, self.offline_whatsapp).await;
         app.owned = Some(owned);
         app
@@ -383,19 +380,7 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(Owned {
-            pg_database: Some((admin_url, name)),
-            ..
-        }) = self.owned.take()
-        {
-            // The test's runtime is going away; drop the database from a thread of our own.
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    rt.block_on(drop_pg_database(&admin_url, &name));
-                }
-            })
-            .join();
-        }
+        // Then `owned` goes: the data directory, and the database (`PgGuard`).
     }
 }
 
@@ -407,8 +392,8 @@ async fn admin_connection(admin_url: &str) -> sea_orm::DatabaseConnection {
         .expect("admin connection to PostgreSQL")
 }
 
-/// A fresh, empty database URL for a server process, and its cleanup: SQLite in `dir`
-/// (empty URL) or, with `WAGATE_TEST_DATABASE_URL`, a new PostgreSQL database.
+/// A fresh, empty database URL for a server, and its cleanup: SQLite in its data
+/// directory (empty URL) or, with `WAGATE_TEST_DATABASE_URL`, a new PostgreSQL database.
 pub async fn fresh_database() -> (String, Option<PgGuard>) {
     match std::env::var("WAGATE_TEST_DATABASE_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
@@ -427,6 +412,7 @@ pub struct PgGuard {
 }
 
 impl Drop for PgGuard {
+    /// The test's runtime is going away: the database is dropped from a thread of its own.
     fn drop(&mut self) {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         let _ = std::thread::spawn(move || {
@@ -469,4 +455,9 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `/api/v1/user/phones/{phone}{action}`, e.g. `phone_path(A, "/message")`.
+pub fn phone_path(phone: &str, action: &str) -> String {
+    format!("/api/v1/user/phones/{phone}{action}")
 }

@@ -11,9 +11,7 @@ const B: &str = "+12015550102";
 const ALICE: &str = "+12015550150";
 const BOB: &str = "+12015550151";
 
-fn path(phone: &str, action: &str) -> String {
-    format!("/api/v1/user/phones/{phone}{action}")
-}
+use crate::helpers::phone_path as path;
 
 /// A server with phone A paired and the virtual accounts Alice and Bob registered.
 async fn connected_app(app: TestApp) -> (TestApp, String) {

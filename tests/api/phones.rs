@@ -6,9 +6,7 @@ use crate::helpers::{DEADLINE, builder, eventually, spawn_app_with_password};
 const A: &str = "+12015550101";
 const B: &str = "+12015550102";
 
-fn path(phone: &str, action: &str) -> String {
-    format!("/api/v1/user/phones/{phone}{action}")
-}
+use crate::helpers::phone_path as path;
 
 #[tokio::test]
 async fn add_connect_shows_a_qr_code_and_scanning_connects() {

@@ -11,7 +11,7 @@ use crate::offline::REASON;
 const A: &str = "+12015550101";
 
 fn path(action: &str) -> String {
-    format!("/api/v1/user/phones/{A}{action}")
+    crate::helpers::phone_path(A, action)
 }
 
 async fn offline_app() -> (TestApp, String) {

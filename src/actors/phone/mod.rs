@@ -26,7 +26,7 @@ use crate::domain::{Jid, PhoneNumber, PhoneStatus};
 use crate::engine::{
     EngineError, EngineEvent, EventSink, Group, Lookup, OutgoingMessage, PairingMode, Receipt, SentMessage, Session,
 };
-use sender::{Pacing, SendJob, SendQueue};
+use sender::{SendJob, SendQueue, Spacing};
 
 pub enum PhoneMsg {
     /// Connect, or pair when the phone has no link. Answers once there is something to
@@ -120,7 +120,7 @@ impl Actor for PhoneSession {
         let session = shared.engine.open(&phone, sink).await?;
         let next_seq = messages::last_seq(&shared.db, &phone).await? + 1;
         let config = &shared.config;
-        let pacing = config.pacing_on().then_some(Pacing {
+        let pacing = config.pacing_on().then_some(Spacing {
             interval: config.messaging.send_interval,
             jitter: config.messaging.send_jitter,
         });

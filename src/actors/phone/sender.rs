@@ -21,15 +21,17 @@ pub struct SendJob {
     pub reply: Reply<StoredMessage>,
 }
 
+/// How far apart paced sends go (`messaging.send_interval`, plus up to `send_jitter`),
+/// when `messaging.pacing` turns pacing on.
 #[derive(Debug, Clone, Copy)]
-pub struct Pacing {
+pub struct Spacing {
     pub interval: Duration,
     pub jitter: Duration,
 }
 
 pub struct SendQueue {
     tx: mpsc::Sender<SendJob>,
-    pacing: Option<Pacing>,
+    pacing: Option<Spacing>,
     /// The longest a caller may be kept waiting in the queue.
     max_wait: Duration,
     /// With pacing: the earliest slot a message accepted now would get (each accepted
@@ -43,7 +45,7 @@ impl SendQueue {
     pub fn start(
         session: Arc<dyn Session>,
         actor: ActorRef<PhoneMsg>,
-        pacing: Option<Pacing>,
+        pacing: Option<Spacing>,
         capacity: usize,
         max_wait: Duration,
         send_timeout: Duration,
@@ -90,7 +92,7 @@ async fn run(
     mut rx: mpsc::Receiver<SendJob>,
     session: Arc<dyn Session>,
     actor: ActorRef<PhoneMsg>,
-    pacing: Option<Pacing>,
+    pacing: Option<Spacing>,
     send_timeout: Duration,
 ) {
     let mut next_slot = Instant::now();
