@@ -143,13 +143,17 @@ pub struct MessageEventData {
     timestamp: DateTime<Utc>,
 }
 
+/// What a message's media file is.
 #[derive(Debug, Serialize, Object)]
 #[serde(rename_all = "camelCase")]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MediaEventData {
+    /// The file's MIME type.
     mime_type: String,
+    /// The file's name, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     file_name: Option<String>,
+    /// Size in bytes, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<i64>,
 }
@@ -202,21 +206,27 @@ pub struct PhoneStatusData {
     pub pairing_code: Option<PairingCodeEventData>,
 }
 
+/// The QR code to scan now.
 #[derive(Debug, Serialize, Object)]
 #[serde(rename_all = "camelCase")]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QrEventData {
+    /// The QR code's content, to render as a QR code.
     pub code: String,
+    /// When this code stops working (a new one follows).
     pub expires_at: DateTime<Utc>,
     /// How many codes this pairing attempt has shown.
     pub count: u32,
 }
 
+/// The code to type on the phone now.
 #[derive(Debug, Serialize, Object)]
 #[serde(rename_all = "camelCase")]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PairingCodeEventData {
+    /// The code to type on the phone (Linked devices → Link with phone number).
     pub code: String,
+    /// When this code stops working.
     pub expires_at: DateTime<Utc>,
 }
 

@@ -24,6 +24,7 @@ use crate::domain::PhoneNumber;
 #[derive(Default)]
 pub struct AuthApi;
 
+/// The owner's password.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct LoginRequest {
@@ -31,6 +32,7 @@ pub struct LoginRequest {
     password: String,
 }
 
+/// A session token, also set as the session cookie.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SessionView {
@@ -57,6 +59,7 @@ pub enum LoginResponse {
     ),
 }
 
+/// A permanent token to mint: its label, scopes and phones.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GenerateTokenRequest {
@@ -77,6 +80,7 @@ pub struct GenerateTokenRequest {
     phones: Option<Vec<String>>,
 }
 
+/// A new permanent token; the token itself is shown only now.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct GeneratedToken {
@@ -95,6 +99,7 @@ pub struct GeneratedToken {
     created_at: DateTime<Utc>,
 }
 
+/// The new password, and the current one (or the setup code for the first).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ChangePasswordRequest {
@@ -109,6 +114,7 @@ pub struct ChangePasswordRequest {
     setup_code: Option<String>,
 }
 
+/// What was done.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Confirmation {
@@ -154,6 +160,7 @@ pub struct VerifyResponse {
     data: Validity,
 }
 
+/// A permanent token, without its secret.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TokenView {
@@ -165,6 +172,7 @@ pub struct TokenView {
     scopes: Vec<Scope>,
     /// The phones it may act on; absent: every phone.
     phones: Option<Vec<String>>,
+    /// When the token was minted.
     created_at: DateTime<Utc>,
 }
 
@@ -181,6 +189,7 @@ impl From<api_token::Model> for TokenView {
     }
 }
 
+/// The permanent tokens that have not been revoked.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TokenList {

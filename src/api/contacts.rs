@@ -24,12 +24,15 @@ pub struct ContactsApi;
 /// Largest page of merged contacts.
 const MAX_LIMIT: u64 = 500;
 
+/// A contact one phone learnt (from its address book, a message, or a lookup).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ContactView {
+    /// The contact's JID.
     jid: String,
     /// The phone number's digits, when the JID carries one.
     number: Option<String>,
+    /// The contact's LID, when known.
     lid: Option<String>,
     /// The name this phone's owner saved.
     name: Option<String>,
@@ -37,6 +40,7 @@ pub struct ContactView {
     push_name: Option<String>,
     /// Whether the contact is known to have WhatsApp.
     on_whatsapp: Option<bool>,
+    /// When the phone last learnt something about the contact.
     updated_at: DateTime<Utc>,
 }
 
@@ -54,6 +58,7 @@ impl From<ContactRow> for ContactView {
     }
 }
 
+/// A phone that knows the contact, and the names it knows them by.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct KnownBy {
@@ -78,6 +83,7 @@ pub struct MergedContact {
     phones: Vec<KnownBy>,
 }
 
+/// One phone's contacts.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ContactList {
@@ -86,6 +92,7 @@ pub struct ContactList {
     truncated: bool,
 }
 
+/// The contacts of every phone, merged by person.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MergedList {
@@ -95,6 +102,7 @@ pub struct MergedList {
     truncated: bool,
 }
 
+/// A page of the contacts of every phone, merged by person.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MergedPage {

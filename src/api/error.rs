@@ -19,6 +19,7 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+/// What went wrong.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ErrorDetail {

@@ -19,14 +19,19 @@ use crate::engine::Group;
 #[derive(Default)]
 pub struct GroupsApi;
 
+/// A group the phone is in.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupSummary {
     /// The group's JID (`…@g.us`).
     jid: String,
+    /// The group's name.
     subject: String,
+    /// The group's description.
     description: Option<String>,
+    /// Who created the group (a JID).
     owner: Option<String>,
+    /// When the group was created.
     created_at: Option<DateTime<Utc>>,
     /// Number of participants.
     size: u64,
@@ -45,14 +50,19 @@ impl From<&Group> for GroupSummary {
     }
 }
 
+/// A member of a group.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ParticipantView {
+    /// The member (a JID).
     jid: String,
+    /// Whether the member is an admin.
     admin: bool,
+    /// Whether the member is the group's creator (super admin).
     super_admin: bool,
 }
 
+/// A group with its participants.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupDetail {
@@ -61,6 +71,7 @@ pub struct GroupDetail {
     participants: Vec<ParticipantView>,
 }
 
+/// The phone's groups, and whether they came from the cache.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupList {
@@ -71,6 +82,7 @@ pub struct GroupList {
     cached_at: DateTime<Utc>,
 }
 
+/// One group, and whether it came from the cache.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupResponse {

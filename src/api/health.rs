@@ -15,6 +15,7 @@ use crate::domain::PhoneStatus;
 #[derive(Default)]
 pub struct HealthApi;
 
+/// The server answers.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct HealthView {
@@ -88,6 +89,7 @@ pub struct QueuesView {
     webhook_deliveries_held: u64,
 }
 
+/// CPU, memory and uptime of the machine and the server, and the phones and queues.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ResourcesView {

@@ -4,6 +4,7 @@ use poem_openapi::Object;
 
 use super::error::ApiError;
 
+/// Where a page sits among all pages.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Pagination {

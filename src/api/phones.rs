@@ -84,6 +84,7 @@ pub struct PairingCodeView {
     expires_at: DateTime<Utc>,
 }
 
+/// A phone: its connection state, the linked account, and the QR or pairing code while it pairs.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneView {
@@ -102,6 +103,7 @@ pub struct PhoneView {
     connected_at: Option<DateTime<Utc>>,
     /// Why the phone is not connected, in words, when something went wrong.
     last_error: Option<String>,
+    /// When the phone was added.
     created_at: DateTime<Utc>,
     /// The QR code to scan, while pairing by QR code.
     qr: Option<QrView>,
@@ -145,6 +147,7 @@ impl From<PhoneEntry> for PhoneView {
     }
 }
 
+/// Every phone the token may see, oldest first.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneList {
@@ -152,6 +155,7 @@ pub struct PhoneList {
     data: Vec<PhoneView>,
 }
 
+/// A phone number to add (E.164, or national with `country`).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AddPhoneRequest {
@@ -163,6 +167,7 @@ pub struct AddPhoneRequest {
     country: Option<String>,
 }
 
+/// How to pair a phone that is not linked yet.
 #[derive(Debug, Default, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ConnectRequest {
@@ -177,13 +182,17 @@ pub enum PhoneCreated {
     Created(Json<PhoneView>),
 }
 
+/// Phones added, and how many may be (`limits.max_phones`).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneQuota {
+    /// Phones added.
     used: u64,
+    /// Phones allowed (`limits.max_phones`).
     limit: u32,
 }
 
+/// Phones used and allowed, and the media kinds that may be sent.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QuotaView {

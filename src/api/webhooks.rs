@@ -94,6 +94,7 @@ impl From<WebhookWithServices> for WebhookView {
     }
 }
 
+/// A new webhook, with its signing secret (shown only now).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WebhookCreatedView {
@@ -117,6 +118,7 @@ pub struct WebhookList {
     data: Vec<WebhookView>,
 }
 
+/// A webhook's new signing secret.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SecretView {
@@ -125,6 +127,7 @@ pub struct SecretView {
     secret: String,
 }
 
+/// One webhook delivery: an event sent (or to be sent) to the webhook, with its attempts.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeliveryView {
@@ -143,8 +146,11 @@ pub struct DeliveryView {
     last_error: Option<String>,
     /// When the next attempt is due, while pending.
     next_attempt_at: Option<DateTime<Utc>>,
+    /// When the event was recorded.
     created_at: DateTime<Utc>,
+    /// When the delivery last changed.
     updated_at: DateTime<Utc>,
+    /// When the receiver answered 2xx.
     delivered_at: Option<DateTime<Utc>>,
 }
 
@@ -167,6 +173,7 @@ impl From<delivery::Model> for DeliveryView {
     }
 }
 
+/// A page of a webhook's deliveries.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeliveryPage {
@@ -175,6 +182,7 @@ pub struct DeliveryPage {
     pagination: Pagination,
 }
 
+/// How many deliveries went back in the queue.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct RedeliveredView {
@@ -182,13 +190,17 @@ pub struct RedeliveredView {
     requeued: u64,
 }
 
+/// How the webhook answered a test ping.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TestResult {
     /// Whether the receiver answered 2xx.
     delivered: bool,
+    /// The receiver's HTTP status, if it answered.
     status_code: Option<u16>,
+    /// Why the ping was not delivered.
     error: Option<String>,
+    /// How long the attempt took, in milliseconds.
     duration_ms: u64,
     /// The ping's delivery id, as sent in `X-Wagate-Delivery`.
     delivery_id: String,

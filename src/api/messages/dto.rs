@@ -10,6 +10,7 @@ use crate::db::messages::Model as StoredMessage;
 use crate::domain::MediaKind;
 use crate::domain::{Direction, MessageStatus};
 
+/// How to send: a reply, mentions, link preview, voice note, or a chosen message id.
 #[derive(Debug, Clone, Default, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessageOptions {
@@ -140,27 +141,34 @@ pub struct SentView {
     pub(super) timestamp: DateTime<Utc>,
 }
 
+/// Who sees "typing…": the recipient (a number with `country`, digits, or `jid`).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TypingRequest {
+    /// The recipient: digits with country code, or a number with `country`.
     #[oai(validator(max_length = 128))]
     pub(super) recipient: Option<String>,
     /// true shows "typing…", false clears it.
     pub(super) is_typing: bool,
+    /// ISO 3166 alpha-2 country for a national `recipient`.
     #[oai(validator(pattern = "^[A-Za-z]{2}$"))]
     pub(super) country: Option<String>,
+    /// The chat's JID, instead of `recipient`.
     #[oai(validator(max_length = 128))]
     pub(super) jid: Option<String>,
 }
 
+/// The typing state now shown in a chat.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TypingView {
+    /// The chat (a JID).
     pub(super) recipient: String,
     /// composing or paused.
     pub(super) state: String,
 }
 
+/// The numbers to check: one `recipient`, or up to 50 `recipients`.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct HasWhatsappRequest {
@@ -170,10 +178,12 @@ pub struct HasWhatsappRequest {
     /// Several numbers to check at once (up to 50); the answer is then a list.
     #[oai(validator(max_items = 50))]
     pub(super) recipients: Option<Vec<String>>,
+    /// ISO 3166 alpha-2 country for national numbers.
     #[oai(validator(pattern = "^[A-Za-z]{2}$"))]
     pub(super) country: Option<String>,
 }
 
+/// Whether one number has WhatsApp.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct NumberCheck {
@@ -185,9 +195,11 @@ pub struct NumberCheck {
     pub(super) exists: bool,
     /// The account's LID, when WhatsApp tells it.
     pub(super) lid: Option<String>,
+    /// Whether it is a WhatsApp Business account, when WhatsApp tells it.
     pub(super) is_business: Option<bool>,
 }
 
+/// The answers for several numbers, in the order asked.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct NumberCheckList {
@@ -201,15 +213,19 @@ pub enum HasWhatsappView {
     Many(NumberCheckList),
 }
 
+/// What a message's media file is.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MediaInfoView {
+    /// The file's MIME type.
     pub(super) mime_type: String,
+    /// The file's name, when it has one.
     pub(super) file_name: Option<String>,
     /// Size in bytes.
     pub(super) size: Option<i64>,
 }
 
+/// A message the phone sent or received, as stored.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessageView {
@@ -273,6 +289,7 @@ impl From<StoredMessage> for MessageView {
     }
 }
 
+/// A page of a phone's message history.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessagePage {
