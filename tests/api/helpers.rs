@@ -202,6 +202,19 @@ async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(Stri
 }
 
 impl TestApp {
+    /// `/metrics` as text, read with `token`.
+    pub async fn metrics(&self, token: &str) -> String {
+        let resp = self
+            .client
+            .get(self.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "/metrics");
+        resp.text().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

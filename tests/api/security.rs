@@ -578,16 +578,7 @@ async fn unknown_methods_and_routes_do_not_mint_metric_labels() {
         let resp = send(app.client.request(method, app.url(&format!("/no/such/route/{i}")))).await;
         assert!(resp.status.is_client_error(), "{}", resp.status);
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics(&token).await;
     assert!(!text.contains("ATTACK") && !text.contains("/no/such"), "{text}");
     assert!(text.contains(r#"operation="other",method="OTHER""#), "{text}");
 }

@@ -510,16 +510,7 @@ async fn a_test_ping_is_signed_and_logged_and_secrets_rotate() {
     assert_eq!(statuses, ["failed", "delivered"]);
     // The pings went through the dispatcher, which counts every attempt it makes (the
     // failed one is given up at once: a ping is never retried).
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics(&token).await;
     for counted in [
         r#"wagate_webhook_deliveries_total{outcome="delivered"} 1"#,
         r#"wagate_webhook_deliveries_total{outcome="given_up"} 1"#,
