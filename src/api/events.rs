@@ -17,7 +17,7 @@ use super::error::Errors;
 use super::error::statuses::*;
 use crate::api::AppState;
 use crate::api::scheme::{Owner, presented_token};
-use crate::events::{MessageEventData, PhoneStatusData, PingData};
+use crate::events::{EventKind, MessageEventData, PhoneStatusData, PingData};
 
 /// How often an open stream checks that its token is still valid (logout, a password
 /// change, revocation and expiry end it within this time).
@@ -167,14 +167,15 @@ pub enum WebhookBody {
     Ping(PingEvent),
 }
 
-/// Which schema of [`WebhookBody`] each `event` value has.
-pub const WEBHOOK_EVENTS: [(&str, &str); 5] = [
-    ("message.received", "MessageEvent"),
-    ("message.sent", "MessageEvent"),
-    ("message.status", "MessageEvent"),
-    ("phone.status", "PhoneStatusEvent"),
-    ("ping", "PingEvent"),
-];
+/// The schema of [`WebhookBody`] a kind of event has: every event the gateway emits names
+/// one, so the discriminator cannot miss an event.
+pub fn webhook_schema(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::MessageReceived | EventKind::MessageSent | EventKind::MessageStatus => "MessageEvent",
+        EventKind::PhoneStatus => "PhoneStatusEvent",
+        EventKind::Ping => "PingEvent",
+    }
+}
 
 /// Requests the server makes to your webhook URL.
 #[Webhook(tag = "ApiTags::Webhooks")]
