@@ -10,46 +10,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::db::messages::Model as StoredMessage;
-use crate::domain::{Direction, MessageStatus, PhoneNumber};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum EventKind {
-    #[serde(rename = "phone.status")]
-    PhoneStatus,
-    #[serde(rename = "message.received")]
-    MessageReceived,
-    #[serde(rename = "message.sent")]
-    MessageSent,
-    #[serde(rename = "message.status")]
-    MessageStatus,
-    /// A webhook's test ping: sent on request to one webhook, never subscribed to.
-    #[serde(rename = "ping")]
-    Ping,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 4] = [
-        EventKind::MessageReceived,
-        EventKind::MessageSent,
-        EventKind::MessageStatus,
-        EventKind::PhoneStatus,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::PhoneStatus => "phone.status",
-            EventKind::MessageReceived => "message.received",
-            EventKind::MessageSent => "message.sent",
-            EventKind::MessageStatus => "message.status",
-            EventKind::Ping => crate::db::webhooks::PING,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
+use crate::domain::{Direction, EventKind, Message, MessageKind, MessageStatus, PhoneNumber};
 
 /// The `data` of a webhook's test ping.
 #[derive(Debug, Serialize, Object)]
@@ -73,10 +34,10 @@ pub struct GatewayEvent {
 }
 
 impl GatewayEvent {
-    pub fn new(event: EventKind, phone: Option<PhoneNumber>, data: serde_json::Value) -> Self {
+    pub fn new(event: impl Into<EventKind>, phone: Option<PhoneNumber>, data: serde_json::Value) -> Self {
         Self {
             id: Uuid::now_v7(),
-            event,
+            event: event.into(),
             phone,
             timestamp: Utc::now(),
             data,
@@ -115,22 +76,27 @@ pub struct MessageEventData {
     /// The WhatsApp message id.
     id: String,
     direction: Direction,
+    /// The chat's JID: the other person, or the group.
     chat: String,
+    /// Who wrote it: their phone-number JID when known.
     sender: String,
     /// The sender's LID, when WhatsApp addresses them by one.
     #[serde(skip_serializing_if = "Option::is_none")]
     sender_lid: Option<String>,
+    /// The sender's chosen name, for received messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     push_name: Option<String>,
-    r#type: String,
+    r#type: MessageKind,
     /// For type `unsupported`: WhatsApp's kind of the message, which the gateway cannot
     /// read yet (e.g. `ptvMessage`, `pollCreationMessageV3`).
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_type: Option<String>,
+    /// The text, or the media's caption (for a reaction, its emoji).
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     media: Option<MediaEventData>,
+    /// The message this one replies to.
     #[serde(skip_serializing_if = "Option::is_none")]
     quoted_id: Option<String>,
     /// For a reaction (`reaction`, `reaction_removed`): the message reacted to.
@@ -140,6 +106,7 @@ pub struct MessageEventData {
     #[serde(skip_serializing_if = "Option::is_none")]
     selected_id: Option<String>,
     status: MessageStatus,
+    /// When it was sent.
     timestamp: DateTime<Utc>,
 }
 
@@ -158,28 +125,28 @@ pub struct MediaEventData {
     size: Option<i64>,
 }
 
-impl From<&StoredMessage> for MessageEventData {
-    fn from(row: &StoredMessage) -> Self {
+impl From<Message> for MessageEventData {
+    fn from(message: Message) -> Self {
         Self {
-            id: row.message_id.clone(),
-            direction: row.direction,
-            chat: row.chat.clone(),
-            sender: row.sender.clone(),
-            sender_lid: row.sender_lid.clone(),
-            push_name: row.push_name.clone(),
-            r#type: row.kind.clone(),
-            raw_type: row.raw_kind.clone(),
-            text: row.body.clone(),
-            media: row.media_mime.clone().map(|mime_type| MediaEventData {
-                mime_type,
-                file_name: row.media_file_name.clone(),
-                size: row.media_size,
+            id: message.id,
+            direction: message.direction,
+            chat: message.chat,
+            sender: message.sender,
+            sender_lid: message.sender_lid,
+            push_name: message.push_name,
+            r#type: message.kind,
+            raw_type: message.raw_kind,
+            text: message.text,
+            media: message.media.map(|media| MediaEventData {
+                mime_type: media.mime,
+                file_name: media.file_name,
+                size: media.size,
             }),
-            quoted_id: row.quoted_id.clone(),
-            target_id: row.target_id.clone(),
-            selected_id: row.selected_id.clone(),
-            status: row.status,
-            timestamp: row.timestamp,
+            quoted_id: message.quoted_id,
+            target_id: message.target_id,
+            selected_id: message.selected_id,
+            status: message.status,
+            timestamp: message.timestamp,
         }
     }
 }
@@ -192,12 +159,16 @@ pub struct PhoneStatusData {
     /// disconnected, connecting, pairing, connected, reconnecting, logged_out, failed
     /// (or deleted).
     pub status: String,
+    /// The linked account's JID, once connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jid: Option<String>,
+    /// The linked account's LID (hidden-number identity), once connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lid: Option<String>,
+    /// The name the account shows to others.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push_name: Option<String>,
+    /// Why the phone is not connected, in words, when something went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

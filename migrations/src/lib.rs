@@ -14,6 +14,7 @@ mod m20261202_000007_token_scopes;
 mod m20261203_000008_message_raw_kind;
 mod m20261204_000009_message_references;
 mod m20261204_000010_lid_chats_by_number;
+mod m20261208_000011_known_message_kinds;
 
 /// Every migration in the order it must run.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_message_raw_kind::Migration),
             Box::new(m20261204_000009_message_references::Migration),
             Box::new(m20261204_000010_lid_chats_by_number::Migration),
+            Box::new(m20261208_000011_known_message_kinds::Migration),
         ]
     }
 }

@@ -13,10 +13,10 @@ use super::phone::PhoneMsg;
 use super::supervisor::SupervisorMsg;
 use super::{Directory, PhoneEntry, Shared};
 use super::{PhoneError, Reply, SupervisorSlot, cache, call, current, read};
-use crate::db::phones::{self};
-use crate::domain::{PhoneNumber, PhoneStatus};
+use crate::db::phones;
+use crate::domain::{PhoneNumber, PhoneStatus, Service};
 use crate::engine::PairingMode;
-use crate::events::{EventKind, GatewayEvent, PhoneStatusData};
+use crate::events::{GatewayEvent, PhoneStatusData};
 
 /// The gateway's handle on the phones: every call goes to an actor, with a timeout.
 pub struct Phones {
@@ -108,7 +108,7 @@ impl Phones {
         // The phone goes and its last `phone.status` is recorded for webhooks in one
         // transaction, like every other event: a webhook hears that it was deleted.
         let event = GatewayEvent::new(
-            EventKind::PhoneStatus,
+            Service::PhoneStatus,
             Some(phone.clone()),
             crate::events::data(&PhoneStatusData {
                 status: "deleted".into(),

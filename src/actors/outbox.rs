@@ -14,8 +14,8 @@ use sha2::Sha256;
 use super::Slot;
 use super::webhook::DispatcherMsg;
 use crate::db::webhooks::{self, NewDelivery, WebhookWithServices, delivery};
-use crate::domain::DeliveryStatus;
-use crate::events::{EventKind, GatewayEvent};
+use crate::domain::{DeliveryStatus, EventKind, Service};
+use crate::events::GatewayEvent;
 
 /// Where an event kind goes.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct Target {
 
 #[derive(Default)]
 pub struct Outbox {
-    by_kind: RwLock<HashMap<EventKind, Arc<Target>>>,
+    by_kind: RwLock<HashMap<Service, Arc<Target>>>,
     by_webhook: RwLock<HashMap<String, Arc<Target>>>,
     /// The dispatcher actor, published by the root supervisor.
     pub dispatcher: Slot<DispatcherMsg>,
@@ -47,9 +47,7 @@ impl Outbox {
                 secret: hook.webhook.secret.clone(),
             });
             for service in &hook.services {
-                if let Some(kind) = EventKind::parse(service) {
-                    by_kind.insert(kind, Arc::clone(&target));
-                }
+                by_kind.insert(*service, Arc::clone(&target));
             }
             by_webhook.insert(hook.webhook.id.clone(), target);
         }
@@ -75,11 +73,11 @@ impl Outbox {
     }
 
     /// Whether a webhook receives this kind of event.
-    pub fn wants(&self, kind: EventKind) -> bool {
+    pub fn wants(&self, kind: Service) -> bool {
         self.target_for(kind).is_some()
     }
 
-    fn target_for(&self, kind: EventKind) -> Option<Arc<Target>> {
+    fn target_for(&self, kind: Service) -> Option<Arc<Target>> {
         self.by_kind
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -93,7 +91,10 @@ impl Outbox {
         db: &impl ConnectionTrait,
         event: &GatewayEvent,
     ) -> Result<Option<delivery::Model>, DbErr> {
-        let Some(target) = self.target_for(event.event) else {
+        let EventKind::Service(service) = event.event else {
+            return Ok(None);
+        };
+        let Some(target) = self.target_for(service) else {
             return Ok(None);
         };
         let payload = serde_json::to_string(event).map_err(|e| DbErr::Custom(e.to_string()))?;

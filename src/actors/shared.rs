@@ -14,9 +14,9 @@ use super::{Directory, Pairing, PhoneEntry, Registry};
 use super::{PhoneError, Reply, Slot, cache, call, current};
 use crate::config::Config;
 use crate::db::phones::{self, SessionState};
-use crate::domain::{PhoneNumber, PhoneStatus};
+use crate::domain::{PhoneNumber, PhoneStatus, Service};
 use crate::engine::Engine;
-use crate::events::{EventBus, EventKind, GatewayEvent, PairingCodeEventData, PhoneStatusData, QrEventData};
+use crate::events::{EventBus, GatewayEvent, PairingCodeEventData, PhoneStatusData, QrEventData};
 
 /// What every actor of the tree shares.
 pub struct Shared {
@@ -92,7 +92,7 @@ impl Shared {
         entry.pairing = pairing;
         self.directory.insert(entry.clone());
         let event = (status_changed || entry.pairing.is_some())
-            .then(|| GatewayEvent::new(EventKind::PhoneStatus, Some(phone.clone()), status_event(&entry)));
+            .then(|| GatewayEvent::new(Service::PhoneStatus, Some(phone.clone()), status_event(&entry)));
         if persist || event.is_some() {
             match self.save_with_event(phone, &entry.state, persist, event.as_ref()).await {
                 Ok(delivery) => self.outbox.dispatch(delivery.into_iter().collect()),

@@ -17,8 +17,7 @@ use super::error::{ApiError, Errors};
 use crate::api::AppState;
 use crate::api::scheme::{Owner, presented_token};
 use crate::auth::scope::{Grant, Scope};
-use crate::auth::{AuthError, cookie_name, describe_grant};
-use crate::db::tokens::api_token;
+use crate::auth::{ApiToken, AuthError, cookie_name};
 use crate::domain::PhoneNumber;
 
 #[derive(Default)]
@@ -96,6 +95,7 @@ pub struct GeneratedToken {
     scopes: Vec<Scope>,
     /// The phones it may act on; null: every phone.
     phones: Option<Vec<String>>,
+    /// When the token was minted.
     created_at: DateTime<Utc>,
 }
 
@@ -145,6 +145,7 @@ pub enum SessionEnded {
     ),
 }
 
+/// Whether the token is valid, and whether the owner's password is set.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Validity {
@@ -154,6 +155,7 @@ pub struct Validity {
     password_set: bool,
 }
 
+/// The result of checking a token.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct VerifyResponse {
@@ -176,15 +178,14 @@ pub struct TokenView {
     created_at: DateTime<Utc>,
 }
 
-impl From<api_token::Model> for TokenView {
-    fn from(row: api_token::Model) -> Self {
-        let (scopes, phones) = describe_grant(&row);
+impl From<ApiToken> for TokenView {
+    fn from(token: ApiToken) -> Self {
         Self {
-            id: row.id,
-            name: row.name,
-            scopes,
-            phones,
-            created_at: row.created_at,
+            id: token.id,
+            name: token.name,
+            scopes: token.scopes,
+            phones: token.phones,
+            created_at: token.created_at,
         }
     }
 }
@@ -255,19 +256,18 @@ impl AuthApi {
             None => None,
         };
         let grant = Grant::new(body.scopes.unwrap_or_else(|| vec![Scope::Admin]), phones);
-        let (issued, row) = state
+        let (issued, minted) = state
             .auth
             .generate_token(client_ip(req), body.password, &name, grant)
             .await?;
-        let (scopes, phones) = describe_grant(&row);
         Ok(Json(GeneratedToken {
             token: issued.token,
             expires_in: None,
-            id: row.id,
-            name: row.name,
-            scopes,
-            phones,
-            created_at: row.created_at,
+            id: minted.id,
+            name: minted.name,
+            scopes: minted.scopes,
+            phones: minted.phones,
+            created_at: minted.created_at,
         }))
     }
 

@@ -1,8 +1,6 @@
 //! `/api/v1/user/contacts`: contacts learnt by every phone, merged across phones by
 //! number, or one phone's own.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -16,7 +14,7 @@ use super::pagination::{Pagination, page_params};
 use super::phones::PhonePath;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
-use crate::db::contacts::Model as ContactRow;
+use crate::domain::contact::{Contact, Person};
 
 #[derive(Default)]
 pub struct ContactsApi;
@@ -44,16 +42,16 @@ pub struct ContactView {
     updated_at: DateTime<Utc>,
 }
 
-impl From<ContactRow> for ContactView {
-    fn from(row: ContactRow) -> Self {
+impl From<Contact> for ContactView {
+    fn from(contact: Contact) -> Self {
         Self {
-            jid: row.jid,
-            number: row.number,
-            lid: row.lid,
-            name: row.name,
-            push_name: row.push_name,
-            on_whatsapp: row.on_whatsapp,
-            updated_at: row.updated_at,
+            jid: contact.jid,
+            number: contact.number,
+            lid: contact.lid,
+            name: contact.name,
+            push_name: contact.push_name,
+            on_whatsapp: contact.on_whatsapp,
+            updated_at: contact.updated_at,
         }
     }
 }
@@ -64,7 +62,9 @@ impl From<ContactRow> for ContactView {
 pub struct KnownBy {
     /// The gateway phone that knows this contact.
     phone: String,
+    /// The name this phone's owner saved.
     name: Option<String>,
+    /// The name the contact chose, as this phone saw it.
     push_name: Option<String>,
 }
 
@@ -72,8 +72,11 @@ pub struct KnownBy {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MergedContact {
+    /// The contact's JID.
     jid: String,
+    /// The phone number's digits, when the JID carries one.
     number: Option<String>,
+    /// The contact's LID, when a phone knows it.
     lid: Option<String>,
     /// The first saved name any phone has.
     name: Option<String>,
@@ -81,6 +84,27 @@ pub struct MergedContact {
     push_name: Option<String>,
     /// The phones that know this contact.
     phones: Vec<KnownBy>,
+}
+
+impl From<Person> for MergedContact {
+    fn from(person: Person) -> Self {
+        Self {
+            jid: person.jid,
+            number: person.number,
+            lid: person.lid,
+            name: person.name,
+            push_name: person.push_name,
+            phones: person
+                .known_by
+                .into_iter()
+                .map(|k| KnownBy {
+                    phone: k.phone,
+                    name: k.name,
+                    push_name: k.push_name,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One phone's contacts.
@@ -120,9 +144,9 @@ impl ContactsApi {
     #[oai(path = "/", method = "get", operation_id = "listContacts")]
     async fn all(&self, _owner: Owner, state: Data<&AppState>) -> Result<Json<MergedList>, Errors<{ SIGNED_IN }>> {
         let cap = state.config.limits.unpaginated_max;
-        let (rows, total) = state.gateway.all_contacts(0, Some(cap)).await?;
+        let (people, total) = state.gateway.all_contacts(0, Some(cap)).await?;
         Ok(Json(MergedList {
-            data: merge(rows),
+            data: people.into_iter().map(MergedContact::from).collect(),
             truncated: total > cap,
         }))
     }
@@ -144,9 +168,9 @@ impl ContactsApi {
     ) -> Result<Json<MergedPage>, Errors<{ SIGNED_IN | BAD_REQUEST }>> {
         let (page, limit) = page_params(page.0, limit.0, 50, MAX_LIMIT)?;
         let offset = (page - 1).saturating_mul(limit);
-        let (rows, total) = state.gateway.all_contacts(offset, Some(limit)).await?;
+        let (people, total) = state.gateway.all_contacts(offset, Some(limit)).await?;
         Ok(Json(MergedPage {
-            data: merge(rows),
+            data: people.into_iter().map(MergedContact::from).collect(),
             pagination: Pagination::new(page, limit, total),
         }))
     }
@@ -172,33 +196,4 @@ impl ContactsApi {
             truncated,
         }))
     }
-}
-
-/// Groups rows (ordered by key) into one entry per person.
-fn merge(rows: Vec<ContactRow>) -> Vec<MergedContact> {
-    let mut merged: BTreeMap<String, MergedContact> = BTreeMap::new();
-    let mut newest: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-    for row in rows {
-        let entry = merged.entry(row.contact_key.clone()).or_insert_with(|| MergedContact {
-            jid: row.jid.clone(),
-            number: row.number.clone(),
-            lid: None,
-            name: None,
-            push_name: None,
-            phones: Vec::new(),
-        });
-        entry.lid = entry.lid.take().or(row.lid.clone());
-        entry.name = entry.name.take().or(row.name.clone());
-        let seen = newest.entry(row.contact_key.clone()).or_insert(row.updated_at);
-        if row.push_name.is_some() && (entry.push_name.is_none() || row.updated_at >= *seen) {
-            entry.push_name = row.push_name.clone();
-            *seen = row.updated_at;
-        }
-        entry.phones.push(KnownBy {
-            phone: row.phone,
-            name: row.name,
-            push_name: row.push_name,
-        });
-    }
-    merged.into_values().collect()
 }

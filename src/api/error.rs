@@ -5,7 +5,7 @@
 
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Request, Response};
-use poem_openapi::error::ParsePathError;
+use poem_openapi::error::{ParseParamError, ParsePathError};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
@@ -299,7 +299,8 @@ impl ApiError {
                 "the request body is larger than the server accepts (http.body_limit)",
             ),
             _ => {
-                let (code, message) = parameter_error(message);
+                let parameter = err.downcast_ref::<ParseParamError>().map(|p| p.name);
+                let (code, message) = parameter_error(parameter, message);
                 Self::bad_request(code, message)
             }
         }
@@ -331,16 +332,14 @@ impl From<sea_orm::DbErr> for ApiError {
 
 /// The code for a request the spec's validators refused: parameters with their own
 /// codes keep them, so the caller sees the same answer as from the handler's own checks.
-fn parameter_error(message: String) -> (&'static str, String) {
-    if message.contains("parameter `limit`") {
-        ("invalid_limit", format!("`limit` must be at least 1 ({message})"))
-    } else if message.contains("parameter `page`") {
-        (
+fn parameter_error(parameter: Option<&str>, message: String) -> (&'static str, String) {
+    match parameter {
+        Some("limit") => ("invalid_limit", format!("`limit` must be at least 1 ({message})")),
+        Some("page") => (
             "invalid_page",
             format!("`page` must be between 1 and 1000000000 ({message})"),
-        )
-    } else {
-        ("invalid_request", message)
+        ),
+        _ => ("invalid_request", message),
     }
 }
 
@@ -494,7 +493,8 @@ impl From<crate::gateway::Error> for ApiError {
             Error::WebhookTaken { webhook_id, service } => ApiError::conflict(
                 "webhook_exists",
                 format!(
-                    "webhook {webhook_id} already receives {service}; replace it with PUT /api/v1/user/webhooks/{webhook_id}"
+                    "webhook {webhook_id} already receives {}; replace it with PUT /api/v1/user/webhooks/{webhook_id}",
+                    service.as_str()
                 ),
             )
             .with_existing_id(webhook_id),

@@ -17,7 +17,8 @@ use super::error::Errors;
 use super::error::statuses::*;
 use crate::api::AppState;
 use crate::api::scheme::{Owner, presented_token};
-use crate::events::{EventKind, MessageEventData, PhoneStatusData, PingData};
+use crate::domain::{EventKind, Service};
+use crate::events::{MessageEventData, PhoneStatusData, PingData};
 
 /// How often an open stream checks that its token is still valid (logout, a password
 /// change, revocation and expiry end it within this time).
@@ -129,6 +130,7 @@ pub struct MessageEvent {
     event: MessageEventKind,
     /// The gateway phone, E.164.
     phone: String,
+    /// When the event happened.
     timestamp: DateTime<Utc>,
     data: MessageEventData,
 }
@@ -137,9 +139,12 @@ pub struct MessageEvent {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneStatusEvent {
+    /// The event id; also the `X-Wagate-Delivery` header, the same on every retry.
     id: String,
     event: PhoneStatusEventKind,
+    /// The gateway phone, E.164.
     phone: String,
+    /// When the event happened.
     timestamp: DateTime<Utc>,
     data: PhoneStatusData,
 }
@@ -149,10 +154,12 @@ pub struct PhoneStatusEvent {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PingEvent {
+    /// The event id; also the `X-Wagate-Delivery` header.
     id: String,
     event: PingEventKind,
     /// Always null: a ping is about no phone.
     phone: Option<String>,
+    /// When the event happened.
     timestamp: DateTime<Utc>,
     data: PingData,
 }
@@ -171,8 +178,8 @@ pub enum WebhookBody {
 /// one, so the discriminator cannot miss an event.
 pub fn webhook_schema(kind: EventKind) -> &'static str {
     match kind {
-        EventKind::MessageReceived | EventKind::MessageSent | EventKind::MessageStatus => "MessageEvent",
-        EventKind::PhoneStatus => "PhoneStatusEvent",
+        EventKind::Service(Service::MessageReceived | Service::MessageSent | Service::MessageStatus) => "MessageEvent",
+        EventKind::Service(Service::PhoneStatus) => "PhoneStatusEvent",
         EventKind::Ping => "PingEvent",
     }
 }

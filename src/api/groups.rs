@@ -87,7 +87,9 @@ pub struct GroupList {
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GroupResponse {
     data: GroupDetail,
+    /// True when served from the cache, false when fetched from WhatsApp for this request.
     cached: bool,
+    /// When the data was fetched from WhatsApp.
     cached_at: DateTime<Utc>,
 }
 

@@ -25,6 +25,7 @@ pub struct HealthView {
     timestamp: DateTime<Utc>,
 }
 
+/// The machine's CPUs and their usage.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CpuView {
@@ -36,14 +37,19 @@ pub struct CpuView {
     load_average: Vec<f64>,
 }
 
+/// The machine's memory.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MemoryView {
+    /// Memory of the machine in total.
     total_bytes: u64,
+    /// Memory in use.
     used_bytes: u64,
+    /// Memory available for use, free or reclaimable.
     available_bytes: u64,
 }
 
+/// The server process and its usage.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ProcessView {
@@ -51,6 +57,7 @@ pub struct ProcessView {
     pid: u32,
     /// Resident memory of the server process.
     rss_bytes: u64,
+    /// Virtual memory of the server process.
     virtual_bytes: u64,
     /// CPU usage of the server process; 100 means one full core.
     cpu_percent: f32,
@@ -60,16 +67,25 @@ pub struct ProcessView {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PhoneCountsView {
+    /// Every phone, in any state.
     total: u64,
+    /// Phones not connected.
     disconnected: u64,
+    /// Phones logging in with their stored link.
     connecting: u64,
+    /// Phones waiting for the QR code to be scanned or the pairing code to be entered.
     pairing: u64,
+    /// Phones online.
     connected: u64,
+    /// Phones whose connection dropped, reconnecting by themselves.
     reconnecting: u64,
+    /// Phones unlinked: connecting needs a new pairing.
     logged_out: u64,
+    /// Phones whose session kept failing and was stopped.
     failed: u64,
 }
 
+/// Phone sessions: running now, and restarted.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ActorsView {
@@ -79,6 +95,7 @@ pub struct ActorsView {
     running_sessions: u64,
 }
 
+/// Webhook deliveries waiting to be sent.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QueuesView {
@@ -98,6 +115,7 @@ pub struct ResourcesView {
     process: ProcessView,
     /// Seconds since the server started.
     uptime_seconds: u64,
+    /// When the server started.
     started_at: DateTime<Utc>,
     /// When the CPU and memory figures were read; null until the first reading.
     measured_at: Option<DateTime<Utc>>,
@@ -121,8 +139,9 @@ impl HealthApi {
 
     /// Resource usage
     ///
-    /// CPU and memory of the machine and of the server process, uptime, phones by state and
-    /// session restarts. CPU and memory are refreshed every `health.refresh_interval`.
+    /// CPU and memory of the machine and of the server process, uptime, phones by state,
+    /// session restarts and webhook queues. CPU, memory and the count of waiting webhook
+    /// deliveries are refreshed every `health.refresh_interval`.
     #[oai(path = "/resources", method = "get", operation_id = "healthResources")]
     async fn resources(
         &self,

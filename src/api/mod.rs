@@ -162,9 +162,7 @@ fn conform_to_openapi_3_0(spec: &mut serde_json::Value) {
         .and_then(|s| s.get_mut("WebhookBody"))
         .and_then(|b| b.as_object_mut())
     {
-        let mapping: serde_json::Map<String, serde_json::Value> = crate::events::EventKind::ALL
-            .into_iter()
-            .chain([crate::events::EventKind::Ping])
+        let mapping: serde_json::Map<String, serde_json::Value> = crate::domain::EventKind::all()
             .map(|kind| {
                 let schema = format!("#/components/schemas/{}", events::webhook_schema(kind));
                 (kind.as_str().to_owned(), schema.into())

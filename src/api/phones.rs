@@ -61,6 +61,7 @@ impl From<PhoneStatus> for PhoneStatusView {
     }
 }
 
+/// The QR code to scan now.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QrView {
@@ -76,11 +77,13 @@ pub struct QrView {
     count: u32,
 }
 
+/// The code to type on the phone now.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PairingCodeView {
     /// Type this in WhatsApp: Linked devices → Link a device → Link with phone number instead.
     code: String,
+    /// When this code stops working.
     expires_at: DateTime<Utc>,
 }
 

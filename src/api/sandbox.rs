@@ -24,6 +24,7 @@ use crate::engine::{InboundContent, OutgoingContent};
 #[derive(Default)]
 pub struct SandboxApi;
 
+/// A virtual account to register on the sandbox network.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CreateAccountRequest {
@@ -35,12 +36,17 @@ pub struct CreateAccountRequest {
     name: String,
 }
 
+/// A virtual account on the sandbox network.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AccountView {
+    /// The account's number in E.164 form.
     phone: String,
+    /// The account's JID.
     jid: String,
+    /// The name it shows (its push name).
     name: String,
+    /// When the account was registered.
     created_at: DateTime<Utc>,
 }
 
@@ -51,12 +57,15 @@ pub enum AccountCreated {
     Created(Json<AccountView>),
 }
 
+/// The media of a received message (its metadata).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedMediaView {
     /// image, video, audio, document or sticker.
     kind: String,
+    /// The file's MIME type.
     mime_type: String,
+    /// The file's name, when it has one.
     file_name: Option<String>,
     /// Size in bytes.
     size: u64,
@@ -64,31 +73,43 @@ pub struct ReceivedMediaView {
     voice_note: bool,
 }
 
+/// A row of a received list message.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedListRowView {
+    /// The row's id, returned in the reply when it is picked.
     id: String,
+    /// The row's title.
     title: String,
+    /// The row's description.
     description: Option<String>,
 }
 
+/// A section of a received list message.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedListSectionView {
+    /// The section's title.
     title: String,
     rows: Vec<ReceivedListRowView>,
 }
 
+/// A received list message: a button that opens sections of rows to pick from.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedListView {
+    /// The header above the body; empty for none.
     title: String,
+    /// The text above the button.
     body: String,
+    /// The text below the body.
     footer: Option<String>,
+    /// The button's label.
     button_text: String,
     sections: Vec<ReceivedListSectionView>,
 }
 
+/// A message a virtual account received from a gateway phone.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedView {
@@ -100,13 +121,17 @@ pub struct ReceivedView {
     group: Option<String>,
     /// text, media or list.
     r#type: String,
+    /// The text, the media's caption, or the list's body.
     text: Option<String>,
     media: Option<ReceivedMediaView>,
     list: Option<ReceivedListView>,
     /// The id of the message this one replies to.
     quoted_id: Option<String>,
+    /// The people @mentioned (JIDs).
     mentions: Vec<String>,
+    /// Whether a preview of the first link was asked for.
     link_preview: bool,
+    /// When the account received it.
     received_at: DateTime<Utc>,
 }
 
@@ -171,6 +196,7 @@ impl From<Received> for ReceivedView {
     }
 }
 
+/// What a virtual account received, and who is typing to it.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedList {
@@ -180,18 +206,22 @@ pub struct ReceivedList {
     typing: Vec<String>,
 }
 
+/// The metadata of a media message sent by a virtual account.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InboundMediaRequest {
     kind: MediaKind,
+    /// The file's MIME type.
     #[oai(validator(max_length = 100))]
     mime_type: String,
+    /// The file's name.
     #[oai(validator(max_length = 255))]
     file_name: Option<String>,
     /// Size in bytes.
     size: Option<u64>,
 }
 
+/// A message a virtual account sends to a gateway phone: text, media, a reaction or a list reply.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InboundRequest {
@@ -209,16 +239,19 @@ pub struct InboundRequest {
     list_reply: Option<InboundListReplyRequest>,
 }
 
+/// A reaction to a message, or its removal.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InboundReactionRequest {
     /// The message reacted to.
     #[oai(validator(min_length = 1, max_length = 128))]
     message_id: String,
+    /// The emoji; omitted or empty removes the reaction.
     #[oai(validator(max_length = 32))]
     emoji: Option<String>,
 }
 
+/// The row picked from a list message.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InboundListReplyRequest {
@@ -230,6 +263,7 @@ pub struct InboundListReplyRequest {
     title: Option<String>,
 }
 
+/// The injected message, and whether the gateway stored it yet.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InboundView {
@@ -239,6 +273,7 @@ pub struct InboundView {
     delivered: bool,
 }
 
+/// A fault to inject into a phone's session.
 #[derive(Debug, Clone, Copy, Enum)]
 #[oai(rename_all = "lowercase")]
 pub enum FaultKind {
@@ -250,15 +285,18 @@ pub enum FaultKind {
     Logout,
 }
 
+/// The fault to inject.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct FaultRequest {
     kind: FaultKind,
 }
 
+/// A group to create on the sandbox network.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CreateGroupRequest {
+    /// The group's name.
     #[oai(validator(min_length = 1, max_length = 100))]
     subject: String,
     /// Gateway phones and/or virtual accounts.
@@ -266,12 +304,17 @@ pub struct CreateGroupRequest {
     members: Vec<String>,
 }
 
+/// A group on the sandbox network.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SandboxGroupView {
+    /// The group's JID (`…@g.us`).
     jid: String,
+    /// The group's name.
     subject: String,
+    /// The members' numbers (E.164): gateway phones and virtual accounts.
     members: Vec<String>,
+    /// When the group was created.
     created_at: DateTime<Utc>,
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use super::auth::Confirmation;
@@ -14,53 +14,12 @@ use super::error::{ApiError, Errors};
 use super::pagination::{Pagination, page_params};
 use crate::api::AppState;
 use crate::api::scheme::Owner;
-use crate::db::webhooks::{WebhookWithServices, delivery};
-use crate::domain::DeliveryStatus;
-use crate::events::EventKind;
+use crate::domain::{Delivery, DeliveryStatus, Service, Webhook};
 
 #[derive(Default)]
 pub struct WebhooksApi;
 
-/// An event a webhook can receive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum)]
-pub enum Service {
-    /// A message arrived at one of the phones.
-    #[oai(rename = "message.received")]
-    MessageReceived,
-    /// A phone sent a message (through the API or from the phone itself).
-    #[oai(rename = "message.sent")]
-    MessageSent,
-    /// A sent message was delivered or read, or failed.
-    #[oai(rename = "message.status")]
-    MessageStatus,
-    /// A phone's connection changed: QR code (with a count), pairing code, connected,
-    /// reconnecting, disconnected, logged out, failed.
-    #[oai(rename = "phone.status")]
-    PhoneStatus,
-}
-
-impl Service {
-    fn kind(self) -> EventKind {
-        match self {
-            Service::MessageReceived => EventKind::MessageReceived,
-            Service::MessageSent => EventKind::MessageSent,
-            Service::MessageStatus => EventKind::MessageStatus,
-            Service::PhoneStatus => EventKind::PhoneStatus,
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        [
-            Service::MessageReceived,
-            Service::MessageSent,
-            Service::MessageStatus,
-            Service::PhoneStatus,
-        ]
-        .into_iter()
-        .find(|s| s.kind().as_str() == name)
-    }
-}
-
+/// A webhook's URL and the events it receives.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WebhookRequest {
@@ -72,24 +31,29 @@ pub struct WebhookRequest {
     services: Vec<Service>,
 }
 
+/// A webhook: where events are POSTed, and which ones (never its secret).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WebhookView {
+    /// The webhook's id.
     id: String,
+    /// Where events are POSTed.
     url: String,
     services: Vec<Service>,
+    /// When the webhook was created.
     created_at: DateTime<Utc>,
+    /// When its URL, services or secret last changed.
     updated_at: DateTime<Utc>,
 }
 
-impl From<WebhookWithServices> for WebhookView {
-    fn from(w: WebhookWithServices) -> Self {
+impl From<Webhook> for WebhookView {
+    fn from(webhook: Webhook) -> Self {
         Self {
-            services: w.services.iter().filter_map(|s| Service::parse(s)).collect(),
-            id: w.webhook.id,
-            url: w.webhook.url,
-            created_at: w.webhook.created_at,
-            updated_at: w.webhook.updated_at,
+            id: webhook.id,
+            url: webhook.url,
+            services: webhook.services,
+            created_at: webhook.created_at,
+            updated_at: webhook.updated_at,
         }
     }
 }
@@ -112,6 +76,7 @@ pub enum WebhookCreated {
     Created(Json<WebhookCreatedView>),
 }
 
+/// Every webhook, with the services it receives.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WebhookList {
@@ -122,6 +87,7 @@ pub struct WebhookList {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SecretView {
+    /// The webhook's id.
     id: String,
     /// The new signing secret, shown only now; the old one stops working at once.
     secret: String,
@@ -154,21 +120,20 @@ pub struct DeliveryView {
     delivered_at: Option<DateTime<Utc>>,
 }
 
-impl From<delivery::Model> for DeliveryView {
-    fn from(row: delivery::Model) -> Self {
-        let status = row.status;
+impl From<Delivery> for DeliveryView {
+    fn from(delivery: Delivery) -> Self {
         Self {
-            id: row.event_id,
-            event: row.event,
-            phone: row.phone,
-            next_attempt_at: (status == DeliveryStatus::Pending).then_some(row.next_attempt_at),
-            status,
-            attempts: row.attempts,
-            last_status_code: row.last_status_code,
-            last_error: row.last_error,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            delivered_at: row.delivered_at,
+            id: delivery.id,
+            event: delivery.event,
+            phone: delivery.phone,
+            status: delivery.status,
+            attempts: delivery.attempts,
+            last_status_code: delivery.last_status_code,
+            last_error: delivery.last_error,
+            next_attempt_at: delivery.next_attempt_at,
+            created_at: delivery.created_at,
+            updated_at: delivery.updated_at,
+            delivered_at: delivery.delivered_at,
         }
     }
 }
@@ -231,7 +196,7 @@ impl WebhooksApi {
         state: Data<&AppState>,
         body: Json<WebhookRequest>,
     ) -> Result<WebhookCreated, Errors<{ SIGNED_IN | BODY | CONFLICT }>> {
-        let created = state.gateway.create_webhook(&body.url, &kinds(&body.services)).await?;
+        let created = state.gateway.create_webhook(&body.url, &body.services).await?;
         Ok(WebhookCreated::Created(Json(WebhookCreatedView {
             webhook: created.webhook.into(),
             secret: created.secret,
@@ -249,10 +214,7 @@ impl WebhooksApi {
         id: Path<String>,
         body: Json<WebhookRequest>,
     ) -> Result<Json<WebhookView>, Errors<{ SIGNED_IN | BODY | NOT_FOUND | CONFLICT }>> {
-        let updated = state
-            .gateway
-            .update_webhook(&id, &body.url, &kinds(&body.services))
-            .await?;
+        let updated = state.gateway.update_webhook(&id, &body.url, &body.services).await?;
         Ok(Json(updated.into()))
     }
 
@@ -386,9 +348,4 @@ impl WebhooksApi {
             delivery_id: ping.delivery_id,
         }))
     }
-}
-
-/// The event kinds of the services asked for.
-fn kinds(services: &[Service]) -> Vec<EventKind> {
-    services.iter().map(|s| s.kind()).collect()
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio_util::sync::CancellationToken;
@@ -239,7 +239,7 @@ impl Auth {
         password: String,
         name: &str,
         grant: Grant,
-    ) -> Result<(Issued, api_token::Model), AuthError> {
+    ) -> Result<(Issued, ApiToken), AuthError> {
         self.check_password(ip, password).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let claims = Claims {
@@ -253,11 +253,12 @@ impl Auth {
         let token = self.jwt.encode(&claims)?;
         let row = tokens::insert_api_token(&self.db, &id, name, grant.stored_scopes(), grant.stored_phones()).await?;
         write(&self.api_tokens).insert(id, Arc::new(grant));
-        Ok((Issued { token, claims }, row))
+        Ok((Issued { token, claims }, row.into()))
     }
 
-    pub async fn list_tokens(&self) -> Result<Vec<api_token::Model>, AuthError> {
-        Ok(tokens::active_api_tokens(&self.db).await?)
+    pub async fn list_tokens(&self) -> Result<Vec<ApiToken>, AuthError> {
+        let rows = tokens::active_api_tokens(&self.db).await?;
+        Ok(rows.into_iter().map(ApiToken::from).collect())
     }
 
     pub async fn revoke_token(&self, id: &str) -> Result<(), AuthError> {
@@ -486,11 +487,29 @@ fn full_grant() -> &'static Arc<Grant> {
     FULL.get_or_init(|| Arc::new(Grant::full()))
 }
 
-/// A token's scopes and phones as the API shows them.
-pub fn describe_grant(row: &api_token::Model) -> (Vec<Scope>, Option<Vec<String>>) {
-    let grant = Grant::from_stored(row.scopes.as_deref(), row.phones.as_deref());
-    let phones = grant.phones().map(|p| p.map(str::to_owned).collect());
-    (grant.scopes().collect(), phones)
+/// A permanent API token as its owner sees it: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    /// What it may do (tokens minted before scopes existed: `admin`).
+    pub scopes: Vec<Scope>,
+    /// The phones it may act on; `None`: every phone.
+    pub phones: Option<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<api_token::Model> for ApiToken {
+    fn from(row: api_token::Model) -> Self {
+        let grant = Grant::from_stored(row.scopes.as_deref(), row.phones.as_deref());
+        ApiToken {
+            scopes: grant.scopes().collect(),
+            phones: grant.phones().map(|p| p.map(str::to_owned).collect()),
+            id: row.id,
+            name: row.name,
+            created_at: row.created_at,
+        }
+    }
 }
 
 fn random_hex(bytes: usize) -> String {

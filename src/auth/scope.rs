@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 
 use poem::http::Method;
 
+/// What a token may do: `read`, `send`, `manage` or `admin` (everything).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, poem_openapi::Enum)]
 #[oai(rename_all = "lowercase")]
 pub enum Scope {

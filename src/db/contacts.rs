@@ -7,6 +7,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, Set};
 
+use crate::domain::contact::Contact;
 use crate::domain::{Jid, PhoneNumber};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -30,6 +31,22 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl From<Model> for Contact {
+    fn from(row: Model) -> Self {
+        Contact {
+            phone: row.phone,
+            jid: row.jid,
+            key: row.contact_key,
+            number: row.number,
+            lid: row.lid,
+            name: row.name,
+            push_name: row.push_name,
+            on_whatsapp: row.on_whatsapp,
+            updated_at: row.updated_at,
+        }
+    }
+}
 
 /// What was learnt about a contact; `None` fields leave what is stored untouched.
 #[derive(Debug, Clone, Default)]

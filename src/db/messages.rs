@@ -7,7 +7,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, Set};
 
-use crate::domain::{Direction, MessageStatus, PhoneNumber};
+use crate::domain::{Direction, MediaInfo, Message, MessageKind, MessageStatus, PhoneNumber};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "messages")]
@@ -20,7 +20,7 @@ pub struct Model {
     pub direction: Direction,
     pub chat: String,
     pub sender: String,
-    pub kind: String,
+    pub kind: MessageKind,
     pub body: Option<String>,
     pub media_mime: Option<String>,
     pub media_file_name: Option<String>,
@@ -49,6 +49,33 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
+impl From<Model> for Message {
+    fn from(row: Model) -> Self {
+        Message {
+            media: row.media_mime.map(|mime| MediaInfo {
+                mime,
+                file_name: row.media_file_name,
+                size: row.media_size,
+            }),
+            id: row.message_id,
+            direction: row.direction,
+            chat: row.chat,
+            sender: row.sender,
+            sender_lid: row.sender_lid,
+            push_name: row.push_name,
+            kind: row.kind,
+            raw_kind: row.raw_kind,
+            text: row.body,
+            status: row.status,
+            quoted_id: row.quoted_id,
+            target_id: row.target_id,
+            selected_id: row.selected_id,
+            timestamp: row.timestamp,
+            stored_at: row.created_at,
+        }
+    }
+}
+
 /// A message about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -56,7 +83,7 @@ pub struct NewMessage {
     pub direction: Direction,
     pub chat: String,
     pub sender: String,
-    pub kind: String,
+    pub kind: MessageKind,
     pub body: Option<String>,
     pub media_mime: Option<String>,
     pub media_file_name: Option<String>,

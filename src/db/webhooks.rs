@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, Set};
 
-use crate::domain::DeliveryStatus;
+use crate::domain::{Delivery, DeliveryStatus, EventKind, Service, Webhook};
 
 pub mod webhook {
     use sea_orm::entity::prelude::*;
@@ -30,11 +30,13 @@ pub mod webhook {
 pub mod service {
     use sea_orm::entity::prelude::*;
 
+    use crate::domain::Service;
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "webhook_services")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub service: String,
+        pub service: Service,
         pub webhook_id: String,
     }
 
@@ -84,14 +86,43 @@ pub mod delivery {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// The event of a test ping: logged like a delivery, never retried.
-pub const PING: &str = "ping";
-
 /// A webhook with the services it receives.
 #[derive(Debug, Clone)]
 pub struct WebhookWithServices {
     pub webhook: webhook::Model,
-    pub services: Vec<String>,
+    pub services: Vec<Service>,
+}
+
+/// The webhook without its secret.
+impl From<WebhookWithServices> for Webhook {
+    fn from(hook: WebhookWithServices) -> Self {
+        Webhook {
+            id: hook.webhook.id,
+            url: hook.webhook.url,
+            services: hook.services,
+            created_at: hook.webhook.created_at,
+            updated_at: hook.webhook.updated_at,
+        }
+    }
+}
+
+impl From<delivery::Model> for Delivery {
+    fn from(row: delivery::Model) -> Self {
+        let pending = row.status == DeliveryStatus::Pending;
+        Delivery {
+            id: row.event_id,
+            event: row.event,
+            phone: row.phone,
+            status: row.status,
+            attempts: row.attempts,
+            last_status_code: row.last_status_code,
+            last_error: row.last_error,
+            next_attempt_at: pending.then_some(row.next_attempt_at),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            delivered_at: row.delivered_at,
+        }
+    }
 }
 
 pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<WebhookWithServices>, DbErr> {
@@ -109,7 +140,7 @@ pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<WebhookWithServices>, 
             services: services
                 .iter()
                 .filter(|s| s.webhook_id == webhook.id)
-                .map(|s| s.service.clone())
+                .map(|s| s.service)
                 .collect(),
             webhook,
         })
@@ -123,10 +154,10 @@ pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<WebhookW
 /// Which webhook, other than `except`, already receives one of `services`.
 pub async fn taken(
     db: &impl ConnectionTrait,
-    services: &[String],
+    services: &[Service],
     except: Option<&str>,
 ) -> Result<Option<service::Model>, DbErr> {
-    let mut query = service::Entity::find().filter(service::Column::Service.is_in(services.iter().map(String::as_str)));
+    let mut query = service::Entity::find().filter(service::Column::Service.is_in(services.iter().copied()));
     if let Some(id) = except {
         query = query.filter(service::Column::WebhookId.ne(id));
     }
@@ -138,7 +169,7 @@ pub async fn insert(
     id: &str,
     url: &str,
     secret: &str,
-    services: &[String],
+    services: &[Service],
 ) -> Result<webhook::Model, DbErr> {
     let now = Utc::now();
     let row = webhook::ActiveModel {
@@ -154,7 +185,7 @@ pub async fn insert(
     Ok(row)
 }
 
-pub async fn update(db: &impl ConnectionTrait, id: &str, url: &str, services: &[String]) -> Result<(), DbErr> {
+pub async fn update(db: &impl ConnectionTrait, id: &str, url: &str, services: &[Service]) -> Result<(), DbErr> {
     webhook::Entity::update_many()
         .col_expr(webhook::Column::Url, Expr::value(url))
         .col_expr(webhook::Column::UpdatedAt, Expr::value(Utc::now()))
@@ -164,14 +195,14 @@ pub async fn update(db: &impl ConnectionTrait, id: &str, url: &str, services: &[
     set_services(db, id, services).await
 }
 
-async fn set_services(db: &impl ConnectionTrait, id: &str, services: &[String]) -> Result<(), DbErr> {
+async fn set_services(db: &impl ConnectionTrait, id: &str, services: &[Service]) -> Result<(), DbErr> {
     service::Entity::delete_many()
         .filter(service::Column::WebhookId.eq(id))
         .exec(db)
         .await?;
-    for name in services {
+    for service in services {
         service::ActiveModel {
-            service: Set(name.clone()),
+            service: Set(*service),
             webhook_id: Set(id.to_owned()),
         }
         .insert(db)
@@ -336,7 +367,7 @@ pub async fn requeue_all(
 ) -> Result<Vec<delivery::Model>, DbErr> {
     let which = sea_orm::Condition::all()
         .add(delivery::Column::Status.eq(status))
-        .add(delivery::Column::Event.ne(PING));
+        .add(delivery::Column::Event.ne(EventKind::Ping.as_str()));
     let mut rows = requeue_where(db, webhook_id, which).await?;
     rows.sort_by_key(|row| row.id);
     Ok(rows)

@@ -1,9 +1,13 @@
-//! What a stored message is: its direction and its delivery status. Each is one enum, the
-//! same in the database (the same strings as before), in events and in the API spec.
+//! What a stored message is: the message as its history keeps it, and its kind,
+//! direction and delivery status. Each of those is one enum, the same in the database,
+//! in events and in the API spec.
 
+use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::StringLen;
 use sea_orm::{DeriveActiveEnum, EnumIter};
 use serde::Serialize;
+
+use super::MediaKind;
 
 /// Which way a message went: `in` (received) or `out` (sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, poem_openapi::Enum, Serialize)]
@@ -70,4 +74,129 @@ pub enum DeliveryStatus {
     /// Given up after `webhooks.give_up_after` of failed attempts; redeliver it by hand.
     #[sea_orm(string_value = "failed")]
     Failed,
+}
+
+/// What a stored message is. Messages the gateway cannot read yet are `unsupported`, with
+/// WhatsApp's own name for their kind beside (`rawType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, poem_openapi::Enum, Serialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[oai(rename = "MessageType", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Text only.
+    #[sea_orm(string_value = "text")]
+    Text,
+    /// A photo, with its caption as the text.
+    #[sea_orm(string_value = "image")]
+    Image,
+    /// A video, with its caption as the text.
+    #[sea_orm(string_value = "video")]
+    Video,
+    /// An audio file or voice note.
+    #[sea_orm(string_value = "audio")]
+    Audio,
+    /// A document, with its caption as the text.
+    #[sea_orm(string_value = "document")]
+    Document,
+    /// A sticker.
+    #[sea_orm(string_value = "sticker")]
+    Sticker,
+    /// A list of rows to pick from; the text is its body.
+    #[sea_orm(string_value = "list")]
+    List,
+    /// The row someone picked from a list (`selectedId`; the text is its title).
+    #[sea_orm(string_value = "list_reply")]
+    ListReply,
+    /// An emoji reaction to another message (`targetId`; the text is the emoji).
+    #[sea_orm(string_value = "reaction")]
+    Reaction,
+    /// A reaction taken back (`targetId`).
+    #[sea_orm(string_value = "reaction_removed")]
+    ReactionRemoved,
+    /// A shared location, with its name or address as the text when it has one.
+    #[sea_orm(string_value = "location")]
+    Location,
+    /// A shared contact card, with its name as the text.
+    #[sea_orm(string_value = "contact")]
+    Contact,
+    /// A poll, with its question as the text.
+    #[sea_orm(string_value = "poll")]
+    Poll,
+    /// A message the gateway cannot read yet (`rawType` names it).
+    #[sea_orm(string_value = "unsupported")]
+    Unsupported,
+}
+
+impl From<MediaKind> for MessageKind {
+    fn from(kind: MediaKind) -> Self {
+        match kind {
+            MediaKind::Image => MessageKind::Image,
+            MediaKind::Video => MessageKind::Video,
+            MediaKind::Audio => MessageKind::Audio,
+            MediaKind::Document => MessageKind::Document,
+            MediaKind::Sticker => MessageKind::Sticker,
+        }
+    }
+}
+
+/// A message a phone sent or received, as its history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The WhatsApp message id.
+    pub id: String,
+    pub direction: Direction,
+    /// The chat's JID: the other person, or the group.
+    pub chat: String,
+    /// Who wrote it: their phone-number JID when known.
+    pub sender: String,
+    /// The sender's LID, when WhatsApp addresses them by one.
+    pub sender_lid: Option<String>,
+    /// The sender's chosen name, for received messages.
+    pub push_name: Option<String>,
+    pub kind: MessageKind,
+    /// For an `unsupported` message: WhatsApp's kind of it.
+    pub raw_kind: Option<String>,
+    /// The text, or the media's caption (for a reaction its emoji, for a list reply the
+    /// row's title).
+    pub text: Option<String>,
+    pub media: Option<MediaInfo>,
+    pub status: MessageStatus,
+    /// The message this one replies to.
+    pub quoted_id: Option<String>,
+    /// The message this one acts on: for a reaction, the message reacted to.
+    pub target_id: Option<String>,
+    /// For a list reply: the id of the row picked.
+    pub selected_id: Option<String>,
+    /// When it was sent.
+    pub timestamp: DateTime<Utc>,
+    /// When the gateway stored it.
+    pub stored_at: DateTime<Utc>,
+}
+
+/// What a message's media file is (the gateway shows no more of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaInfo {
+    pub mime: String,
+    pub file_name: Option<String>,
+    /// Size in bytes, when known.
+    pub size: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveEnum, Iterable};
+
+    use super::*;
+
+    #[test]
+    fn a_message_kind_has_one_name_in_the_database_on_the_wire_and_in_the_spec() {
+        for kind in MessageKind::iter() {
+            let stored = kind.to_value();
+            assert_eq!(serde_json::to_value(kind).unwrap(), stored.as_str());
+            assert_eq!(poem_openapi::types::ToJSON::to_json(&kind).unwrap(), stored.as_str());
+        }
+        for media in MediaKind::ALL {
+            assert_eq!(MessageKind::from(media).to_value(), media.as_str());
+        }
+    }
 }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 pub use crate::domain::MediaKind;
-pub use crate::domain::{Jid, MessageStatus, PhoneNumber};
+pub use crate::domain::{Jid, MessageKind, MessageStatus, PhoneNumber};
 
 /// How a phone without a stored link pairs: by scanning a QR code, or by typing a code
 /// into WhatsApp ("Link with phone number instead").
@@ -146,7 +146,7 @@ pub enum InboundContent {
     },
     /// A location, contact, poll… kept by kind with a text rendering when there is one.
     Other {
-        kind: String,
+        kind: MessageKind,
         text: Option<String>,
     },
     /// A message the gateway cannot read yet, named by WhatsApp's kind for it
@@ -230,8 +230,8 @@ pub struct OutgoingMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quoted {
     pub sender: Option<Jid>,
-    /// Its type as stored (`text`, `image`, …), so the quote shows what kind it was.
-    pub kind: String,
+    /// Its type as stored, so the quote shows what kind it was.
+    pub kind: MessageKind,
     /// Its text, or its media's caption.
     pub text: Option<String>,
     pub mime: Option<String>,

@@ -3,6 +3,7 @@
 use sea_orm::DbErr;
 
 use crate::actors::PhoneError;
+use crate::domain::Service;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,8 +17,8 @@ pub enum Error {
     #[error("this webhook has no delivery with that id")]
     DeliveryNotFound,
     /// "One webhook per service": another webhook already receives `service`.
-    #[error("webhook {webhook_id} already receives {service}")]
-    WebhookTaken { webhook_id: String, service: String },
+    #[error("webhook {webhook_id} already receives {}", service.as_str())]
+    WebhookTaken { webhook_id: String, service: Service },
     #[error("{0}")]
     InvalidWebhookUrl(String),
     #[error("no such group")]

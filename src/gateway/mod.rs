@@ -32,6 +32,9 @@ pub struct Gateway {
     url_policy: net::UrlPolicy,
     /// Serialises webhook changes, so "one webhook per service" holds.
     webhook_edits: tokio::sync::Mutex<()>,
+    /// The pending deliveries counted last, and when: the health report counts them at
+    /// most once per `health.refresh_interval`, however often it is asked.
+    pending_count: tokio::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl Gateway {
@@ -49,6 +52,7 @@ impl Gateway {
             events,
             url_policy,
             webhook_edits: tokio::sync::Mutex::new(()),
+            pending_count: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -63,9 +67,23 @@ impl Gateway {
             phones: self.phones.counts(),
             session_restarts: self.phones.restarts(),
             running_sessions: self.phones.running() as u64,
-            webhook_deliveries: db::webhooks::count_pending(&self.db).await?,
+            webhook_deliveries: self.pending_deliveries().await?,
             webhook_deliveries_held: self.held_deliveries(),
         })
+    }
+
+    /// Deliveries waiting in the database, counted at most once per refresh interval;
+    /// callers meanwhile share the one count (and wait for it while it runs).
+    async fn pending_deliveries(&self) -> Result<u64, Error> {
+        let mut last = self.pending_count.lock().await;
+        if let Some((at, count)) = *last
+            && at.elapsed() < self.config.health.refresh_interval
+        {
+            return Ok(count);
+        }
+        let count = db::webhooks::count_pending(&self.db).await?;
+        *last = Some((std::time::Instant::now(), count));
+        Ok(count)
     }
 
     /// Deliveries the dispatcher holds in memory (pending or in flight).

@@ -11,8 +11,9 @@ use sea_orm::DatabaseConnection;
 use super::{Cached, Error, Gateway};
 use crate::actors::cache::{CacheKey, CacheMsg, CacheValue};
 use crate::actors::{PhoneEntry, PhoneMsg, Phones, call};
-use crate::db::{self, contacts, messages};
-use crate::domain::{Direction, Jid, MessageStatus, PhoneNumber};
+use crate::db::{contacts, messages};
+use crate::domain::contact::{self, Contact, Person};
+use crate::domain::{Direction, Jid, Message, MessageStatus, PhoneNumber};
 use crate::engine::{Group, Lookup, OutgoingMessage, PairingMode};
 
 impl Gateway {
@@ -43,8 +44,9 @@ impl Gateway {
     }
 
     /// Contacts of every phone, merged by person: a page and the total.
-    pub async fn all_contacts(&self, offset: u64, limit: Option<u64>) -> Result<(Vec<contacts::Model>, u64), Error> {
-        Ok(contacts::merged_page(&self.db, offset, limit).await?)
+    pub async fn all_contacts(&self, offset: u64, limit: Option<u64>) -> Result<(Vec<Person>, u64), Error> {
+        let (rows, total) = contacts::merged_page(&self.db, offset, limit).await?;
+        Ok((contact::merge(rows.into_iter().map(Contact::from).collect()), total))
     }
 }
 
@@ -83,18 +85,19 @@ impl PhoneHandle {
     /// Sends a message, waiting at most `wait` (its turn in the phone's paced queue
     /// included). A message id sent before answers with the stored message instead:
     /// a retried request reaches the recipient once.
-    pub async fn send(&self, message: OutgoingMessage, wait: Duration) -> Result<messages::Model, Error> {
+    pub async fn send(&self, message: OutgoingMessage, wait: Duration) -> Result<Message, Error> {
         if let Some(id) = &message.id
             && let Some(row) = messages::find(&self.db, &self.phone, id).await?
             && row.direction == Direction::Out
             && row.status != MessageStatus::Failed
         {
-            return Ok(row);
+            return Ok(row.into());
         }
-        Ok(self
+        let row = self
             .phones
             .ask_for(&self.phone, wait, |reply| PhoneMsg::Send { message, reply })
-            .await?)
+            .await?;
+        Ok(row.into())
     }
 
     /// Shows "typing…" in `chat`, or clears it.
@@ -147,22 +150,19 @@ impl PhoneHandle {
     }
 
     /// A message of this phone's history, by id.
-    pub async fn message(&self, id: &str) -> Result<Option<messages::Model>, Error> {
-        Ok(messages::find(&self.db, &self.phone, id).await?)
+    pub async fn message(&self, id: &str) -> Result<Option<Message>, Error> {
+        Ok(messages::find(&self.db, &self.phone, id).await?.map(Message::from))
     }
 
     /// The history, newest first: a page (from 1) and the total.
-    pub async fn history(
-        &self,
-        chat: Option<&str>,
-        page: u64,
-        limit: u64,
-    ) -> Result<(Vec<messages::Model>, u64), Error> {
-        Ok(messages::page(&self.db, &self.phone, chat, page, limit).await?)
+    pub async fn history(&self, chat: Option<&str>, page: u64, limit: u64) -> Result<(Vec<Message>, u64), Error> {
+        let (rows, total) = messages::page(&self.db, &self.phone, chat, page, limit).await?;
+        Ok((rows.into_iter().map(Message::from).collect(), total))
     }
 
     /// The phone's contacts, at most `limit`.
-    pub async fn contacts(&self, limit: u64) -> Result<Vec<db::contacts::Model>, Error> {
-        Ok(contacts::of_phone(&self.db, &self.phone, limit).await?)
+    pub async fn contacts(&self, limit: u64) -> Result<Vec<Contact>, Error> {
+        let rows = contacts::of_phone(&self.db, &self.phone, limit).await?;
+        Ok(rows.into_iter().map(Contact::from).collect())
     }
 }

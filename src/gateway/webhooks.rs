@@ -9,9 +9,9 @@ use rand::Rng;
 use super::{Error, Gateway};
 use crate::actors::call;
 use crate::actors::webhook::{DispatcherMsg, Outcome};
-use crate::db::webhooks::{self, WebhookWithServices, delivery};
-use crate::domain::DeliveryStatus;
-use crate::events::{self, EventKind, GatewayEvent, PingData};
+use crate::db::webhooks::{self, WebhookWithServices};
+use crate::domain::{Delivery, DeliveryStatus, EventKind, Service, Webhook};
+use crate::events::{self, GatewayEvent, PingData};
 
 /// How a test ping went.
 #[derive(Debug, Clone)]
@@ -29,17 +29,17 @@ pub struct PingResult {
 /// A new webhook and its signing secret, shown this once.
 #[derive(Debug, Clone)]
 pub struct Created {
-    pub webhook: WebhookWithServices,
+    pub webhook: Webhook,
     pub secret: String,
 }
 
 impl Gateway {
-    pub async fn webhooks(&self) -> Result<Vec<WebhookWithServices>, Error> {
-        Ok(webhooks::all(&self.db).await?)
+    pub async fn webhooks(&self) -> Result<Vec<Webhook>, Error> {
+        Ok(webhooks::all(&self.db).await?.into_iter().map(Webhook::from).collect())
     }
 
     /// Adds a webhook for `services` (none may be taken by another webhook).
-    pub async fn create_webhook(&self, url: &str, services: &[EventKind]) -> Result<Created, Error> {
+    pub async fn create_webhook(&self, url: &str, services: &[Service]) -> Result<Created, Error> {
         let (url, services) = self.checked_webhook(url, services)?;
         let _serialised = self.webhook_edits.lock().await;
         self.ensure_free(&services, None).await?;
@@ -47,17 +47,12 @@ impl Gateway {
         let secret = new_secret();
         webhooks::insert(&self.db, &id, &url, &secret, &services).await?;
         self.reload_webhooks().await?;
-        let webhook = self.webhook(&id).await?;
+        let webhook = self.webhook(&id).await?.into();
         Ok(Created { webhook, secret })
     }
 
     /// Sets a webhook's URL and services; its secret and pending deliveries stay.
-    pub async fn update_webhook(
-        &self,
-        id: &str,
-        url: &str,
-        services: &[EventKind],
-    ) -> Result<WebhookWithServices, Error> {
+    pub async fn update_webhook(&self, id: &str, url: &str, services: &[Service]) -> Result<Webhook, Error> {
         let id = checked_id(id)?;
         let (url, services) = self.checked_webhook(url, services)?;
         let _serialised = self.webhook_edits.lock().await;
@@ -65,7 +60,7 @@ impl Gateway {
         self.ensure_free(&services, Some(id)).await?;
         webhooks::update(&self.db, id, &url, &services).await?;
         self.reload_webhooks().await?;
-        self.webhook(id).await
+        Ok(self.webhook(id).await?.into())
     }
 
     /// Deletes a webhook and drops its pending deliveries.
@@ -96,14 +91,15 @@ impl Gateway {
         status: Option<DeliveryStatus>,
         offset: u64,
         limit: u64,
-    ) -> Result<(Vec<delivery::Model>, u64), Error> {
+    ) -> Result<(Vec<Delivery>, u64), Error> {
         let id = checked_id(id)?;
         self.webhook(id).await?;
-        Ok(webhooks::page(&self.db, id, status, offset, limit).await?)
+        let (rows, total) = webhooks::page(&self.db, id, status, offset, limit).await?;
+        Ok((rows.into_iter().map(Delivery::from).collect(), total))
     }
 
     /// Puts one delivery back in the queue, to be sent again with the same id.
-    pub async fn redeliver(&self, id: &str, delivery_id: &str) -> Result<delivery::Model, Error> {
+    pub async fn redeliver(&self, id: &str, delivery_id: &str) -> Result<Delivery, Error> {
         let id = checked_id(id)?;
         if uuid::Uuid::parse_str(delivery_id).is_err() {
             return Err(Error::DeliveryNotFound);
@@ -112,7 +108,7 @@ impl Gateway {
             .await?
             .ok_or(Error::DeliveryNotFound)?;
         self.outbox().dispatch(vec![row.clone()]);
-        Ok(row)
+        Ok(row.into())
     }
 
     /// Puts every delivery of the webhook in `status` (failed or delivered) back in the
@@ -170,18 +166,18 @@ impl Gateway {
     }
 
     /// The URL as the network rules accept it, and the services sorted without repeats.
-    fn checked_webhook(&self, url: &str, services: &[EventKind]) -> Result<(String, Vec<String>), Error> {
+    fn checked_webhook(&self, url: &str, services: &[Service]) -> Result<(String, Vec<Service>), Error> {
         let url = self
             .url_policy
             .parse(url)
             .map_err(|err| Error::InvalidWebhookUrl(err.to_string()))?;
-        let mut services: Vec<String> = services.iter().map(|s| s.as_str().to_owned()).collect();
+        let mut services = services.to_vec();
         services.sort();
         services.dedup();
         Ok((url.to_string(), services))
     }
 
-    async fn ensure_free(&self, services: &[String], except: Option<&str>) -> Result<(), Error> {
+    async fn ensure_free(&self, services: &[Service], except: Option<&str>) -> Result<(), Error> {
         match webhooks::taken(&self.db, services, except).await? {
             Some(taken) => Err(Error::WebhookTaken {
                 webhook_id: taken.webhook_id,

@@ -888,13 +888,13 @@ async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
     use sea_orm_migration::MigratorTrait;
     use wagate::db::contacts::{self, Learnt};
     use wagate::db::messages::{self, NewMessage};
-    use wagate::domain::{Direction, Jid, MessageStatus, PhoneNumber};
+    use wagate::domain::{Direction, Jid, MessageKind, MessageStatus, PhoneNumber};
     let (app, token) = ready().await;
     let db = &app.state.db;
     // As the database was before this version: the migration undone, a person's messages
     // kept under their LID, their contact under the number with the LID beside, and one
     // under the LID alone; another person whose number nobody knows.
-    wagate_migrations::Migrator::down(db, Some(1)).await.unwrap();
+    wagate_migrations::Migrator::down(db, Some(2)).await.unwrap();
     let phone = PhoneNumber::parse(A, None).unwrap();
     let (lid, number, stranger) = ("98765432109876@lid", "12015550150@s.whatsapp.net", "11111111111111@lid");
     let row = |id: &str, from: &str| NewMessage {
@@ -902,7 +902,7 @@ async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
         direction: Direction::In,
         chat: from.into(),
         sender: from.into(),
-        kind: "text".into(),
+        kind: MessageKind::Text,
         body: Some("from before".into()),
         media_mime: None,
         media_file_name: None,
@@ -965,4 +965,43 @@ async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
     assert_eq!(ana.len(), 1, "{people:?}");
     assert_eq!(ana[0].jid, number);
     assert_eq!(ana[0].push_name.as_deref(), Some("Ana"), "the name kept under the LID");
+}
+
+#[tokio::test]
+async fn a_message_of_a_kind_no_longer_known_reads_as_unsupported_after_the_upgrade() {
+    use sea_orm::ConnectionTrait;
+    use sea_orm_migration::MigratorTrait;
+    let (app, token) = ready().await;
+    let db = &app.state.db;
+    for (from, text) in [(ALICE, "kept as text"), (BOB, "of an old kind")] {
+        app.post(
+            &format!("/api/v1/sandbox/phones/{A}/inbound"),
+            Some(&token),
+            json!({"from": from, "message": text}),
+        )
+        .await
+        .assert_status(200);
+    }
+    // As an early build might have left it: a kind the app's enum does not have.
+    wagate_migrations::Migrator::down(db, Some(1)).await.unwrap();
+    db.execute_unprepared("UPDATE messages SET kind = 'ptv' WHERE body = 'of an old kind'")
+        .await
+        .unwrap();
+    wagate_migrations::Migrator::up(db, None).await.unwrap();
+    let page = history(&app, &token, "").await;
+    let by_text = |text: &str| {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["text"] == text)
+            .unwrap()
+            .clone()
+    };
+    let old = by_text("of an old kind");
+    assert_eq!(old["type"], "unsupported", "{old}");
+    assert_eq!(old["rawType"], "ptv", "{old}");
+    let kept = by_text("kept as text");
+    assert_eq!(kept["type"], "text", "{kept}");
+    assert!(kept.get("rawType").is_none(), "{kept}");
 }

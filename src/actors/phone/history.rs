@@ -13,12 +13,12 @@ use crate::actors::{PhoneError, Reply};
 use crate::db::contacts::{self, Learnt};
 use crate::db::messages::{self, Model as StoredMessage, NewMessage};
 use crate::db::webhooks::delivery;
-use crate::domain::{Direction, MessageStatus};
+use crate::domain::{Direction, Message, MessageKind, MessageStatus, Service};
 use crate::engine::{
     Ack, ContactInfo, EngineError, InboundContent, InboundMessage, Lookup, OutgoingContent, OutgoingMessage, Receipt,
     SentMessage,
 };
-use crate::events::{self, EventKind, GatewayEvent};
+use crate::events::{self, GatewayEvent};
 
 /// A stored message, its event, and the event's webhook delivery when one is wanted.
 type Written = (StoredMessage, GatewayEvent, Option<delivery::Model>);
@@ -34,11 +34,11 @@ impl PhoneState {
         }
     }
 
-    fn event(&self, kind: EventKind, row: &StoredMessage) -> GatewayEvent {
+    fn event(&self, kind: Service, row: &StoredMessage) -> GatewayEvent {
         GatewayEvent::new(
             kind,
             Some(self.phone.clone()),
-            events::data(&events::MessageEventData::from(row)),
+            events::data(&events::MessageEventData::from(Message::from(row.clone()))),
         )
     }
 
@@ -69,9 +69,9 @@ impl PhoneState {
         let mut new = outgoing_row(&message, message_id, own, timestamp);
         new.status = status;
         let kind = if result.is_ok() {
-            EventKind::MessageSent
+            Service::MessageSent
         } else {
-            EventKind::MessageStatus
+            Service::MessageStatus
         };
         let stored = match self.store_with_event(new, None, kind).await {
             Ok(stored) => stored,
@@ -112,9 +112,9 @@ impl PhoneState {
         };
         let new = inbound_row(message, chat, sender);
         let kind = if new.direction == Direction::In {
-            EventKind::MessageReceived
+            Service::MessageReceived
         } else {
-            EventKind::MessageSent
+            Service::MessageSent
         };
         let contact = (new.direction == Direction::In).then_some(learnt);
         match self.store_with_event(new, contact, kind).await {
@@ -139,7 +139,7 @@ impl PhoneState {
         &mut self,
         new: NewMessage,
         contact: Option<Learnt>,
-        kind: EventKind,
+        kind: Service,
     ) -> Result<Written, DbErr> {
         let db = &self.shared.db;
         let written = if contact.is_some() || self.shared.outbox.wants(kind) {
@@ -159,7 +159,7 @@ impl PhoneState {
         db: &impl ConnectionTrait,
         new: NewMessage,
         contact: Option<Learnt>,
-        kind: EventKind,
+        kind: Service,
     ) -> Result<Written, DbErr> {
         let row = messages::insert(db, &self.phone, self.next_seq, new).await?;
         if let Some(contact) = contact {
@@ -207,7 +207,7 @@ impl PhoneState {
         let mut events = Vec::with_capacity(rows.len());
         let mut deliveries = Vec::new();
         for row in &rows {
-            let event = self.event(EventKind::MessageStatus, row);
+            let event = self.event(Service::MessageStatus, row);
             deliveries.extend(self.shared.outbox.record(&txn, &event).await?);
             events.push(event);
         }
@@ -268,15 +268,15 @@ fn outgoing_row(
     timestamp: chrono::DateTime<chrono::Utc>,
 ) -> NewMessage {
     let (kind, body, mime, file_name, size) = match &message.content {
-        OutgoingContent::Text(text) => ("text".to_owned(), Some(text.clone()), None, None, None),
+        OutgoingContent::Text(text) => (MessageKind::Text, Some(text.clone()), None, None, None),
         OutgoingContent::Media(media) => (
-            media.kind.as_str().to_owned(),
+            media.kind.into(),
             media.caption.clone(),
             Some(media.mime.clone()),
             media.file_name.clone(),
             Some(i64::try_from(media.data.len()).unwrap_or(i64::MAX)),
         ),
-        OutgoingContent::List(list) => ("list".to_owned(), Some(list.body.clone()), None, None, None),
+        OutgoingContent::List(list) => (MessageKind::List, Some(list.body.clone()), None, None, None),
     };
     NewMessage {
         message_id,
@@ -306,7 +306,7 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
         direction: if message.from_me { Direction::Out } else { Direction::In },
         chat,
         sender,
-        kind: String::new(),
+        kind: MessageKind::Unsupported,
         body: None,
         media_mime: None,
         media_file_name: None,
@@ -327,11 +327,11 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
     };
     match message.content {
         InboundContent::Text(text) => {
-            row.kind = "text".to_owned();
+            row.kind = MessageKind::Text;
             row.body = Some(text);
         }
         InboundContent::Unsupported { kind } => {
-            row.kind = "unsupported".to_owned();
+            row.kind = MessageKind::Unsupported;
             row.raw_kind = Some(kind);
         }
         InboundContent::Media {
@@ -342,7 +342,7 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
             size,
             stored,
         } => {
-            row.kind = kind.as_str().to_owned();
+            row.kind = kind.into();
             row.body = caption;
             row.media_mime = Some(mime);
             row.media_file_name = file_name;
@@ -352,16 +352,15 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
         InboundContent::Reaction { target_id, emoji } => {
             // A removed reaction is its own kind, not an empty one.
             row.kind = if emoji.is_some() {
-                "reaction"
+                MessageKind::Reaction
             } else {
-                "reaction_removed"
-            }
-            .to_owned();
+                MessageKind::ReactionRemoved
+            };
             row.body = emoji;
             row.target_id = Some(target_id);
         }
         InboundContent::ListReply { row_id, title } => {
-            row.kind = "list_reply".to_owned();
+            row.kind = MessageKind::ListReply;
             row.body = title;
             row.selected_id = row_id;
         }

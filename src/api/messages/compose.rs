@@ -177,12 +177,12 @@ pub(super) async fn build_message(
     // The quoted message's sender and text let WhatsApp show the quote; the history
     // knows them when the message went through this gateway.
     let quoted = match &quoted_id {
-        Some(id) => phone.message(id).await?.map(|row| Quoted {
-            sender: row.sender.parse().ok(),
-            kind: row.kind,
-            text: row.body,
-            mime: row.media_mime,
-            file_name: row.media_file_name,
+        Some(id) => phone.message(id).await?.map(|quoted| Quoted {
+            sender: quoted.sender.parse().ok(),
+            kind: quoted.kind,
+            text: quoted.text,
+            mime: quoted.media.as_ref().map(|m| m.mime.clone()),
+            file_name: quoted.media.and_then(|m| m.file_name),
         }),
         None => None,
     };

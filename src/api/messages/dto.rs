@@ -6,9 +6,7 @@ use poem_openapi::types::multipart::{JsonField, Upload};
 use poem_openapi::{ApiRequest, Multipart, Object, Union};
 
 use crate::api::pagination::Pagination;
-use crate::db::messages::Model as StoredMessage;
-use crate::domain::MediaKind;
-use crate::domain::{Direction, MessageStatus};
+use crate::domain::{Direction, MediaKind, Message, MessageKind, MessageStatus};
 
 /// How to send: a reply, mentions, link preview, voice note, or a chosen message id.
 #[derive(Debug, Clone, Default, Object)]
@@ -31,21 +29,26 @@ pub struct MessageOptions {
     pub(super) message_id: Option<String>,
 }
 
+/// A row to pick in a list message.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ListRowRequest {
     /// Returned in the reply when this row is picked.
     #[oai(validator(min_length = 1, max_length = 200))]
     pub(super) id: String,
+    /// The row's title.
     #[oai(validator(min_length = 1, max_length = 24))]
     pub(super) title: String,
+    /// The row's description.
     #[oai(validator(max_length = 72))]
     pub(super) description: Option<String>,
 }
 
+/// A section of rows in a list message.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ListSectionRequest {
+    /// The section's title.
     #[oai(validator(max_length = 24))]
     pub(super) title: String,
     #[oai(validator(min_items = 1, max_items = 10))]
@@ -56,11 +59,13 @@ pub struct ListSectionRequest {
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ListRequest {
+    /// The header above the body; empty for none.
     #[oai(validator(max_length = 60))]
     pub(super) title: String,
     /// The text above the button; defaults to `message`.
     #[oai(validator(max_length = 4096))]
     pub(super) body: Option<String>,
+    /// The text below the body.
     #[oai(validator(max_length = 60))]
     pub(super) footer: Option<String>,
     /// The button's label.
@@ -136,8 +141,8 @@ pub struct SentView {
     pub(super) status: MessageStatus,
     /// The recipient's JID.
     pub(super) recipient: String,
-    /// text, image, video, audio, document, sticker or list.
-    pub(super) r#type: String,
+    pub(super) r#type: MessageKind,
+    /// When it was sent.
     pub(super) timestamp: DateTime<Utc>,
 }
 
@@ -240,9 +245,7 @@ pub struct MessageView {
     pub(super) sender_lid: Option<String>,
     /// The sender's chosen name, for received messages.
     pub(super) push_name: Option<String>,
-    /// text, image, video, audio, document, sticker, list, list_reply, reaction,
-    /// reaction_removed, location, contact, poll, or unsupported.
-    pub(super) r#type: String,
+    pub(super) r#type: MessageKind,
     /// For type `unsupported`: WhatsApp's kind of the message, which the gateway cannot
     /// read yet (e.g. `ptvMessage`, `pollCreationMessageV3`).
     pub(super) raw_type: Option<String>,
@@ -262,29 +265,29 @@ pub struct MessageView {
     pub(super) stored_at: DateTime<Utc>,
 }
 
-impl From<StoredMessage> for MessageView {
-    fn from(row: StoredMessage) -> Self {
+impl From<Message> for MessageView {
+    fn from(message: Message) -> Self {
         Self {
-            media: row.media_mime.map(|mime_type| MediaInfoView {
-                mime_type,
-                file_name: row.media_file_name,
-                size: row.media_size,
+            media: message.media.map(|media| MediaInfoView {
+                mime_type: media.mime,
+                file_name: media.file_name,
+                size: media.size,
             }),
-            id: row.message_id,
-            direction: row.direction,
-            chat: row.chat,
-            sender: row.sender,
-            sender_lid: row.sender_lid,
-            push_name: row.push_name,
-            r#type: row.kind,
-            raw_type: row.raw_kind,
-            text: row.body,
-            status: row.status,
-            quoted_id: row.quoted_id,
-            target_id: row.target_id,
-            selected_id: row.selected_id,
-            timestamp: row.timestamp,
-            stored_at: row.created_at,
+            id: message.id,
+            direction: message.direction,
+            chat: message.chat,
+            sender: message.sender,
+            sender_lid: message.sender_lid,
+            push_name: message.push_name,
+            r#type: message.kind,
+            raw_type: message.raw_kind,
+            text: message.text,
+            status: message.status,
+            quoted_id: message.quoted_id,
+            target_id: message.target_id,
+            selected_id: message.selected_id,
+            timestamp: message.timestamp,
+            stored_at: message.stored_at,
         }
     }
 }

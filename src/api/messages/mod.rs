@@ -49,13 +49,13 @@ impl MessagesApi {
             SendBody::Multipart(form) => form_input(form).await?,
         };
         let message = build_message(&state, &phone, input).await?;
-        let row = phone.send(message, state.config.http.request_timeout).await?;
+        let sent = phone.send(message, state.config.http.request_timeout).await?;
         Ok(Json(SentView {
-            id: row.message_id,
-            status: row.status,
-            recipient: row.chat,
-            r#type: row.kind,
-            timestamp: row.timestamp,
+            id: sent.id,
+            status: sent.status,
+            recipient: sent.chat,
+            r#type: sent.kind,
+            timestamp: sent.timestamp,
         }))
     }
 

@@ -22,6 +22,7 @@ use super::{
     Participant, PhoneNumber, Session,
 };
 use crate::config::SandboxConfig;
+use crate::domain::MessageKind;
 use session::{SandboxSession, SessionInner};
 
 /// How many received messages each virtual account keeps (oldest dropped first).
@@ -462,7 +463,7 @@ fn inbound_content(content: &OutgoingContent) -> InboundContent {
             stored: None,
         },
         OutgoingContent::List(list) => InboundContent::Other {
-            kind: "list".into(),
+            kind: MessageKind::List,
             text: Some(list.body.clone()),
         },
     }

@@ -13,7 +13,7 @@ use whatsapp_rust::wacore::types::presence::ReceiptType;
 use whatsapp_rust::waproto::buffa::MessageField;
 use whatsapp_rust::waproto::whatsapp as wa;
 
-use crate::domain::{LID_SERVER, USER_SERVER};
+use crate::domain::{LID_SERVER, MessageKind, USER_SERVER};
 use crate::engine::{
     InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, MediaRef, MessageStatus, OutgoingContent,
     OutgoingMessage, Quoted, Receipt,
@@ -79,28 +79,28 @@ fn quoted_message(quoted: &Quoted) -> Option<wa::Message> {
     let caption = quoted.text.clone();
     let mime = quoted.mime.clone();
     let mut message = wa::Message::default();
-    match quoted.kind.as_str() {
-        "image" => {
+    match quoted.kind {
+        MessageKind::Image => {
             message.image_message = MessageField::some(wa::message::ImageMessage {
                 mimetype: mime,
                 caption,
                 ..Default::default()
             });
         }
-        "video" => {
+        MessageKind::Video => {
             message.video_message = MessageField::some(wa::message::VideoMessage {
                 mimetype: mime,
                 caption,
                 ..Default::default()
             });
         }
-        "audio" => {
+        MessageKind::Audio => {
             message.audio_message = MessageField::some(wa::message::AudioMessage {
                 mimetype: mime,
                 ..Default::default()
             });
         }
-        "document" => {
+        MessageKind::Document => {
             message.document_message = MessageField::some(wa::message::DocumentMessage {
                 mimetype: mime,
                 title: quoted.file_name.clone(),
@@ -109,7 +109,7 @@ fn quoted_message(quoted: &Quoted) -> Option<wa::Message> {
                 ..Default::default()
             });
         }
-        "sticker" => {
+        MessageKind::Sticker => {
             message.sticker_message = MessageField::some(wa::message::StickerMessage {
                 mimetype: mime,
                 ..Default::default()
@@ -522,19 +522,19 @@ fn inbound_content(m: &wa::Message) -> Option<InboundContent> {
     }
     if m.location_message.is_set() {
         return Some(InboundContent::Other {
-            kind: "location".into(),
+            kind: MessageKind::Location,
             text: None,
         });
     }
     if m.contact_message.is_set() || m.contacts_array_message.is_set() {
         return Some(InboundContent::Other {
-            kind: "contact".into(),
+            kind: MessageKind::Contact,
             text: None,
         });
     }
     if m.poll_creation_message.is_set() {
         return Some(InboundContent::Other {
-            kind: "poll".into(),
+            kind: MessageKind::Poll,
             text: m.poll_creation_message.as_option().and_then(|p| p.name.clone()),
         });
     }
@@ -764,7 +764,7 @@ pub(super) mod tests {
         m.quoted_id = Some("3EB0ABC".into());
         m.quoted = Some(Quoted {
             sender: Some(jid("12015550150@s.whatsapp.net")),
-            kind: "text".into(),
+            kind: MessageKind::Text,
             text: Some("the question".into()),
             mime: None,
             file_name: None,
@@ -855,7 +855,7 @@ pub(super) mod tests {
         reply.quoted_id = Some("3EB0PHOTO".into());
         reply.quoted = Some(Quoted {
             sender: Some(jid("12015550150@s.whatsapp.net")),
-            kind: "image".into(),
+            kind: MessageKind::Image,
             text: None,
             mime: Some("image/jpeg".into()),
             file_name: None,
@@ -886,7 +886,7 @@ pub(super) mod tests {
         m.quoted_id = Some("3EB0EARLIER".into());
         m.quoted = Some(Quoted {
             sender: Some(jid("12015550151@s.whatsapp.net")),
-            kind: "text".into(),
+            kind: MessageKind::Text,
             text: Some("earlier".into()),
             mime: None,
             file_name: None,
