@@ -24,6 +24,7 @@ use crate::engine::sandbox::{SandboxEngine, SandboxNetwork};
 use crate::engine::whatsapp::WhatsappEngine;
 use crate::events::EventBus;
 use crate::gateway::Gateway;
+use crate::media::store::MediaStore;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::net::{self, UrlPolicy};
@@ -77,6 +78,9 @@ impl App {
             .context("cannot load the phones")?;
         let outbox = Arc::new(Outbox::default());
         outbox.load(&db).await.context("cannot load the webhooks")?;
+        let media_dir = config.media.dir_under(config.data_dir());
+        let media = MediaStore::open(media_dir.clone())
+            .with_context(|| format!("cannot open the media folder {}", media_dir.display()))?;
         let shared = Arc::new(Shared {
             db: db.clone(),
             engine,
@@ -89,6 +93,7 @@ impl App {
             outbox,
             metrics: Arc::new(Metrics::new()),
             logins: Arc::new(Semaphore::new(config.phones.resume_concurrency)),
+            media,
         });
         let supervisor_slot = Arc::default();
         let (root, _) = Actor::spawn(

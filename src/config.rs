@@ -31,6 +31,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "webhooks",
     "metrics",
     "whatsapp",
+    "media",
 ];
 
 /// The commented defaults, compiled into the binary.
@@ -59,6 +60,67 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub metrics: MetricsConfig,
     pub whatsapp: WhatsappConfig,
+    pub media: MediaConfig,
+}
+
+/// Received media: which files the phones download, where they are kept, and how failed
+/// downloads are retried.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// `"all"`, `"none"`, or a list of the kinds to download.
+    pub download: MediaDownload,
+    /// Received files declared larger than this are not downloaded (`skipped`).
+    pub max_download_bytes: u64,
+    /// Where files are kept; relative paths are under `data_dir`.
+    pub dir: PathBuf,
+    /// Downloads at once, per phone.
+    pub concurrency: usize,
+    /// Attempts at a download before it is `failed`.
+    pub attempts: u32,
+    /// The wait before the first retry; it doubles with each retry.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// The longest wait between retries.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
+}
+
+/// Which received media is downloaded: `"all"`, `"none"`, or a list of kinds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MediaDownload {
+    Every(Everything),
+    Kinds(Vec<MediaKind>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Everything {
+    All,
+    None,
+}
+
+impl MediaConfig {
+    /// Whether files of this kind are downloaded.
+    pub fn downloads(&self, kind: MediaKind) -> bool {
+        match &self.download {
+            MediaDownload::Every(Everything::All) => true,
+            MediaDownload::Every(Everything::None) => false,
+            MediaDownload::Kinds(kinds) => kinds.contains(&kind),
+        }
+    }
+
+    /// The folder files are kept in.
+    pub fn dir_under(&self, data_dir: &std::path::Path) -> PathBuf {
+        data_dir.join(&self.dir)
+    }
+
+    /// The wait before retry `n` (from 1).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.retry_backoff.saturating_mul(factor).min(self.retry_backoff_max)
+    }
 }
 
 /// The real engine's settings (`engine = "whatsapp"`).
@@ -385,6 +447,12 @@ impl Config {
         }
         if self.limits.unpaginated_max == 0 {
             return invalid("limits.unpaginated_max", "must be at least 1");
+        }
+        if self.media.concurrency == 0 {
+            return invalid("media.concurrency", "must be at least 1");
+        }
+        if self.media.attempts == 0 {
+            return invalid("media.attempts", "must be at least 1");
         }
         if self.auth.session_ttl < Duration::from_secs(1) {
             return invalid("auth.session_ttl", "must be at least 1s");

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::domain::{Direction, EventKind, Message, MessageKind, MessageStatus, PhoneNumber};
+use crate::domain::{Direction, EventKind, MediaKind, MediaStatus, Message, MessageKind, MessageStatus, PhoneNumber};
 
 /// The `data` of a webhook's test ping.
 #[derive(Debug, Serialize, Object)]
@@ -95,7 +95,7 @@ pub struct MessageEventData {
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    media: Option<MediaEventData>,
+    media: Option<MediaView>,
     /// The message this one replies to.
     #[serde(skip_serializing_if = "Option::is_none")]
     quoted_id: Option<String>,
@@ -110,11 +110,13 @@ pub struct MessageEventData {
     timestamp: DateTime<Utc>,
 }
 
-/// What a message's media file is.
+/// A message's file: what it is, and whether the gateway keeps it. A kept file
+/// (`status: stored`) is served at `url`, received and sent files alike.
 #[derive(Debug, Serialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct MediaEventData {
+#[oai(rename = "MessageMedia", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct MediaView {
+    kind: Option<MediaKind>,
     /// The file's MIME type.
     mime_type: String,
     /// The file's name, when it has one.
@@ -123,10 +125,54 @@ pub struct MediaEventData {
     /// Size in bytes, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<i64>,
+    /// SHA-256 of the file (hex), once kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    status: MediaStatus,
+    /// Why the file is not kept (`failed`, `skipped`), or why the last download attempt
+    /// failed while it is `pending`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Where the API serves the file (`GET`, with a token), once `stored`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+
+impl MediaView {
+    /// The view of a message's file, if it has one.
+    pub fn of(message: &Message) -> Option<Self> {
+        let media = message.media.as_ref()?;
+        let url = (media.status == MediaStatus::Stored).then(|| media_url(&message.phone, &message.id));
+        Some(Self {
+            kind: message.kind.media(),
+            mime_type: media.mime.clone(),
+            file_name: media.file_name.clone(),
+            size: media.size,
+            sha256: media.sha256.clone(),
+            status: media.status,
+            error: media.error.clone(),
+            url,
+        })
+    }
+}
+
+/// The API path of a message's file: the phone by its digits, the id percent-encoded.
+pub fn media_url(phone: &str, message_id: &str) -> String {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    let mut id = String::with_capacity(message_id.len());
+    for byte in message_id.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            id.push(char::from(byte));
+        } else {
+            id.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("/api/v1/user/phones/{digits}/messages/{id}/media")
 }
 
 impl From<Message> for MessageEventData {
     fn from(message: Message) -> Self {
+        let media = MediaView::of(&message);
         Self {
             id: message.id,
             direction: message.direction,
@@ -137,11 +183,7 @@ impl From<Message> for MessageEventData {
             r#type: message.kind,
             raw_type: message.raw_kind,
             text: message.text,
-            media: message.media.map(|media| MediaEventData {
-                mime_type: media.mime,
-                file_name: media.file_name,
-                size: media.size,
-            }),
+            media,
             quoted_id: message.quoted_id,
             target_id: message.target_id,
             selected_id: message.selected_id,

@@ -15,6 +15,7 @@ mod m20261203_000008_message_raw_kind;
 mod m20261204_000009_message_references;
 mod m20261204_000010_lid_chats_by_number;
 mod m20261208_000011_known_message_kinds;
+mod m20261208_000012_message_media;
 
 /// Every migration in the order it must run.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_message_references::Migration),
             Box::new(m20261204_000010_lid_chats_by_number::Migration),
             Box::new(m20261208_000011_known_message_kinds::Migration),
+            Box::new(m20261208_000012_message_media::Migration),
         ]
     }
 }

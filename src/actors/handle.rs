@@ -122,6 +122,13 @@ impl Phones {
         self.shared.directory.remove(phone);
         self.shared.outbox.dispatch(delivery.into_iter().collect());
         self.shared.events.publish(event);
+        // Its messages went with it (the database deleted them); so do their files.
+        let (media, gone) = (self.shared.media.clone(), phone.clone());
+        match tokio::task::spawn_blocking(move || media.remove_phone(&gone)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(%phone, error = %err, "cannot delete the phone's media files"),
+            Err(err) => tracing::warn!(%phone, error = %err, "cannot delete the phone's media files"),
+        }
         Ok(())
     }
 

@@ -35,6 +35,8 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Slots for sessions logging in by themselves (`phones.resume_concurrency`).
     pub logins: Arc<tokio::sync::Semaphore>,
+    /// Where messages' media files are kept.
+    pub media: crate::media::store::MediaStore,
 }
 
 impl Shared {

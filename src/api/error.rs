@@ -19,6 +19,12 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+impl ErrorBody {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        body(code, message).0
+    }
+}
+
 /// What went wrong.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -500,6 +506,10 @@ impl From<crate::gateway::Error> for ApiError {
             .with_existing_id(webhook_id),
             Error::InvalidWebhookUrl(_) => ApiError::bad_request("invalid_webhook_url", message),
             Error::GroupNotFound => ApiError::not_found("group_not_found", message),
+            Error::MessageNotFound(_) => ApiError::not_found("message_not_found", message),
+            Error::NoMedia(_) => ApiError::not_found("no_media", message),
+            Error::MediaPending(_) => ApiError::conflict("media_pending", message),
+            Error::MediaNotKept { .. } => ApiError::not_found("media_not_kept", message),
             Error::DispatcherUnavailable => ApiError::unavailable("webhooks_unavailable", message),
         }
     }

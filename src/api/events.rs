@@ -37,7 +37,7 @@ impl EventsApi {
     /// Upgrades to a WebSocket that streams every event as a JSON text message,
     /// `{"id","event","phone","timestamp","data"}`: the same events webhooks receive
     /// (`phone.status` with QR codes and connection changes, `message.received`,
-    /// `message.sent`, `message.status`). Authenticate with the session cookie or a Bearer
+    /// `message.sent`, `message.status`, `message.media`). Authenticate with the session cookie or a Bearer
     /// token. A client too slow to keep up is sent `{"event":"lagged","missed":N}`. When
     /// the token stops being valid (logout, password change, revocation, expiry) the
     /// stream is closed with code 4001.
@@ -105,6 +105,10 @@ pub enum MessageEventKind {
     /// A sent message was delivered or read, or failed.
     #[oai(rename = "message.status")]
     MessageStatus,
+    /// A received file was downloaded and kept (`media.status` is `stored`), or could not
+    /// be (`failed`).
+    #[oai(rename = "message.media")]
+    MessageMedia,
 }
 
 /// The event about a phone's connection.
@@ -178,7 +182,9 @@ pub enum WebhookBody {
 /// one, so the discriminator cannot miss an event.
 pub fn webhook_schema(kind: EventKind) -> &'static str {
     match kind {
-        EventKind::Service(Service::MessageReceived | Service::MessageSent | Service::MessageStatus) => "MessageEvent",
+        EventKind::Service(
+            Service::MessageReceived | Service::MessageSent | Service::MessageStatus | Service::MessageMedia,
+        ) => "MessageEvent",
         EventKind::Service(Service::PhoneStatus) => "PhoneStatusEvent",
         EventKind::Ping => "PingEvent",
     }
@@ -192,8 +198,9 @@ pub trait WagateWebhooks: Sync {
     /// POSTed to the URL of the webhook that receives the event's service:
     /// `message.received` (a message arrived; it is stored before this request),
     /// `message.sent` (a phone sent a message, through the API or from the phone),
-    /// `message.status` (a sent message was delivered, read, or refused: `failed`) and
-    /// `phone.status` (connection changes, QR codes with a count, pairing codes), and
+    /// `message.status` (a sent message was delivered, read, or refused: `failed`),
+    /// `message.media` (a received file was downloaded: `media.status` is `stored`, with
+    /// its `url`; or `failed`) and `phone.status` (connection changes, QR codes with a count, pairing codes), and
     /// `ping` (a test ping, sent on request).
     ///
     /// Headers: `X-Wagate-Event` (the event name), `X-Wagate-Delivery` (the event id,

@@ -27,7 +27,7 @@ use contacts::ContactsApi;
 use events::{EventsApi, WagateWebhooks};
 use groups::GroupsApi;
 use health::HealthApi;
-use messages::MessagesApi;
+use messages::{MediaApi, MessagesApi};
 use phones::PhonesApi;
 use sandbox::SandboxApi;
 use webhooks::WebhooksApi;
@@ -64,6 +64,7 @@ pub type Apis = (
     HealthApi,
     PhonesApi,
     MessagesApi,
+    MediaApi,
     GroupsApi,
     ContactsApi,
     WebhooksApi,

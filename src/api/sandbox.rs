@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -217,8 +218,11 @@ pub struct InboundMediaRequest {
     /// The file's name.
     #[oai(validator(max_length = 255))]
     file_name: Option<String>,
-    /// Size in bytes.
+    /// Size in bytes (the file's, when `dataBase64` is given).
     size: Option<u64>,
+    /// The file itself, base64: kept on the sandbox's media server for the phone to
+    /// download. Without it the message carries no file.
+    data_base64: Option<String>,
 }
 
 /// A message a virtual account sends to a gateway phone: text, media, a reaction or a list reply.
@@ -275,7 +279,7 @@ pub struct InboundView {
 
 /// A fault to inject into a phone's session.
 #[derive(Debug, Clone, Copy, Enum)]
-#[oai(rename_all = "lowercase")]
+#[oai(rename_all = "snake_case")]
 pub enum FaultKind {
     /// The network drops; the session must reconnect by itself.
     Disconnect,
@@ -283,6 +287,10 @@ pub enum FaultKind {
     Crash,
     /// The device is unlinked on the phone.
     Logout,
+    /// The phone's media downloads fail until `media_up`.
+    MediaDown,
+    /// The phone's media downloads work again.
+    MediaUp,
 }
 
 /// The fault to inject.
@@ -409,14 +417,24 @@ impl SandboxApi {
         let from = body_phone(&body.from)?;
         let content = match (body.media, body.reaction, body.list_reply) {
             (None, None, None) => InboundContent::Text(body.message),
-            (Some(media), None, None) => InboundContent::Media {
-                kind: media.kind,
-                mime: media.mime_type,
-                file_name: media.file_name,
-                caption: Some(body.message).filter(|c| !c.is_empty()),
-                size: media.size,
-                stored: None,
-            },
+            (Some(media), None, None) => {
+                let data = match &media.data_base64 {
+                    Some(encoded) => Some(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(encoded.trim())
+                            .map_err(|_| ApiError::bad_request("invalid_media", "`dataBase64` is not valid base64"))?,
+                    ),
+                    None => None,
+                };
+                InboundContent::Media {
+                    kind: media.kind,
+                    mime: media.mime_type,
+                    file_name: media.file_name,
+                    caption: Some(body.message).filter(|c| !c.is_empty()),
+                    size: data.as_ref().map(|d| d.len() as u64).or(media.size),
+                    stored: data.map(|d| network.keep_media(d.into())),
+                }
+            }
             (None, Some(reaction), None) => InboundContent::Reaction {
                 target_id: reaction.message_id,
                 emoji: reaction.emoji.filter(|e| !e.is_empty()),
@@ -446,7 +464,8 @@ impl SandboxApi {
     /// Inject a fault
     ///
     /// `disconnect` drops the network (the session must reconnect by itself), `crash` fails
-    /// the session (its supervisor must restart it), `logout` unlinks the device on the phone.
+    /// the session (its supervisor must restart it), `logout` unlinks the device on the phone,
+    /// `media_down` makes the phone's media downloads fail until `media_up`.
     #[oai(path = "/phones/:phone/faults", method = "post", operation_id = "sandboxFault")]
     async fn fault(
         &self,
@@ -461,6 +480,8 @@ impl SandboxApi {
             FaultKind::Disconnect => Fault::Disconnect,
             FaultKind::Crash => Fault::Crash,
             FaultKind::Logout => Fault::Logout,
+            FaultKind::MediaDown => Fault::MediaDown,
+            FaultKind::MediaUp => Fault::MediaUp,
         };
         network.inject_fault(&phone, fault).map_err(sandbox_error)?;
         Ok(Confirmation::new(format!("fault injected into {phone}")))

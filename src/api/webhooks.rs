@@ -27,7 +27,7 @@ pub struct WebhookRequest {
     #[oai(validator(min_length = 1, max_length = 2048))]
     url: String,
     /// The events to receive.
-    #[oai(validator(min_items = 1, max_items = 4))]
+    #[oai(validator(min_items = 1, max_items = 5))]
     services: Vec<Service>,
 }
 

@@ -7,7 +7,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, Set};
 
-use crate::domain::{Direction, MediaInfo, Message, MessageKind, MessageStatus, PhoneNumber};
+use crate::domain::{Direction, MediaInfo, MediaStatus, Message, MessageKind, MessageStatus, PhoneNumber};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "messages")]
@@ -40,6 +40,14 @@ pub struct Model {
     /// For received media: where WhatsApp keeps the file and its keys (JSON of
     /// [`crate::engine::MediaRef`]); never shown through the API.
     pub media_ref: Option<String>,
+    /// Where the message's file stands; `None` when it has none.
+    pub media_status: Option<MediaStatus>,
+    /// SHA-256 of the kept file, hex.
+    pub media_sha256: Option<String>,
+    /// Download attempts made.
+    pub media_attempts: i32,
+    /// Why the file is not kept, or why the last attempt failed.
+    pub media_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -56,7 +64,11 @@ impl From<Model> for Message {
                 mime,
                 file_name: row.media_file_name,
                 size: row.media_size,
+                status: row.media_status.unwrap_or(MediaStatus::Failed),
+                sha256: row.media_sha256,
+                error: row.media_error,
             }),
+            phone: row.phone,
             id: row.message_id,
             direction: row.direction,
             chat: row.chat,
@@ -97,6 +109,9 @@ pub struct NewMessage {
     pub target_id: Option<String>,
     pub selected_id: Option<String>,
     pub media_ref: Option<String>,
+    pub media_status: Option<MediaStatus>,
+    pub media_sha256: Option<String>,
+    pub media_error: Option<String>,
 }
 
 /// The highest `seq` stored for the phone (0 when it has none).
@@ -141,12 +156,61 @@ pub async fn insert(
         target_id: Set(clean(message.target_id)),
         selected_id: Set(clean(message.selected_id)),
         media_ref: Set(message.media_ref),
+        media_status: Set(message.media_status),
+        media_sha256: Set(message.media_sha256),
+        media_error: Set(message.media_error),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
     }
     .insert(db)
     .await
+}
+
+pub async fn by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id).one(db).await
+}
+
+/// The phone's messages after `seq` whose file waits to be downloaded, oldest first.
+pub async fn media_pending(
+    db: &impl ConnectionTrait,
+    phone: &PhoneNumber,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Phone.eq(phone.as_str()))
+        .filter(Column::MediaStatus.eq(MediaStatus::Pending))
+        .filter(Column::Seq.gt(after))
+        .order_by_asc(Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Where a message's file stands now.
+#[derive(Debug, Clone)]
+pub struct MediaState {
+    pub status: MediaStatus,
+    pub sha256: Option<String>,
+    pub size: Option<i64>,
+    pub attempts: i32,
+    pub error: Option<String>,
+}
+
+/// Records where a message's file stands, and answers the message as it is now.
+pub async fn set_media(db: &impl ConnectionTrait, id: i64, media: MediaState) -> Result<Option<Model>, DbErr> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::MediaStatus, Expr::value(media.status))
+        .col_expr(Column::MediaSha256, Expr::value(media.sha256))
+        .col_expr(Column::MediaAttempts, Expr::value(media.attempts))
+        .col_expr(Column::MediaError, Expr::value(media.error))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()));
+    if let Some(size) = media.size {
+        update = update.col_expr(Column::MediaSize, Expr::value(size));
+    }
+    update.filter(Column::Id.eq(id)).exec(db).await?;
+    Entity::find_by_id(id).one(db).await
 }
 
 /// A message of the phone by its WhatsApp id (the newest, should ids repeat across chats).

@@ -27,6 +27,11 @@ pub enum Service {
     #[oai(rename = "message.status")]
     #[serde(rename = "message.status")]
     MessageStatus,
+    /// A received file was downloaded and kept, or could not be.
+    #[sea_orm(string_value = "message.media")]
+    #[oai(rename = "message.media")]
+    #[serde(rename = "message.media")]
+    MessageMedia,
     /// A phone's connection changed: QR code (with a count), pairing code, connected,
     /// reconnecting, disconnected, logged out, failed, deleted.
     #[sea_orm(string_value = "phone.status")]
@@ -36,10 +41,11 @@ pub enum Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
         Service::MessageReceived,
         Service::MessageSent,
         Service::MessageStatus,
+        Service::MessageMedia,
         Service::PhoneStatus,
     ];
 
@@ -49,6 +55,7 @@ impl Service {
             Service::MessageReceived => "message.received",
             Service::MessageSent => "message.sent",
             Service::MessageStatus => "message.status",
+            Service::MessageMedia => "message.media",
             Service::PhoneStatus => "phone.status",
         }
     }
@@ -110,6 +117,6 @@ mod tests {
             assert_eq!(poem, service.as_str());
         }
         assert_eq!(serde_json::to_value(EventKind::Ping).unwrap(), "ping");
-        assert_eq!(EventKind::all().count(), 5);
+        assert_eq!(EventKind::all().count(), 6);
     }
 }

@@ -7,7 +7,7 @@ use sea_orm::entity::prelude::StringLen;
 use sea_orm::{DeriveActiveEnum, EnumIter};
 use serde::Serialize;
 
-use super::MediaKind;
+use super::{MediaKind, MediaStatus};
 
 /// Which way a message went: `in` (received) or `out` (sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, poem_openapi::Enum, Serialize)]
@@ -127,6 +127,20 @@ pub enum MessageKind {
     Unsupported,
 }
 
+impl MessageKind {
+    /// The kind of file a message of this kind carries.
+    pub fn media(self) -> Option<MediaKind> {
+        match self {
+            MessageKind::Image => Some(MediaKind::Image),
+            MessageKind::Video => Some(MediaKind::Video),
+            MessageKind::Audio => Some(MediaKind::Audio),
+            MessageKind::Document => Some(MediaKind::Document),
+            MessageKind::Sticker => Some(MediaKind::Sticker),
+            _ => None,
+        }
+    }
+}
+
 impl From<MediaKind> for MessageKind {
     fn from(kind: MediaKind) -> Self {
         match kind {
@@ -171,15 +185,22 @@ pub struct Message {
     pub timestamp: DateTime<Utc>,
     /// When the gateway stored it.
     pub stored_at: DateTime<Utc>,
+    /// The gateway phone whose history holds it.
+    pub phone: String,
 }
 
-/// What a message's media file is (the gateway shows no more of it).
+/// A message's media file: what it is and whether the gateway keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaInfo {
     pub mime: String,
     pub file_name: Option<String>,
     /// Size in bytes, when known.
     pub size: Option<i64>,
+    pub status: MediaStatus,
+    /// SHA-256 of the file (hex), once kept.
+    pub sha256: Option<String>,
+    /// Why the file is not kept (`failed`, `skipped`), or why the last attempt failed.
+    pub error: Option<String>,
 }
 
 #[cfg(test)]
@@ -197,6 +218,7 @@ mod tests {
         }
         for media in MediaKind::ALL {
             assert_eq!(MessageKind::from(media).to_value(), media.as_str());
+            assert_eq!(MessageKind::from(media).media(), Some(media));
         }
     }
 }

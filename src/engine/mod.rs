@@ -361,6 +361,16 @@ pub trait Session: Send + Sync + 'static {
     /// Shows or clears "typing…" in a chat.
     async fn set_typing(&self, chat: &Jid, typing: bool) -> Result<(), EngineError>;
 
+    /// Downloads a received media file from where WhatsApp keeps it, decrypted, into
+    /// `into` (emptied first). `size` is the size the message declared, when it did.
+    async fn download(
+        &self,
+        media: &MediaRef,
+        kind: MediaKind,
+        size: Option<u64>,
+        into: std::fs::File,
+    ) -> Result<(), EngineError>;
+
     /// Which of these numbers (digits with country code) are on WhatsApp.
     async fn lookup(&self, numbers: &[String]) -> Result<Vec<Lookup>, EngineError>;
 

@@ -23,6 +23,16 @@ pub enum Error {
     InvalidWebhookUrl(String),
     #[error("no such group")]
     GroupNotFound,
+    #[error("this phone has no message with the id {0}")]
+    MessageNotFound(String),
+    #[error("the message {0} carries no file")]
+    NoMedia(String),
+    /// The file is being downloaded, or waits for a retry.
+    #[error("the file of message {0} is still being downloaded; retry shortly")]
+    MediaPending(String),
+    /// The file was not kept: skipped by the settings, or its download failed.
+    #[error("the file of message {id} is not kept: {reason}")]
+    MediaNotKept { id: String, reason: String },
     /// The webhook dispatcher is restarting, or did not answer in time.
     #[error("the webhook dispatcher is not available right now; retry shortly")]
     DispatcherUnavailable,

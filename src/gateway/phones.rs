@@ -13,7 +13,7 @@ use crate::actors::cache::{CacheKey, CacheMsg, CacheValue};
 use crate::actors::{PhoneEntry, PhoneMsg, Phones, call};
 use crate::db::{contacts, messages};
 use crate::domain::contact::{self, Contact, Person};
-use crate::domain::{Direction, Jid, Message, MessageStatus, PhoneNumber};
+use crate::domain::{Direction, Jid, MediaStatus, Message, MessageKind, MessageStatus, PhoneNumber};
 use crate::engine::{Group, Lookup, OutgoingMessage, PairingMode};
 
 impl Gateway {
@@ -48,6 +48,18 @@ impl Gateway {
         let (rows, total) = contacts::merged_page(&self.db, offset, limit).await?;
         Ok((contact::merge(rows.into_iter().map(Contact::from).collect()), total))
     }
+}
+
+/// A kept media file, open.
+#[derive(Debug)]
+pub struct MediaFile {
+    pub file: tokio::fs::File,
+    pub size: u64,
+    pub mime: String,
+    pub file_name: Option<String>,
+    pub sha256: Option<String>,
+    pub kind: MessageKind,
+    pub message_id: String,
 }
 
 /// One phone, to call. Cheap to clone.
@@ -147,6 +159,43 @@ impl PhoneHandle {
         // The cache waits on the phone, which has its own timeout; allow for both.
         let timeout = self.phones.shared().config.phones.call_timeout * 2;
         Ok(call(&cache, timeout, |reply| CacheMsg::Get { key, refresh, reply }).await??)
+    }
+
+    /// The file of a message of this phone (received or sent), opened to be read.
+    pub async fn media(&self, id: &str) -> Result<MediaFile, Error> {
+        let message: Message = messages::find(&self.db, &self.phone, id)
+            .await?
+            .ok_or_else(|| Error::MessageNotFound(id.to_owned()))?
+            .into();
+        let media = message.media.ok_or_else(|| Error::NoMedia(id.to_owned()))?;
+        let not_kept = |reason: String| Error::MediaNotKept {
+            id: id.to_owned(),
+            reason,
+        };
+        match media.status {
+            MediaStatus::Stored => {}
+            MediaStatus::Pending => return Err(Error::MediaPending(id.to_owned())),
+            MediaStatus::Failed | MediaStatus::Skipped => {
+                return Err(not_kept(media.error.unwrap_or_else(|| "its download failed".into())));
+            }
+        }
+        let store = self.phones.shared().media.clone();
+        let (phone, message_id) = (self.phone.clone(), message.id.clone());
+        let file = tokio::task::spawn_blocking(move || store.open_file(&phone, &message_id))
+            .await
+            .map_err(|e| not_kept(e.to_string()))?
+            .map_err(|e| not_kept(format!("the file cannot be read: {e}")))?
+            .ok_or_else(|| not_kept("the file is missing from the media folder".into()))?;
+        let size = file.metadata().map_err(|e| not_kept(e.to_string()))?.len();
+        Ok(MediaFile {
+            file: tokio::fs::File::from_std(file),
+            size,
+            mime: media.mime,
+            file_name: media.file_name,
+            sha256: media.sha256,
+            kind: message.kind,
+            message_id: message.id,
+        })
     }
 
     /// A message of this phone's history, by id.

@@ -1,7 +1,9 @@
-//! Media for outgoing messages: fetching a `mediaLink` with a size limit, and deciding
-//! what a file is (sniffed from its bytes first, then the declared type, then its name).
+//! Media: for outgoing messages, fetching a `mediaLink` with a size limit and deciding
+//! what a file is (sniffed from its bytes first, then the declared type, then its name);
+//! for every message with a file, the [`store`] that keeps it.
 
 pub mod probe;
+pub mod store;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;

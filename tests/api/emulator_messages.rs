@@ -441,6 +441,36 @@ async fn reactions_keep_their_target_removals_and_list_replies_their_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_media_is_downloaded_from_whatsapps_servers_and_served_byte_for_byte() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let w = talking().await;
+    let photo = crate::fixtures::png();
+    let id = w
+        .person_sends(
+            B,
+            json!({"media": {"kind": "image", "mimeType": "image/png",
+                "dataBase64": base64::prelude::BASE64_STANDARD.encode(&photo)}}),
+        )
+        .await;
+    let stored = w.stored(&id, "downloaded", |m| m["media"]["status"] == "stored").await;
+    let media = &stored["media"];
+    assert_eq!(media["sha256"], hex::encode(sha2::Sha256::digest(&photo)), "{stored}");
+    assert_eq!(media["kind"], "image", "{stored}");
+    let got = w
+        .app
+        .client
+        .get(w.app.url(media["url"].as_str().unwrap()))
+        .bearer_auth(&w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), photo.as_slice());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn received_media_keeps_the_path_and_keys_to_download_it_later() {
     use base64::Engine as _;
     use sha2::Digest as _;

@@ -170,7 +170,9 @@ async fn start(data_dir: &std::path::Path, database_url: &str, settings: &[(Stri
         .merge(Serialized::default("phones.connect_wait", "2s"))
         .merge(Serialized::default("phones.restart_backoff_min", "20ms"))
         .merge(Serialized::default("phones.restart_backoff_max", "200ms"))
-        .merge(Serialized::default("phones.resume_concurrency", 4));
+        .merge(Serialized::default("phones.resume_concurrency", 4))
+        .merge(Serialized::default("media.retry_backoff", "50ms"))
+        .merge(Serialized::default("media.retry_backoff_max", "200ms"));
     for (key, value) in settings {
         figment = figment.merge(Serialized::default(key, value));
     }

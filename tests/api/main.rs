@@ -14,6 +14,7 @@ mod fixtures;
 mod health;
 mod helpers;
 mod layers;
+mod media;
 mod messages;
 mod metrics;
 mod offline;

@@ -105,6 +105,7 @@ fn every_operation_is_documented_for_sdk_generators() {
         "message.received",
         "message.sent",
         "message.status",
+        "message.media",
         "phone.status",
         "ping",
     ] {

@@ -10,10 +10,11 @@ use ractor::ActorRef;
 
 use super::{PhoneMsg, PhoneState};
 use crate::actors::{PhoneError, Reply};
+use crate::config::MediaConfig;
 use crate::db::contacts::{self, Learnt};
 use crate::db::messages::{self, Model as StoredMessage, NewMessage};
 use crate::db::webhooks::delivery;
-use crate::domain::{Direction, Message, MessageKind, MessageStatus, Service};
+use crate::domain::{Direction, MediaStatus, Message, MessageKind, MessageStatus, Service};
 use crate::engine::{
     Ack, ContactInfo, EngineError, InboundContent, InboundMessage, Lookup, OutgoingContent, OutgoingMessage, Receipt,
     SentMessage,
@@ -34,7 +35,7 @@ impl PhoneState {
         }
     }
 
-    fn event(&self, kind: Service, row: &StoredMessage) -> GatewayEvent {
+    pub(super) fn event(&self, kind: Service, row: &StoredMessage) -> GatewayEvent {
         GatewayEvent::new(
             kind,
             Some(self.phone.clone()),
@@ -43,7 +44,7 @@ impl PhoneState {
     }
 
     /// After the commit: the live stream gets the events, the dispatcher their deliveries.
-    fn announce(&self, events: Vec<GatewayEvent>, deliveries: Vec<delivery::Model>) {
+    pub(super) fn announce(&self, events: Vec<GatewayEvent>, deliveries: Vec<delivery::Model>) {
         self.shared.outbox.dispatch(deliveries);
         for event in events {
             self.shared.events.publish(event);
@@ -68,6 +69,9 @@ impl PhoneState {
         let own = self.state.jid.clone().unwrap_or_else(|| self.phone.jid().to_string());
         let mut new = outgoing_row(&message, message_id, own, timestamp);
         new.status = status;
+        if let OutgoingContent::Media(media) = &message.content {
+            self.keep_sent_media(&mut new, media.data.clone()).await;
+        }
         let kind = if result.is_ok() {
             Service::MessageSent
         } else {
@@ -88,7 +92,28 @@ impl PhoneState {
         result.map(|_| row).map_err(PhoneError::from)
     }
 
-    pub(super) async fn record_inbound(&mut self, message: InboundMessage, ack: Ack) {
+    /// Keeps the file of a message this phone sent, so the media route serves it too.
+    async fn keep_sent_media(&self, new: &mut NewMessage, data: bytes::Bytes) {
+        let (store, phone, id) = (self.shared.media.clone(), self.phone.clone(), new.message_id.clone());
+        let kept = tokio::task::spawn_blocking(move || store.put(&phone, &id, &data)).await;
+        match kept {
+            Ok(Ok(kept)) => {
+                new.media_status = Some(MediaStatus::Stored);
+                new.media_sha256 = Some(kept.sha256);
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(phone = %self.phone, error = %err, "cannot keep a sent file");
+                new.media_status = Some(MediaStatus::Failed);
+                new.media_error = Some(format!("the file could not be kept: {err}"));
+            }
+            Err(err) => {
+                new.media_status = Some(MediaStatus::Failed);
+                new.media_error = Some(format!("the file could not be kept: {err}"));
+            }
+        }
+    }
+
+    pub(super) async fn record_inbound(&mut self, myself: &ActorRef<PhoneMsg>, message: InboundMessage, ack: Ack) {
         let chat = message.chat.to_string();
         let sender = message.sender.to_string();
         let lid = message.sender_lid.as_ref().map(ToString::to_string);
@@ -110,7 +135,7 @@ impl PhoneState {
             on_whatsapp: Some(true),
             ..Learnt::default()
         };
-        let new = inbound_row(message, chat, sender);
+        let new = inbound_row(message, chat, sender, &self.shared.config.media);
         let kind = if new.direction == Direction::In {
             Service::MessageReceived
         } else {
@@ -124,6 +149,9 @@ impl PhoneState {
                     self.shared.metrics.messages_received.inc();
                 }
                 self.announce(vec![event], delivery.into_iter().collect());
+                if row.media_status == Some(MediaStatus::Pending) {
+                    self.fetch_media(myself, row.id);
+                }
             }
             Err(err) => {
                 self.resync_seq().await;
@@ -297,10 +325,13 @@ fn outgoing_row(
         target_id: None,
         selected_id: None,
         media_ref: None,
+        media_status: None,
+        media_sha256: None,
+        media_error: None,
     }
 }
 
-fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMessage {
+fn inbound_row(message: InboundMessage, chat: String, sender: String, config: &MediaConfig) -> NewMessage {
     let mut row = NewMessage {
         message_id: message.id,
         direction: if message.from_me { Direction::Out } else { Direction::In },
@@ -324,6 +355,9 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
         target_id: None,
         selected_id: None,
         media_ref: None,
+        media_status: None,
+        media_sha256: None,
+        media_error: None,
     };
     match message.content {
         InboundContent::Text(text) => {
@@ -347,6 +381,26 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String) -> NewMess
             row.media_mime = Some(mime);
             row.media_file_name = file_name;
             row.media_size = size.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+            let (status, error) = match (&stored, size) {
+                (None, _) => (
+                    MediaStatus::Failed,
+                    Some("WhatsApp gave no file to download".to_owned()),
+                ),
+                _ if !config.downloads(kind) => (
+                    MediaStatus::Skipped,
+                    Some(format!("{} files are not downloaded (media.download)", kind.as_str())),
+                ),
+                (_, Some(size)) if size > config.max_download_bytes => (
+                    MediaStatus::Skipped,
+                    Some(format!(
+                        "the file is larger than media.max_download_bytes ({} bytes)",
+                        config.max_download_bytes
+                    )),
+                ),
+                _ => (MediaStatus::Pending, None),
+            };
+            row.media_status = Some(status);
+            row.media_error = error;
             row.media_ref = stored.and_then(|r| serde_json::to_string(&r).ok());
         }
         InboundContent::Reaction { target_id, emoji } => {

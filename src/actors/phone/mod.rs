@@ -10,6 +10,7 @@
 //! WhatsApp.
 
 mod history;
+mod media;
 mod sender;
 
 use std::sync::Arc;
@@ -70,6 +71,12 @@ pub enum PhoneMsg {
     Group { jid: Jid, reply: Reply<Group> },
     /// Write the receipts gathered since the last flush (internal).
     FlushReceipts,
+    /// Download a stored message's file, by its row (internal: a retry is due).
+    FetchMedia(i64),
+    /// Queue the next batch of pending downloads, after this `seq` (internal).
+    ResumeMedia(i64),
+    /// How a download went (internal).
+    MediaFetched(media::Fetched),
 }
 
 pub struct PhoneSession;
@@ -95,6 +102,8 @@ pub struct PhoneState {
     receipts: Vec<Receipt>,
     /// A login started by [`PhoneMsg::Resume`] that is still under way.
     login: Option<oneshot::Sender<()>>,
+    /// Downloads of received files.
+    media: media::MediaQueue,
 }
 
 impl Actor for PhoneSession {
@@ -143,6 +152,7 @@ impl Actor for PhoneSession {
             next_seq,
             receipts: Vec::new(),
             login: None,
+            media: media::MediaQueue::default(),
         };
         // Say only what is true now: nothing is connected yet in a fresh actor.
         let was = this.state.status;
@@ -261,6 +271,9 @@ impl PhoneState {
                 this.query(reply, |session| async move { session.groups().await });
             }
             PhoneMsg::FlushReceipts => this.flush_receipts().await,
+            PhoneMsg::FetchMedia(id) => this.retry_media(&myself, id),
+            PhoneMsg::ResumeMedia(after) => this.resume_media(&myself, after).await,
+            PhoneMsg::MediaFetched(fetched) => this.media_fetched(&myself, fetched).await,
             PhoneMsg::Group { jid, reply } => {
                 this.query(reply, move |session| async move { session.group(&jid).await });
             }
@@ -468,6 +481,7 @@ impl PhoneState {
                 self.pairing = None;
                 self.publish().await;
                 self.answer_waiters();
+                self.resume_media(myself, 0).await;
             }
             EngineEvent::Disconnected { reason } => {
                 if self.state.status == PhoneStatus::Connected {
@@ -489,7 +503,7 @@ impl PhoneState {
                 tracing::warn!(phone = %self.phone, %reason, "the session is broken; restarting it");
                 return Err(reason.into());
             }
-            EngineEvent::Message(message, ack) => self.record_inbound(*message, ack).await,
+            EngineEvent::Message(message, ack) => self.record_inbound(myself, *message, ack).await,
             EngineEvent::Receipt(receipt) => self.queue_receipt(myself, receipt),
             EngineEvent::Contacts(contacts) => self.record_contacts(contacts).await,
             EngineEvent::GroupsChanged { group } => self.shared.invalidate_groups(&self.phone, group),

@@ -7,6 +7,7 @@ use poem_openapi::{ApiRequest, Multipart, Object, Union};
 
 use crate::api::pagination::Pagination;
 use crate::domain::{Direction, MediaKind, Message, MessageKind, MessageStatus};
+use crate::events::MediaView;
 
 /// How to send: a reply, mentions, link preview, voice note, or a chosen message id.
 #[derive(Debug, Clone, Default, Object)]
@@ -218,18 +219,6 @@ pub enum HasWhatsappView {
     Many(NumberCheckList),
 }
 
-/// What a message's media file is.
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct MediaInfoView {
-    /// The file's MIME type.
-    pub(super) mime_type: String,
-    /// The file's name, when it has one.
-    pub(super) file_name: Option<String>,
-    /// Size in bytes.
-    pub(super) size: Option<i64>,
-}
-
 /// A message the phone sent or received, as stored.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -251,7 +240,7 @@ pub struct MessageView {
     pub(super) raw_type: Option<String>,
     /// The text, or the media's caption.
     pub(super) text: Option<String>,
-    pub(super) media: Option<MediaInfoView>,
+    pub(super) media: Option<MediaView>,
     pub(super) status: MessageStatus,
     /// The message this one replies to.
     pub(super) quoted_id: Option<String>,
@@ -268,11 +257,7 @@ pub struct MessageView {
 impl From<Message> for MessageView {
     fn from(message: Message) -> Self {
         Self {
-            media: message.media.map(|media| MediaInfoView {
-                mime_type: media.mime,
-                file_name: media.file_name,
-                size: media.size,
-            }),
+            media: MediaView::of(&message),
             id: message.id,
             direction: message.direction,
             chat: message.chat,

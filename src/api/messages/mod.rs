@@ -3,6 +3,7 @@
 
 mod compose;
 mod dto;
+mod media;
 
 use poem::web::Data;
 use poem_openapi::OpenApi;
@@ -20,6 +21,7 @@ use crate::domain::Jid;
 use crate::engine::Lookup;
 use compose::{build_message, form_input, json_input, resolve};
 pub use dto::*;
+pub use media::MediaApi;
 
 #[derive(Default)]
 pub struct MessagesApi;

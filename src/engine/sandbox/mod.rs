@@ -13,13 +13,14 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Engine, EngineError, EventSink, Group, InboundContent, InboundMessage, Jid, OutgoingContent, OutgoingMessage,
-    Participant, PhoneNumber, Session,
+    Engine, EngineError, EventSink, Group, InboundContent, InboundMessage, Jid, MediaRef, OutgoingContent,
+    OutgoingMessage, Participant, PhoneNumber, Session,
 };
 use crate::config::SandboxConfig;
 use crate::domain::MessageKind;
@@ -95,6 +96,10 @@ pub enum Fault {
     Crash,
     /// The device is unlinked from the phone.
     Logout,
+    /// The phone's media downloads fail until `MediaUp`.
+    MediaDown,
+    /// The phone's media downloads work again.
+    MediaUp,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -114,6 +119,10 @@ pub struct SandboxNetwork {
     pending: Mutex<HashMap<PhoneNumber, Vec<InboundMessage>>>,
     /// Who shows "typing…" in which chat: (gateway phone, chat) → typing.
     typing: Mutex<HashMap<(PhoneNumber, String), bool>>,
+    /// Media files sent on the network, by where they are kept (`direct_path`).
+    media: Mutex<MediaFiles>,
+    /// Gateway phones whose media downloads fail ([`Fault::MediaDown`]).
+    media_down: Mutex<std::collections::HashSet<PhoneNumber>>,
     stats: Stats,
 }
 
@@ -137,6 +146,8 @@ impl SandboxNetwork {
             sessions: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             typing: Mutex::new(HashMap::new()),
+            media: Mutex::new(MediaFiles::default()),
+            media_down: Mutex::new(std::collections::HashSet::new()),
             stats: Stats::default(),
         }))
     }
@@ -241,6 +252,17 @@ impl SandboxNetwork {
     }
 
     pub fn inject_fault(&self, phone: &PhoneNumber, fault: Fault) -> Result<(), SandboxError> {
+        match fault {
+            Fault::MediaDown => {
+                lock(&self.media_down).insert(phone.clone());
+                return Ok(());
+            }
+            Fault::MediaUp => {
+                lock(&self.media_down).remove(phone);
+                return Ok(());
+            }
+            _ => {}
+        }
         let session = self
             .session(phone)
             .ok_or_else(|| SandboxError::NoSession(phone.to_string()))?;
@@ -251,7 +273,37 @@ impl SandboxNetwork {
                 Ok(())
             }
             Fault::Logout => session.unlink_from_phone(),
+            Fault::MediaDown | Fault::MediaUp => Ok(()),
         }
+    }
+
+    /// Keeps a media file on the network, as WhatsApp's media servers do, and says where.
+    pub fn keep_media(&self, data: Bytes) -> MediaRef {
+        use sha2::{Digest, Sha256};
+        let sha256 = Sha256::digest(&data).to_vec();
+        let direct_path = format!("/sandbox/media/{}", uuid::Uuid::new_v4());
+        lock(&self.media).keep(direct_path.clone(), data);
+        MediaRef {
+            direct_path,
+            media_key: rand::rng().random::<[u8; 32]>().to_vec(),
+            file_enc_sha256: sha256.clone(),
+            file_sha256: sha256,
+            media_key_timestamp: Some(Utc::now().timestamp()),
+        }
+    }
+
+    /// A media file, for a gateway phone to download.
+    fn media_file(&self, phone: &PhoneNumber, media: &MediaRef) -> Result<Bytes, EngineError> {
+        if lock(&self.media_down).contains(phone) {
+            return Err(EngineError::Protocol(
+                "the media server did not answer (sandbox fault)".into(),
+            ));
+        }
+        lock(&self.media)
+            .files
+            .get(&media.direct_path)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound("the file is no longer on the media server".into()))
     }
 
     /// A virtual account sends a message to a gateway phone. Waits until the gateway has
@@ -366,7 +418,7 @@ impl SandboxNetwork {
                     push_name: from.push_name(),
                     timestamp: Utc::now(),
                     from_me: false,
-                    content: inbound_content(&message.content),
+                    content: inbound_content(self, &message.content),
                     quoted_id: message.quoted_id.clone(),
                 };
                 let _ = self.deliver(&recipient, inbound).await;
@@ -451,7 +503,29 @@ impl Engine for SandboxEngine {
     }
 }
 
-fn inbound_content(content: &OutgoingContent) -> InboundContent {
+/// Media files kept on the network, the oldest dropped beyond [`MEDIA_LIMIT`].
+#[derive(Default)]
+struct MediaFiles {
+    files: HashMap<String, Bytes>,
+    order: VecDeque<String>,
+}
+
+/// How many media files the network keeps.
+const MEDIA_LIMIT: usize = 1_000;
+
+impl MediaFiles {
+    fn keep(&mut self, path: String, data: Bytes) {
+        if self.order.len() >= MEDIA_LIMIT
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.files.remove(&oldest);
+        }
+        self.order.push_back(path.clone());
+        self.files.insert(path, data);
+    }
+}
+
+fn inbound_content(network: &SandboxNetwork, content: &OutgoingContent) -> InboundContent {
     match content {
         OutgoingContent::Text(text) => InboundContent::Text(text.clone()),
         OutgoingContent::Media(media) => InboundContent::Media {
@@ -460,7 +534,7 @@ fn inbound_content(content: &OutgoingContent) -> InboundContent {
             file_name: media.file_name.clone(),
             caption: media.caption.clone(),
             size: Some(media.data.len() as u64),
-            stored: None,
+            stored: Some(network.keep_media(media.data.clone())),
         },
         OutgoingContent::List(list) => InboundContent::Other {
             kind: MessageKind::List,

@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use super::store::Link;
 use super::{SandboxError, SandboxNetwork, lock, message_id, random_code};
 use crate::engine::{
-    Ack, EngineError, EngineEvent, EventSink, Group, Identity, InboundMessage, Jid, Lookup, MessageStatus,
-    OutgoingMessage, PairingMode, PhoneNumber, Receipt, SentMessage, Session,
+    Ack, EngineError, EngineEvent, EventSink, Group, Identity, InboundMessage, Jid, Lookup, MediaKind, MediaRef,
+    MessageStatus, OutgoingMessage, PairingMode, PhoneNumber, Receipt, SentMessage, Session,
 };
 
 /// How long an injected message waits for the gateway to store it.
@@ -361,6 +361,28 @@ impl Session for SandboxSession {
             id,
             timestamp: Utc::now(),
         })
+    }
+
+    async fn download(
+        &self,
+        media: &MediaRef,
+        _kind: MediaKind,
+        _size: Option<u64>,
+        into: std::fs::File,
+    ) -> Result<(), EngineError> {
+        let network = self.inner.require_online()?;
+        network.delay().await;
+        let data = network.media_file(&self.inner.phone, media)?;
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut into = into;
+            into.set_len(0)?;
+            into.write_all(&data)?;
+            into.sync_all()
+        })
+        .await
+        .map_err(|e| EngineError::Storage(e.to_string()))?
+        .map_err(|e| EngineError::Storage(e.to_string()))
     }
 
     async fn set_typing(&self, chat: &Jid, typing: bool) -> Result<(), EngineError> {

@@ -36,8 +36,8 @@ use whatsapp_rust::waproto::whatsapp::device_props::PlatformType;
 use whatsapp_rust::{ChatStateType, Client};
 
 use super::{
-    Engine, EngineError, EngineEvent, EventSink, Group, Jid, Lookup, OutgoingContent, OutgoingMessage, PairingMode,
-    Participant, PhoneNumber, SentMessage, Session,
+    Engine, EngineError, EngineEvent, EventSink, Group, Jid, Lookup, MediaKind, MediaRef, OutgoingContent,
+    OutgoingMessage, PairingMode, Participant, PhoneNumber, SentMessage, Session,
 };
 use crate::config::{Presence, WhatsappConfig};
 use crate::media::probe::{self, Probe};
@@ -741,6 +741,32 @@ impl Session for WhatsappSession {
         })
     }
 
+    async fn download(
+        &self,
+        media: &MediaRef,
+        kind: MediaKind,
+        size: Option<u64>,
+        into: std::fs::File,
+    ) -> Result<(), EngineError> {
+        let client = self.online()?;
+        let params = whatsapp_rust::download::DownloadParams::encrypted(
+            media.direct_path.clone(),
+            &media.media_key,
+            &media.file_sha256,
+            &media.file_enc_sha256,
+            size.unwrap_or(0),
+            convert::wa_media_type(kind),
+        );
+        match client.download_from_params_to_writer(&params, into).await {
+            Ok(_) => Ok(()),
+            // Gone from WhatsApp's servers: asking again cannot help.
+            Err(err) if matches!(status_of(&err), Some(404 | 410)) => Err(EngineError::NotFound(format!(
+                "the file is no longer on WhatsApp's servers ({err})"
+            ))),
+            Err(err) => Err(EngineError::Protocol(format!("media download failed: {err}"))),
+        }
+    }
+
     async fn set_typing(&self, chat: &Jid, typing: bool) -> Result<(), EngineError> {
         let client = self.online()?;
         let to = to_wa_jid(chat).map_err(EngineError::Rejected)?;
@@ -1012,4 +1038,11 @@ impl HttpClient for EmulatorMediaHttp {
         }
         self.inner.execute(request).await
     }
+}
+
+/// The HTTP status WhatsApp's media servers answered a download with, if any.
+fn status_of(err: &whatsapp_rust::anyhow::Error) -> Option<u16> {
+    use whatsapp_rust::ErrorChainExt as _;
+    let err: &(dyn std::error::Error + Send + Sync + 'static) = err.as_ref();
+    err.http_status()
 }
