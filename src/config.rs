@@ -76,6 +76,9 @@ pub struct MediaConfig {
     pub dir: PathBuf,
     /// Downloads at once, per phone.
     pub concurrency: usize,
+    /// Longest one download may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
     /// Attempts at a download before it is `failed`.
     pub attempts: u32,
     /// The wait before the first retry; it doubles with each retry.
@@ -102,6 +105,20 @@ pub enum Everything {
 }
 
 impl MediaConfig {
+    /// Why a received file of this kind and declared size is not downloaded, if it is not.
+    pub fn skips(&self, kind: MediaKind, size: Option<u64>) -> Option<String> {
+        if !self.downloads(kind) {
+            return Some(format!("{} files are not downloaded (media.download)", kind.as_str()));
+        }
+        match size {
+            Some(size) if size > self.max_download_bytes => Some(format!(
+                "the file is larger than media.max_download_bytes ({} bytes)",
+                self.max_download_bytes
+            )),
+            _ => None,
+        }
+    }
+
     /// Whether files of this kind are downloaded.
     pub fn downloads(&self, kind: MediaKind) -> bool {
         match &self.download {

@@ -43,6 +43,7 @@ impl MigrationTrait for Migration {
                     .table(Messages::Table)
                     .col(Messages::Phone)
                     .col(Messages::MediaStatus)
+                    .col(Messages::Seq)
                     .to_owned(),
             )
             .await
@@ -75,6 +76,7 @@ impl MigrationTrait for Migration {
 enum Messages {
     Table,
     Phone,
+    Seq,
     MediaStatus,
     MediaSha256,
     MediaAttempts,

@@ -26,9 +26,14 @@ pub struct MediaStore {
 }
 
 impl MediaStore {
-    /// The store in `root`, created if missing.
+    /// The store in `root`, created if missing. Temporary files left by a server that
+    /// stopped mid-download are deleted.
     pub fn open(root: PathBuf) -> io::Result<Self> {
-        std::fs::create_dir_all(root.join("tmp"))?;
+        let tmp = root.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        for entry in std::fs::read_dir(&tmp)? {
+            let _ = std::fs::remove_file(entry?.path());
+        }
         Ok(Self { root })
     }
 
@@ -46,6 +51,7 @@ impl MediaStore {
         file: NamedTempFile,
         expected: Option<&[u8]>,
     ) -> io::Result<Kept> {
+        file.as_file().sync_all()?;
         let mut reader = file.reopen()?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -82,7 +88,6 @@ impl MediaStore {
     pub fn put(&self, phone: &PhoneNumber, message_id: &str, data: &[u8]) -> io::Result<Kept> {
         let mut file = self.temp()?;
         file.write_all(data)?;
-        file.as_file().sync_all()?;
         self.keep(phone, message_id, file, None)
     }
 

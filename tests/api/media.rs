@@ -111,6 +111,7 @@ async fn a_received_file_is_kept_announced_and_served_byte_for_byte_ranges_and_r
     assert_eq!(header(&whole, "content-type"), "application/pdf");
     assert_eq!(header(&whole, "content-length"), "100000");
     assert_eq!(header(&whole, "accept-ranges"), "bytes");
+    assert_eq!(header(&whole, "x-content-type-options"), "nosniff");
     assert_eq!(header(&whole, "etag"), format!("\"{sha}\""));
     assert!(header(&whole, "content-disposition").contains("invoice 7.pdf"));
     assert_eq!(whole.bytes().await.unwrap().as_ref(), pdf.as_slice());
@@ -250,4 +251,26 @@ async fn unknown_messages_and_messages_without_a_file_answer_json_404s() {
     app.get("/api/v1/user/phones/12015550199/messages/x/media", Some(&token))
         .await
         .assert_error(404, "phone_not_found");
+}
+
+#[tokio::test]
+async fn files_received_before_the_upgrade_are_downloaded_at_the_next_connect() {
+    use sea_orm_migration::MigratorTrait;
+    let (app, token) = ready(builder().spawn().await).await;
+    let id = alice_sends(&app, &token, b"kept keys, no file", "text/plain", None).await;
+    media_when(&app, &token, &id, "stored", |m| m["status"] == "stored").await;
+    // As before this version: the message and its keys, no record of a download.
+    let db = &app.state.db;
+    wagate_migrations::Migrator::down(db, Some(1)).await.unwrap();
+    wagate_migrations::Migrator::up(db, None).await.unwrap();
+    media_when(&app, &token, &id, "pending", |m| m["status"] == "pending").await;
+    app.post(&path(A, "/disconnect"), Some(&token), json!({}))
+        .await
+        .assert_status(200);
+    app.post(&path(A, "/connect"), Some(&token), json!({}))
+        .await
+        .assert_status(200);
+    let media = media_when(&app, &token, &id, "stored again", |m| m["status"] == "stored").await;
+    let got = fetch(&app, &token, media["url"].as_str().unwrap(), &[]).await;
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"kept keys, no file");
 }

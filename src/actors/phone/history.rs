@@ -381,23 +381,13 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String, config: &M
             row.media_mime = Some(mime);
             row.media_file_name = file_name;
             row.media_size = size.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
-            let (status, error) = match (&stored, size) {
+            let (status, error) = match (&stored, config.skips(kind, size)) {
                 (None, _) => (
                     MediaStatus::Failed,
                     Some("WhatsApp gave no file to download".to_owned()),
                 ),
-                _ if !config.downloads(kind) => (
-                    MediaStatus::Skipped,
-                    Some(format!("{} files are not downloaded (media.download)", kind.as_str())),
-                ),
-                (_, Some(size)) if size > config.max_download_bytes => (
-                    MediaStatus::Skipped,
-                    Some(format!(
-                        "the file is larger than media.max_download_bytes ({} bytes)",
-                        config.max_download_bytes
-                    )),
-                ),
-                _ => (MediaStatus::Pending, None),
+                (_, Some(reason)) => (MediaStatus::Skipped, Some(reason)),
+                (_, None) => (MediaStatus::Pending, None),
             };
             row.media_status = Some(status);
             row.media_error = error;

@@ -11,6 +11,7 @@ use ractor::ActorRef;
 use sea_orm::TransactionTrait;
 
 use super::{PhoneMsg, PhoneState};
+use crate::config::MediaConfig;
 use crate::db::messages::{self, MediaState, Model as StoredMessage};
 use crate::domain::{MediaStatus, PhoneNumber, PhoneStatus, Service};
 use crate::engine::{EngineError, MediaRef, Session};
@@ -31,6 +32,8 @@ pub struct MediaQueue {
     /// Where the next read of pending downloads starts (a `seq`), when the last one
     /// filled a whole batch: it is read once these ran.
     more: Option<i64>,
+    /// A download found the session offline: none starts until the next connect.
+    offline: bool,
 }
 
 impl MediaQueue {
@@ -51,6 +54,10 @@ pub struct Fetched {
 pub enum FetchError {
     /// Worth another attempt later.
     Retry(String),
+    /// Not attempted (the message could not be read): try again later, uncounted.
+    NotAttempted(String),
+    /// Not to be downloaded by the settings (`media.download`, `media.max_download_bytes`).
+    Skip(String),
     /// Asking again cannot help (WhatsApp no longer has the file, its keys are unreadable).
     Permanent(String),
     /// The phone went offline: tried again at the next connect, not counted.
@@ -78,6 +85,9 @@ impl PhoneState {
     /// Queues the downloads still pending, from the message after `seq` (0 at a connect),
     /// a batch at a time.
     pub(super) async fn resume_media(&mut self, myself: &ActorRef<PhoneMsg>, after: i64) {
+        if after == 0 {
+            self.media.offline = false;
+        }
         match messages::media_pending(&self.shared.db, &self.phone, after, RESUME_BATCH).await {
             Ok(rows) => {
                 self.media.more = rows
@@ -88,13 +98,19 @@ impl PhoneState {
                     self.fetch_media(myself, row.id);
                 }
             }
-            Err(err) => tracing::warn!(phone = %self.phone, error = %err, "cannot read the pending media downloads"),
+            Err(err) => {
+                tracing::warn!(phone = %self.phone, error = %err, "cannot read the pending media downloads");
+                // Read again later rather than leave them until the next connect.
+                let wait = self.shared.config.media.retry_backoff_max;
+                myself.send_after(wait, move || PhoneMsg::ResumeMedia(after));
+            }
         }
     }
 
     /// Starts queued downloads while there is room and the phone is online.
     fn pump_media(&mut self, myself: &ActorRef<PhoneMsg>) {
         while self.state.status == PhoneStatus::Connected
+            && !self.media.offline
             && self.media.running.len() < self.shared.config.media.concurrency
             && let Some(id) = self.media.waiting.pop_front()
         {
@@ -104,9 +120,10 @@ impl PhoneState {
             let db = self.shared.db.clone();
             let store = self.shared.media.clone();
             let phone = self.phone.clone();
+            let config = Arc::clone(&self.shared.config);
             let me = myself.clone();
             tokio::spawn(async move {
-                let fetched = fetch(&db, session, store, phone, id).await;
+                let fetched = fetch(&db, session, store, &config.media, phone, id).await;
                 let _ = me.cast(PhoneMsg::MediaFetched(fetched));
             });
         }
@@ -138,10 +155,28 @@ impl PhoneState {
             ),
             Err(FetchError::Moot) => return self.pump_media(myself),
             Err(FetchError::Offline) => {
-                // Back at the front of the queue for the next connect.
-                self.fetch_media(myself, fetched.id);
+                // First in line at the next connect; nothing starts until then.
+                self.media.offline = true;
+                if self.media.queued.insert(fetched.id) {
+                    self.media.waiting.push_front(fetched.id);
+                }
                 return;
             }
+            Err(FetchError::NotAttempted(error)) => {
+                tracing::warn!(phone = %self.phone, %error, "a media download could not start");
+                self.retry_later(myself, fetched.id, config.retry_backoff_max);
+                return self.pump_media(myself);
+            }
+            Err(FetchError::Skip(reason)) => (
+                MediaState {
+                    status: MediaStatus::Skipped,
+                    sha256: None,
+                    size: None,
+                    attempts: fetched.attempts,
+                    error: Some(reason),
+                },
+                None,
+            ),
             Err(FetchError::Retry(error)) if attempts < i32::try_from(config.attempts).unwrap_or(i32::MAX) => {
                 let wait = config.backoff(u32::try_from(attempts).unwrap_or(u32::MAX));
                 (
@@ -166,16 +201,25 @@ impl PhoneState {
                 None,
             ),
         };
-        let announce = state.status != MediaStatus::Pending;
-        if let Err(err) = self.record_media(fetched.id, state, announce).await {
-            tracing::warn!(phone = %self.phone, error = %err, "cannot record a media download");
-        }
-        if let Some(wait) = retry {
-            let id = fetched.id;
-            self.media.retrying.insert(id);
-            myself.send_after(wait, move || PhoneMsg::FetchMedia(id));
+        let announce = matches!(state.status, MediaStatus::Stored | MediaStatus::Failed);
+        match self.record_media(fetched.id, state, announce).await {
+            Ok(()) => {
+                if let Some(wait) = retry {
+                    self.retry_later(myself, fetched.id, wait);
+                }
+            }
+            Err(err) => {
+                // The row still says pending: try the whole download again later.
+                tracing::warn!(phone = %self.phone, error = %err, "cannot record a media download");
+                self.retry_later(myself, fetched.id, retry.unwrap_or(config.retry_backoff_max));
+            }
         }
         self.pump_media(myself);
+    }
+
+    fn retry_later(&mut self, myself: &ActorRef<PhoneMsg>, id: i64, wait: std::time::Duration) {
+        self.media.retrying.insert(id);
+        myself.send_after(wait, move || PhoneMsg::FetchMedia(id));
     }
 
     async fn record_media(&self, id: i64, state: MediaState, announce: bool) -> Result<(), sea_orm::DbErr> {
@@ -201,6 +245,7 @@ async fn fetch(
     db: &sea_orm::DatabaseConnection,
     session: Arc<dyn Session>,
     store: MediaStore,
+    config: &MediaConfig,
     phone: PhoneNumber,
     id: i64,
 ) -> Fetched {
@@ -211,12 +256,18 @@ async fn fetch(
             return Fetched {
                 id,
                 attempts: 0,
-                result: Err(FetchError::Retry(format!("cannot read the message: {err}"))),
+                result: Err(FetchError::NotAttempted(format!("cannot read the message: {err}"))),
             };
         }
     };
     let attempts = row.media_attempts;
-    let result = download(&session, &store, &phone, &row).await;
+    let result = match tokio::time::timeout(config.timeout, download(&session, &store, config, &phone, &row)).await {
+        Ok(result) => result,
+        Err(_) => Err(FetchError::Retry(format!(
+            "the download took longer than media.timeout ({})",
+            humantime::format_duration(config.timeout)
+        ))),
+    };
     Fetched { id, attempts, result }
 }
 
@@ -231,12 +282,18 @@ fn moot(id: i64) -> Fetched {
 async fn download(
     session: &Arc<dyn Session>,
     store: &MediaStore,
+    config: &MediaConfig,
     phone: &PhoneNumber,
     row: &StoredMessage,
 ) -> Result<Kept, FetchError> {
     let Some(kind) = row.kind.media() else {
         return Err(FetchError::Permanent(format!("a {:?} message has no file", row.kind)));
     };
+    // Settings may have changed since the message was stored (or it predates them).
+    let size = row.media_size.and_then(|s| u64::try_from(s).ok());
+    if let Some(reason) = config.skips(kind, size) {
+        return Err(FetchError::Skip(reason));
+    }
     let media: MediaRef = row
         .media_ref
         .as_deref()
@@ -252,7 +309,6 @@ async fn download(
     let into = temp
         .reopen()
         .map_err(|e| FetchError::Retry(format!("cannot open a file in the media folder: {e}")))?;
-    let size = row.media_size.and_then(|s| u64::try_from(s).ok());
     match session.download(&media, kind, size, into).await {
         Ok(()) => {}
         Err(EngineError::NotConnected) => return Err(FetchError::Offline),

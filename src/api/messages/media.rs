@@ -22,7 +22,8 @@ use crate::gateway::phones::MediaFile;
 #[derive(Default)]
 pub struct MediaApi;
 
-/// A file's bytes, with its own type as `Content-Type`.
+/// A file's bytes, with its own type as `Content-Type` (the spec says
+/// `application/octet-stream`: the real type is the file's, e.g. `image/jpeg`).
 pub struct FileBody {
     body: Body,
     mime: String,
@@ -41,7 +42,11 @@ impl Payload for FileBody {
 
 impl poem::IntoResponse for FileBody {
     fn into_response(self) -> poem::Response {
-        poem::Response::builder().content_type(self.mime).body(self.body)
+        // The type is the sender's word for it: browsers must not guess another.
+        poem::Response::builder()
+            .content_type(self.mime)
+            .header("X-Content-Type-Options", "nosniff")
+            .body(self.body)
     }
 }
 

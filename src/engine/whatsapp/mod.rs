@@ -31,6 +31,7 @@ use whatsapp_rust::store::SqliteStore;
 use whatsapp_rust::store::traits::DeviceStore;
 use whatsapp_rust::transport::{TokioWebSocketTransportFactory, Transport, TransportEvent, TransportFactory};
 use whatsapp_rust::upload::UploadOptions;
+use whatsapp_rust::wacore::net::{StreamingHttpResponse, UploadBody};
 use whatsapp_rust::wacore::store::DevicePropsOverride;
 use whatsapp_rust::waproto::whatsapp::device_props::PlatformType;
 use whatsapp_rust::{ChatStateType, Client};
@@ -1001,6 +1002,24 @@ impl HttpClient for ObservedHttp {
         }
         result
     }
+
+    // Media goes through the inner client's streaming paths, so a download is written to
+    // its file as it arrives instead of being held in memory whole.
+    fn supports_streaming(&self) -> bool {
+        self.inner.supports_streaming()
+    }
+
+    fn execute_streaming(&self, request: HttpRequest) -> anyhow::Result<StreamingHttpResponse> {
+        self.inner.execute_streaming(request)
+    }
+
+    fn supports_upload_streaming(&self) -> bool {
+        self.inner.supports_upload_streaming()
+    }
+
+    fn execute_upload(&self, request: HttpRequest, body: UploadBody, length: u64) -> anyhow::Result<HttpResponse> {
+        self.inner.execute_upload(request, body, length)
+    }
 }
 
 /// The emulator's media server speaks plain HTTP, where WhatsApp's media hosts speak
@@ -1030,13 +1049,37 @@ impl EmulatorMediaHttp {
 #[cfg(feature = "emulator")]
 #[async_trait]
 impl HttpClient for EmulatorMediaHttp {
-    async fn execute(&self, mut request: HttpRequest) -> anyhow::Result<HttpResponse> {
+    async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        self.inner.execute(self.rewrite(request)).await
+    }
+
+    fn supports_streaming(&self) -> bool {
+        self.inner.supports_streaming()
+    }
+
+    fn execute_streaming(&self, request: HttpRequest) -> anyhow::Result<StreamingHttpResponse> {
+        self.inner.execute_streaming(self.rewrite(request))
+    }
+
+    fn supports_upload_streaming(&self) -> bool {
+        self.inner.supports_upload_streaming()
+    }
+
+    fn execute_upload(&self, request: HttpRequest, body: UploadBody, length: u64) -> anyhow::Result<HttpResponse> {
+        self.inner.execute_upload(self.rewrite(request), body, length)
+    }
+}
+
+#[cfg(feature = "emulator")]
+impl EmulatorMediaHttp {
+    /// The request, over plain HTTP when it is for the emulator.
+    fn rewrite(&self, mut request: HttpRequest) -> HttpRequest {
         if let Some(rest) = request.url.strip_prefix("https://")
             && rest.split('/').next() == Some(self.host.as_str())
         {
             request.url = format!("http://{rest}");
         }
-        self.inner.execute(request).await
+        request
     }
 }
 
