@@ -50,6 +50,9 @@ pub struct Received {
     pub quoted_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quoted_participant: Option<String>,
+    /// For a reaction: the key of the message reacted to (`id`, `fromMe`, `participant`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
     /// For an interactive message: its native-flow buttons, as the phone opens them
@@ -303,6 +306,14 @@ fn received(message: &wa::Message, info: &whatsapp_rust::wacore::types::message:
         media: media_seen(message),
         quoted_id: context.and_then(|c| c.stanza_id.clone()),
         quoted_participant: context.and_then(|c| c.participant.clone()),
+        target: base
+            .reaction_message
+            .as_option()
+            .and_then(|r| r.key.as_option())
+            .map(|key| {
+                serde_json::json!({"id": key.id, "fromMe": key.from_me, "participant": key.participant,
+                    "chat": key.remote_jid})
+            }),
         mentions: context.map(|c| c.mentioned_jid.clone()).unwrap_or_default(),
         buttons: buttons(base),
         at: Utc::now(),

@@ -508,6 +508,7 @@ impl From<crate::gateway::Error> for ApiError {
             Error::GroupNotFound => ApiError::not_found("group_not_found", message),
             Error::MessageNotFound(_) => ApiError::not_found("message_not_found", message),
             Error::NoMedia(_) => ApiError::not_found("no_media", message),
+            Error::CannotAct(_) => ApiError::conflict("invalid_target", message),
             Error::MediaPending(_) => ApiError::conflict("media_pending", message),
             Error::MediaNotKept { .. } => ApiError::not_found("media_not_kept", message),
             Error::DispatcherUnavailable => ApiError::unavailable("webhooks_unavailable", message),

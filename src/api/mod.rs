@@ -27,7 +27,7 @@ use contacts::ContactsApi;
 use events::{EventsApi, WagateWebhooks};
 use groups::GroupsApi;
 use health::HealthApi;
-use messages::{MediaApi, MessagesApi};
+use messages::{ActionsApi, MediaApi, MessagesApi};
 use phones::PhonesApi;
 use sandbox::SandboxApi;
 use webhooks::WebhooksApi;
@@ -65,6 +65,7 @@ pub type Apis = (
     PhonesApi,
     MessagesApi,
     MediaApi,
+    ActionsApi,
     GroupsApi,
     ContactsApi,
     WebhooksApi,

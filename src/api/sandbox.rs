@@ -120,7 +120,7 @@ pub struct ReceivedView {
     from: String,
     /// The group it was sent to, for group messages.
     group: Option<String>,
-    /// text, media or list.
+    /// text, media, list or reaction.
     r#type: String,
     /// The text, the media's caption, or the list's body.
     text: Option<String>,
@@ -128,6 +128,9 @@ pub struct ReceivedView {
     list: Option<ReceivedListView>,
     /// The id of the message this one replies to.
     quoted_id: Option<String>,
+    /// For a reaction: the message reacted to (`text` is the emoji, absent when the
+    /// reaction is taken back).
+    target_id: Option<String>,
     /// The people @mentioned (JIDs).
     mentions: Vec<String>,
     /// Whether a preview of the first link was asked for.
@@ -139,7 +142,12 @@ pub struct ReceivedView {
 impl From<Received> for ReceivedView {
     fn from(r: Received) -> Self {
         let message = r.message;
+        let target_id = match &message.content {
+            OutgoingContent::Reaction { target, .. } => Some(target.id.clone()),
+            _ => None,
+        };
         let (kind, text, media, list) = match message.content {
+            OutgoingContent::Reaction { emoji, .. } => ("reaction", Some(emoji).filter(|e| !e.is_empty()), None, None),
             OutgoingContent::Text(text) => ("text", Some(text), None, None),
             OutgoingContent::Media(m) => (
                 "media",
@@ -190,6 +198,7 @@ impl From<Received> for ReceivedView {
             media,
             list,
             quoted_id: message.quoted_id,
+            target_id,
             mentions: message.mentions.iter().map(ToString::to_string).collect(),
             link_preview: message.link_preview,
             received_at: r.received_at,
@@ -197,7 +206,8 @@ impl From<Received> for ReceivedView {
     }
 }
 
-/// What a virtual account received, and who is typing to it.
+/// What a virtual account received, who is typing to it, and which of its messages were
+/// read.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedList {
@@ -205,6 +215,18 @@ pub struct ReceivedList {
     data: Vec<ReceivedView>,
     /// The gateway phones showing "typing…" to this account now.
     typing: Vec<String>,
+    /// The account's messages gateway phones marked read, in the order they did.
+    read: Vec<ReadReceiptView>,
+}
+
+/// A message of the virtual account that a gateway phone read.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ReadReceiptView {
+    /// The message id.
+    id: String,
+    /// The gateway phone that read it.
+    by: String,
 }
 
 /// The metadata of a media message sent by a virtual account.
@@ -379,6 +401,11 @@ impl SandboxApi {
         Ok(Json(ReceivedList {
             data: received.into_iter().map(ReceivedView::from).collect(),
             typing: network.typing_to(&phone).iter().map(ToString::to_string).collect(),
+            read: network
+                .read_by(&phone)
+                .into_iter()
+                .map(|(by, id)| ReadReceiptView { id, by: by.to_string() })
+                .collect(),
         }))
     }
 

@@ -44,7 +44,9 @@ impl Scope {
 pub fn required(operation_id: &str, method: &Method) -> Scope {
     match operation_id {
         "listTokens" | "revokeToken" => Scope::Admin,
-        "sendMessage" | "sendTyping" | "hasWhatsapp" => Scope::Send,
+        "sendMessage" | "sendTyping" | "hasWhatsapp" | "reactToMessage" | "markMessageRead" | "markChatRead" => {
+            Scope::Send
+        }
         "addPhone"
         | "deletePhone"
         | "connectPhone"

@@ -266,6 +266,37 @@ pub async fn advance_status(
         .await
 }
 
+/// The received messages of a chat not yet marked read, oldest first (at most `limit`).
+pub async fn unread(
+    db: &impl ConnectionTrait,
+    phone: &PhoneNumber,
+    chat: &str,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Phone.eq(phone.as_str()))
+        .filter(Column::Chat.eq(chat))
+        .filter(Column::Direction.eq(Direction::In))
+        .filter(Column::Status.eq(MessageStatus::Received))
+        .order_by_asc(Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Marks received messages read by this phone.
+pub async fn mark_read(db: &impl ConnectionTrait, phone: &PhoneNumber, ids: &[i64]) -> Result<u64, DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(MessageStatus::Read))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(Column::Phone.eq(phone.as_str()))
+        .filter(Column::Direction.eq(Direction::In))
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 /// One page of a phone's history, newest first, and the number of messages in total.
 pub async fn page(
     db: &impl ConnectionTrait,

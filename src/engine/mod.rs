@@ -243,6 +243,20 @@ pub enum OutgoingContent {
     Text(String),
     Media(Media),
     List(ListMessage),
+    /// An emoji reaction to a message of the chat; an empty emoji takes it back.
+    Reaction {
+        target: MessageKey,
+        emoji: String,
+    },
+}
+
+/// Which message of a chat: its id, whether this phone sent it, and in a group who did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageKey {
+    pub id: String,
+    pub from_me: bool,
+    /// The author, for a group message someone else sent.
+    pub participant: Option<Jid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,6 +374,10 @@ pub trait Session: Send + Sync + 'static {
 
     /// Shows or clears "typing…" in a chat.
     async fn set_typing(&self, chat: &Jid, typing: bool) -> Result<(), EngineError>;
+
+    /// Tells the senders these received messages of `chat` were read (blue ticks). In a
+    /// group, `sender` is the author of all of them.
+    async fn mark_read(&self, chat: &Jid, sender: Option<&Jid>, ids: &[String]) -> Result<(), EngineError>;
 
     /// Downloads a received media file from where WhatsApp keeps it, decrypted, into
     /// `into` (emptied first). `size` is the size the message declared, when it did.

@@ -27,6 +27,9 @@ pub enum Error {
     MessageNotFound(String),
     #[error("the message {0} carries no file")]
     NoMedia(String),
+    /// The message cannot take this action (a reaction to a reaction, …).
+    #[error("{0}")]
+    CannotAct(String),
     /// The file is being downloaded, or waits for a retry.
     #[error("the file of message {0} is still being downloaded; retry shortly")]
     MediaPending(String),

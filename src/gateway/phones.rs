@@ -14,7 +14,7 @@ use crate::actors::{PhoneEntry, PhoneMsg, Phones, call};
 use crate::db::{contacts, messages};
 use crate::domain::contact::{self, Contact, Person};
 use crate::domain::{Direction, Jid, MediaStatus, Message, MessageKind, MessageStatus, PhoneNumber};
-use crate::engine::{Group, Lookup, OutgoingMessage, PairingMode};
+use crate::engine::{Group, Lookup, MessageKey, OutgoingContent, OutgoingMessage, PairingMode};
 
 impl Gateway {
     /// Every phone, oldest first.
@@ -159,6 +159,91 @@ impl PhoneHandle {
         // The cache waits on the phone, which has its own timeout; allow for both.
         let timeout = self.phones.shared().config.phones.call_timeout * 2;
         Ok(call(&cache, timeout, |reply| CacheMsg::Get { key, refresh, reply }).await??)
+    }
+
+    /// Reacts to a message of this phone's history with an emoji (an empty one takes the
+    /// reaction back), sent like any message, waiting at most `wait`.
+    pub async fn react(&self, id: &str, emoji: String, wait: Duration) -> Result<Message, Error> {
+        let target: Message = messages::find(&self.db, &self.phone, id)
+            .await?
+            .ok_or_else(|| Error::MessageNotFound(id.to_owned()))?
+            .into();
+        if matches!(target.kind, MessageKind::Reaction | MessageKind::ReactionRemoved) {
+            return Err(Error::CannotAct("a reaction cannot be reacted to".into()));
+        }
+        let chat: Jid = target
+            .chat
+            .parse()
+            .map_err(|_| Error::CannotAct(format!("the chat {} cannot be written to", target.chat)))?;
+        let from_me = target.direction == Direction::Out;
+        let participant = (chat.is_group() && !from_me)
+            .then(|| target.sender.parse().ok())
+            .flatten();
+        let message = OutgoingMessage {
+            id: None,
+            to: chat,
+            content: OutgoingContent::Reaction {
+                target: MessageKey {
+                    id: target.id,
+                    from_me,
+                    participant,
+                },
+                emoji,
+            },
+            quoted_id: None,
+            quoted: None,
+            mentions: Vec::new(),
+            link_preview: false,
+        };
+        self.send(message, wait).await
+    }
+
+    /// Marks a received message read: its sender sees blue ticks. Answers how many
+    /// messages were marked (0 when it already was).
+    pub async fn mark_read(&self, id: &str) -> Result<u64, Error> {
+        let row = messages::find(&self.db, &self.phone, id)
+            .await?
+            .ok_or_else(|| Error::MessageNotFound(id.to_owned()))?;
+        if row.direction != Direction::In {
+            return Err(Error::CannotAct("only received messages are marked read".into()));
+        }
+        self.read(vec![row]).await
+    }
+
+    /// Marks every received message of a chat read (at most `limit` at once, oldest
+    /// first). Answers how many.
+    pub async fn mark_chat_read(&self, chat: &Jid, limit: u64) -> Result<u64, Error> {
+        let rows = messages::unread(&self.db, &self.phone, &chat.to_string(), limit).await?;
+        self.read(rows).await
+    }
+
+    async fn read(&self, rows: Vec<messages::Model>) -> Result<u64, Error> {
+        // One receipt per chat and, in a group, per author.
+        let mut batches: std::collections::BTreeMap<(String, Option<String>), Vec<&messages::Model>> =
+            std::collections::BTreeMap::new();
+        for row in &rows {
+            let group = row.chat.ends_with(&format!("@{}", crate::domain::GROUP_SERVER));
+            let author = group.then(|| row.sender.clone());
+            batches.entry((row.chat.clone(), author)).or_default().push(row);
+        }
+        let mut marked = 0;
+        for ((chat, author), batch) in batches {
+            let (Ok(chat), sender) = (chat.parse::<Jid>(), author.and_then(|a| a.parse::<Jid>().ok())) else {
+                continue;
+            };
+            let ids: Vec<String> = batch.iter().map(|r| r.message_id.clone()).collect();
+            self.phones
+                .ask(&self.phone, |reply| PhoneMsg::MarkRead {
+                    chat,
+                    sender,
+                    ids,
+                    reply,
+                })
+                .await?;
+            let rows: Vec<i64> = batch.iter().map(|r| r.id).collect();
+            marked += messages::mark_read(&self.db, &self.phone, &rows).await?;
+        }
+        Ok(marked)
     }
 
     /// The file of a message of this phone (received or sent), opened to be read.

@@ -441,6 +441,61 @@ async fn reactions_keep_their_target_removals_and_list_replies_their_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reaction_the_gateway_sends_is_one_the_persons_phone_shows_on_their_message() {
+    let w = talking().await;
+    let id = w.person_sends(B, json!({"text": "did it arrive?"})).await;
+    w.stored(&id, "stored", |_| true).await;
+    let resp = w
+        .app
+        .post(
+            &path(&format!("/messages/{id}/reaction")),
+            Some(&w.token),
+            json!({"emoji": "🎉"}),
+        )
+        .await;
+    resp.assert_status(200);
+    let reaction = w.arrived(B, resp.body["id"].as_str().unwrap()).await;
+    assert_eq!(reaction["type"], "reaction", "{reaction}");
+    assert_eq!(reaction["text"], "🎉", "{reaction}");
+    assert_eq!(reaction["target"]["id"], id.as_str(), "{reaction}");
+    // The key as the reacting phone sees it: the person wrote the message, not the phone.
+    assert_eq!(reaction["target"]["fromMe"], false, "{reaction}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_a_chat_read_sends_the_person_read_receipts() {
+    let w = talking().await;
+    let first = w.person_sends(B, json!({"text": "are you there?"})).await;
+    let second = w.person_sends(B, json!({"text": "hello?"})).await;
+    w.stored(&second, "stored", |_| true).await;
+    w.stored(&first, "stored", |_| true).await;
+    let resp = w
+        .app
+        .post(&path(&format!("/chats/{B}/read")), Some(&w.token), json!({}))
+        .await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["read"], 2, "{}", resp.body);
+    eventually(DEADLINE, || async {
+        let resp = w
+            .control("GET", &format!("/control/accounts/{B}/receipts"), Value::Null)
+            .await;
+        let data = resp.body["data"].as_array().unwrap().clone();
+        let read: Vec<&Value> = data
+            .iter()
+            .filter(|r| r["type"] == "read")
+            .flat_map(|r| r["ids"].as_array().unwrap().iter())
+            .collect();
+        if [&first, &second].iter().all(|id| read.contains(&&json!(id))) {
+            Ok(())
+        } else {
+            Err(format!("no read receipts for {first} and {second}: {data:?}"))
+        }
+    })
+    .await;
+    w.stored(&first, "read", |m| m["status"] == "read").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn received_media_is_downloaded_from_whatsapps_servers_and_served_byte_for_byte() {
     use base64::Engine as _;
     use sha2::Digest as _;

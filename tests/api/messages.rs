@@ -1008,3 +1008,154 @@ async fn a_message_of_a_kind_no_longer_known_reads_as_unsupported_after_the_upgr
     assert_eq!(kept["type"], "text", "{kept}");
     assert!(kept.get("rawType").is_none(), "{kept}");
 }
+
+#[tokio::test]
+async fn a_reaction_reaches_the_author_and_history_keeps_its_target() {
+    let (app, token) = ready().await;
+    let resp = app
+        .post(
+            &format!("/api/v1/sandbox/phones/{A}/inbound"),
+            Some(&token),
+            json!({"from": ALICE, "message": "the parcel arrived"}),
+        )
+        .await;
+    resp.assert_status(200);
+    let target = resp.body["id"].as_str().unwrap().to_owned();
+    let react = |emoji: &'static str| {
+        let app = &app;
+        let token = &token;
+        let target = &target;
+        async move {
+            app.post(
+                &path(A, &format!("/messages/{target}/reaction")),
+                Some(token),
+                json!({"emoji": emoji}),
+            )
+            .await
+        }
+    };
+    let sent = react("👍").await;
+    sent.assert_status(200);
+    assert_eq!(sent.body["type"], "reaction", "{}", sent.body);
+    assert_eq!(sent.body["recipient"], "12015550150@s.whatsapp.net");
+    let inbox = received(&app, &token, ALICE).await;
+    let last = inbox.last().unwrap();
+    assert_eq!(last["type"], "reaction", "{last}");
+    assert_eq!(last["text"], "👍", "{last}");
+    assert_eq!(last["targetId"], target.as_str(), "{last}");
+    let page = history(&app, &token, "").await;
+    let mine = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == sent.body["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(mine["direction"], "out", "{mine}");
+    assert_eq!(mine["type"], "reaction", "{mine}");
+    assert_eq!(mine["text"], "👍", "{mine}");
+    assert_eq!(mine["targetId"], target.as_str(), "{mine}");
+
+    // Taken back: an empty emoji.
+    let removed = react("").await;
+    removed.assert_status(200);
+    assert_eq!(removed.body["type"], "reaction_removed");
+    let inbox = received(&app, &token, ALICE).await;
+    let last = inbox.last().unwrap();
+    assert_eq!(last["type"], "reaction", "{last}");
+    assert!(last.get("text").is_none(), "{last}");
+
+    // What cannot be reacted to, or with.
+    app.post(
+        &path(A, "/messages/3EB0NOSUCH/reaction"),
+        Some(&token),
+        json!({"emoji": "👍"}),
+    )
+    .await
+    .assert_error(404, "message_not_found");
+    let own = sent.body["id"].as_str().unwrap();
+    app.post(
+        &path(A, &format!("/messages/{own}/reaction")),
+        Some(&token),
+        json!({"emoji": "👍"}),
+    )
+    .await
+    .assert_error(409, "invalid_target");
+    react("ok").await.assert_error(400, "invalid_emoji");
+}
+
+#[tokio::test]
+async fn read_receipts_reach_the_sender_one_message_or_a_whole_chat() {
+    let (app, token) = ready().await;
+    let mut ids = Vec::new();
+    for text in ["one", "two", "three"] {
+        let resp = app
+            .post(
+                &format!("/api/v1/sandbox/phones/{A}/inbound"),
+                Some(&token),
+                json!({"from": ALICE, "message": text}),
+            )
+            .await;
+        resp.assert_status(200);
+        ids.push(resp.body["id"].as_str().unwrap().to_owned());
+    }
+    // One message.
+    let resp = app
+        .post(&path(A, &format!("/messages/{}/read", ids[0])), Some(&token), json!({}))
+        .await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["read"], 1);
+    assert_eq!(read_by_phones(&app, &token).await, vec![ids[0].clone()]);
+    let status = |page: &Value, id: &str| {
+        page["data"].as_array().unwrap().iter().find(|m| m["id"] == id).unwrap()["status"].clone()
+    };
+    let page = history(&app, &token, "").await;
+    assert_eq!(status(&page, &ids[0]), "read");
+    assert_eq!(status(&page, &ids[1]), "received");
+
+    // The rest of the chat, by number; then nothing is left to read.
+    let resp = app
+        .post(&path(A, "/chats/12015550150/read"), Some(&token), json!({}))
+        .await;
+    resp.assert_status(200);
+    assert_eq!(resp.body["read"], 2);
+    assert_eq!(read_by_phones(&app, &token).await, ids);
+    let page = history(&app, &token, "").await;
+    assert!(ids.iter().all(|id| status(&page, id) == "read"), "{page}");
+    let again = app
+        .post(
+            &path(A, "/chats/12015550150@s.whatsapp.net/read"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    again.assert_status(200);
+    assert_eq!(again.body["read"], 0);
+
+    // A message this phone sent is not marked read by it; unknown ids are 404.
+    let sent = send_message(&app, &token, json!({"recipient": ALICE, "message": "hi"})).await;
+    let own = sent.body["id"].as_str().unwrap();
+    app.post(&path(A, &format!("/messages/{own}/read")), Some(&token), json!({}))
+        .await
+        .assert_error(409, "invalid_target");
+    app.post(&path(A, "/messages/3EB0NOSUCH/read"), Some(&token), json!({}))
+        .await
+        .assert_error(404, "message_not_found");
+    app.post(&path(A, "/chats/not-a-chat/read"), Some(&token), json!({}))
+        .await
+        .assert_error(400, "invalid_recipient");
+}
+
+/// Alice's messages the gateway phones marked read, in order.
+async fn read_by_phones(app: &TestApp, token: &str) -> Vec<String> {
+    let resp = app
+        .get(&format!("/api/v1/sandbox/accounts/{ALICE}/messages"), Some(token))
+        .await;
+    resp.assert_status(200);
+    resp.body["read"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -17,7 +17,7 @@ const ALICE: &str = "+12015550150";
 fn expected_scope(method: &Method, operation: &str) -> &'static str {
     match operation {
         "listTokens" | "revokeToken" => "admin",
-        "sendMessage" | "sendTyping" | "hasWhatsapp" => "send",
+        "sendMessage" | "sendTyping" | "hasWhatsapp" | "reactToMessage" | "markMessageRead" | "markChatRead" => "send",
         "addPhone"
         | "deletePhone"
         | "connectPhone"

@@ -67,7 +67,13 @@ fn every_operation_is_documented_for_sdk_generators() {
             for status in ["413", "415"] {
                 assert_eq!(responses.contains_key(status), has_body, "{id}: {status}");
             }
-            let throttled = ["login", "generateToken", "changePassword", "sendMessage"];
+            let throttled = [
+                "login",
+                "generateToken",
+                "changePassword",
+                "sendMessage",
+                "reactToMessage",
+            ];
             assert_eq!(responses.contains_key("429"), throttled.contains(&id), "{id}: 429");
             if !path.contains('{') && !id.starts_with("sandbox") {
                 assert!(!responses.contains_key("404"), "{id}: 404 without an id in the path");

@@ -305,6 +305,14 @@ fn outgoing_row(
             Some(i64::try_from(media.data.len()).unwrap_or(i64::MAX)),
         ),
         OutgoingContent::List(list) => (MessageKind::List, Some(list.body.clone()), None, None, None),
+        OutgoingContent::Reaction { emoji, .. } if emoji.is_empty() => {
+            (MessageKind::ReactionRemoved, None, None, None, None)
+        }
+        OutgoingContent::Reaction { emoji, .. } => (MessageKind::Reaction, Some(emoji.clone()), None, None, None),
+    };
+    let target_id = match &message.content {
+        OutgoingContent::Reaction { target, .. } => Some(target.id.clone()),
+        _ => None,
     };
     NewMessage {
         message_id,
@@ -322,7 +330,7 @@ fn outgoing_row(
         timestamp,
         raw_kind: None,
         sender_lid: None,
-        target_id: None,
+        target_id,
         selected_id: None,
         media_ref: None,
         media_status: None,

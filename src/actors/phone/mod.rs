@@ -60,6 +60,13 @@ pub enum PhoneMsg {
     },
     /// Show or clear "typing…" in a chat.
     Typing { chat: Jid, typing: bool, reply: Reply<()> },
+    /// Send read receipts for received messages of a chat (of one author in a group).
+    MarkRead {
+        chat: Jid,
+        sender: Option<Jid>,
+        ids: Vec<String>,
+        reply: Reply<()>,
+    },
     /// Which numbers are on WhatsApp.
     Lookup {
         numbers: Vec<String>,
@@ -265,6 +272,16 @@ impl PhoneState {
                     reply,
                     move |session| async move { session.set_typing(&chat, typing).await },
                 );
+            }
+            PhoneMsg::MarkRead {
+                chat,
+                sender,
+                ids,
+                reply,
+            } => {
+                this.query(reply, move |session| async move {
+                    session.mark_read(&chat, sender.as_ref(), &ids).await
+                });
             }
             PhoneMsg::Lookup { numbers, reply } => this.lookup(numbers, reply),
             PhoneMsg::Groups { reply } => {

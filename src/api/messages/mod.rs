@@ -1,6 +1,8 @@
 //! `/api/v1/user/phones/{phone}/…`: send messages (text, media, lists), show typing,
-//! check numbers on WhatsApp, and read the message history.
+//! check numbers on WhatsApp, read the message history, download a message's file and
+//! act on a message (react).
 
+mod actions;
 mod compose;
 mod dto;
 mod media;
@@ -19,6 +21,7 @@ use crate::api::AppState;
 use crate::api::scheme::Owner;
 use crate::domain::Jid;
 use crate::engine::Lookup;
+pub use actions::ActionsApi;
 use compose::{build_message, form_input, json_input, resolve};
 pub use dto::*;
 pub use media::MediaApi;

@@ -121,6 +121,8 @@ pub struct SandboxNetwork {
     typing: Mutex<HashMap<(PhoneNumber, String), bool>>,
     /// Media files sent on the network, by where they are kept (`direct_path`).
     media: Mutex<MediaFiles>,
+    /// Messages of each virtual account that gateway phones read: account → (reader, id).
+    reads: Mutex<HashMap<PhoneNumber, Vec<(PhoneNumber, String)>>>,
     /// Gateway phones whose media downloads fail ([`Fault::MediaDown`]).
     media_down: Mutex<std::collections::HashSet<PhoneNumber>>,
     stats: Stats,
@@ -148,6 +150,7 @@ impl SandboxNetwork {
             typing: Mutex::new(HashMap::new()),
             media: Mutex::new(MediaFiles::default()),
             media_down: Mutex::new(std::collections::HashSet::new()),
+            reads: Mutex::new(HashMap::new()),
             stats: Stats::default(),
         }))
     }
@@ -275,6 +278,29 @@ impl SandboxNetwork {
             Fault::Logout => session.unlink_from_phone(),
             Fault::MediaDown | Fault::MediaUp => Ok(()),
         }
+    }
+
+    /// A gateway phone read messages a virtual account (`author`) sent it.
+    fn record_read(&self, reader: &PhoneNumber, author: &Jid, ids: &[String]) {
+        let Some(account) = author
+            .phone_digits()
+            .and_then(|digits| PhoneNumber::parse(digits, None).ok())
+            .filter(|p| self.account(p).is_some())
+        else {
+            return;
+        };
+        let mut reads = lock(&self.reads);
+        let read = reads.entry(account).or_default();
+        for id in ids {
+            if !read.iter().any(|(r, i)| r == reader && i == id) {
+                read.push((reader.clone(), id.clone()));
+            }
+        }
+    }
+
+    /// The account's messages gateway phones read: (reader, message id), in read order.
+    pub fn read_by(&self, account: &PhoneNumber) -> Vec<(PhoneNumber, String)> {
+        lock(&self.reads).get(account).cloned().unwrap_or_default()
     }
 
     /// Keeps a media file on the network, as WhatsApp's media servers do, and says where.
@@ -535,6 +561,10 @@ fn inbound_content(network: &SandboxNetwork, content: &OutgoingContent) -> Inbou
             caption: media.caption.clone(),
             size: Some(media.data.len() as u64),
             stored: Some(network.keep_media(media.data.clone())),
+        },
+        OutgoingContent::Reaction { target, emoji } => InboundContent::Reaction {
+            target_id: target.id.clone(),
+            emoji: Some(emoji.clone()).filter(|e| !e.is_empty()),
         },
         OutgoingContent::List(list) => InboundContent::Other {
             kind: MessageKind::List,

@@ -385,6 +385,14 @@ impl Session for SandboxSession {
         .map_err(|e| EngineError::Storage(e.to_string()))
     }
 
+    async fn mark_read(&self, chat: &Jid, sender: Option<&Jid>, ids: &[String]) -> Result<(), EngineError> {
+        let network = self.inner.require_online()?;
+        network.delay().await;
+        let author = sender.unwrap_or(chat);
+        network.record_read(&self.inner.phone, author, ids);
+        Ok(())
+    }
+
     async fn set_typing(&self, chat: &Jid, typing: bool) -> Result<(), EngineError> {
         let network = self.inner.require_online()?;
         network.set_typing(&self.inner.phone, chat, typing);

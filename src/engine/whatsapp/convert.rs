@@ -15,8 +15,8 @@ use whatsapp_rust::waproto::whatsapp as wa;
 
 use crate::domain::{LID_SERVER, MessageKind, USER_SERVER};
 use crate::engine::{
-    InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, MediaRef, MessageStatus, OutgoingContent,
-    OutgoingMessage, Quoted, Receipt,
+    InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, MediaRef, MessageKey, MessageStatus,
+    OutgoingContent, OutgoingMessage, Quoted, Receipt,
 };
 use crate::media::probe::Probe;
 
@@ -172,6 +172,7 @@ pub fn address_by_lid(message: &mut OutgoingMessage, lid_of: impl Fn(&str) -> Op
             }
         }
         OutgoingContent::List(list) => rename(&mut list.body),
+        OutgoingContent::Reaction { .. } => {}
     }
 }
 
@@ -185,6 +186,25 @@ pub fn outgoing(message: &OutgoingMessage, uploaded: Option<(&Uploaded, &Probe)>
             Ok(media_message(media, uploaded, probe, context))
         }
         OutgoingContent::List(list) => Ok(list_message(list, context)),
+        OutgoingContent::Reaction { target, emoji } => Ok(reaction_message(&message.to, target, emoji)),
+    }
+}
+
+/// A reaction to `target` in the chat `to` (an empty emoji removes the reaction).
+fn reaction_message(to: &Jid, target: &MessageKey, emoji: &str) -> wa::Message {
+    wa::Message {
+        reaction_message: MessageField::some(wa::message::ReactionMessage {
+            key: MessageField::some(wa::MessageKey {
+                remote_jid: Some(to.to_string()),
+                from_me: Some(target.from_me),
+                id: Some(target.id.clone()),
+                participant: target.participant.as_ref().map(ToString::to_string),
+            }),
+            text: Some(emoji.to_owned()),
+            sender_timestamp_ms: Some(chrono::Utc::now().timestamp_millis()),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 

@@ -768,6 +768,17 @@ impl Session for WhatsappSession {
         }
     }
 
+    async fn mark_read(&self, chat: &Jid, sender: Option<&Jid>, ids: &[String]) -> Result<(), EngineError> {
+        let client = self.online()?;
+        let chat = to_wa_jid(chat).map_err(EngineError::Rejected)?;
+        let sender = sender.map(to_wa_jid).transpose().map_err(EngineError::Rejected)?;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        client
+            .mark_as_read(&chat, sender.as_ref(), &ids)
+            .await
+            .map_err(|e| EngineError::Protocol(format!("read receipts failed: {e}")))
+    }
+
     async fn set_typing(&self, chat: &Jid, typing: bool) -> Result<(), EngineError> {
         let client = self.online()?;
         let to = to_wa_jid(chat).map_err(EngineError::Rejected)?;
