@@ -10,7 +10,10 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::domain::{Direction, EventKind, MediaKind, MediaStatus, Message, MessageKind, MessageStatus, PhoneNumber};
+use crate::domain::{
+    ContactCard, Details, Direction, EventKind, Location, MediaKind, MediaStatus, Message, MessageKind, MessageStatus,
+    PhoneNumber,
+};
 
 /// The `data` of a webhook's test ping.
 #[derive(Debug, Serialize, Object)]
@@ -105,6 +108,10 @@ pub struct MessageEventData {
     /// For a list reply: the id of the row picked (`text` is its title).
     #[serde(skip_serializing_if = "Option::is_none")]
     selected_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<Location>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contacts: Option<Vec<ContactCard>>,
     status: MessageStatus,
     /// When it was sent.
     timestamp: DateTime<Utc>,
@@ -170,10 +177,22 @@ pub fn media_url(phone: &str, message_id: &str) -> String {
     format!("/api/v1/user/phones/{digits}/messages/{id}/media")
 }
 
+/// A message's details as the views show them: a place, or contact cards.
+pub fn split_details(details: Option<Details>) -> (Option<Location>, Option<Vec<ContactCard>>) {
+    match details {
+        Some(Details::Location(place)) => (Some(place), None),
+        Some(Details::Contacts(cards)) => (None, Some(cards)),
+        None => (None, None),
+    }
+}
+
 impl From<Message> for MessageEventData {
     fn from(message: Message) -> Self {
         let media = MediaView::of(&message);
+        let (location, contacts) = split_details(message.details.clone());
         Self {
+            location,
+            contacts,
             id: message.id,
             direction: message.direction,
             chat: message.chat,

@@ -16,6 +16,7 @@ mod m20261204_000009_message_references;
 mod m20261204_000010_lid_chats_by_number;
 mod m20261208_000011_known_message_kinds;
 mod m20261208_000012_message_media;
+mod m20261208_000013_message_details;
 
 /// Every migration in the order it must run.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_lid_chats_by_number::Migration),
             Box::new(m20261208_000011_known_message_kinds::Migration),
             Box::new(m20261208_000012_message_media::Migration),
+            Box::new(m20261208_000013_message_details::Migration),
         ]
     }
 }

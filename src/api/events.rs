@@ -173,7 +173,7 @@ pub struct PingEvent {
 #[derive(Debug, Union)]
 #[oai(one_of)]
 pub enum WebhookBody {
-    Message(MessageEvent),
+    Message(Box<MessageEvent>),
     Phone(PhoneStatusEvent),
     Ping(PingEvent),
 }

@@ -17,8 +17,7 @@ use super::error::{ApiError, Errors};
 use super::phones::PhonePath;
 use crate::api::AppState;
 use crate::api::scheme::Owner;
-use crate::domain::MediaKind;
-use crate::domain::PhoneNumber;
+use crate::domain::{ContactCard, Details, Location, MediaKind, PhoneNumber};
 use crate::engine::sandbox::{Fault, Received, SandboxError, SandboxNetwork};
 use crate::engine::{InboundContent, OutgoingContent};
 
@@ -120,7 +119,7 @@ pub struct ReceivedView {
     from: String,
     /// The group it was sent to, for group messages.
     group: Option<String>,
-    /// text, media, list or reaction.
+    /// text, media, list, reaction, location or contacts.
     r#type: String,
     /// The text, the media's caption, or the list's body.
     text: Option<String>,
@@ -131,6 +130,8 @@ pub struct ReceivedView {
     /// For a reaction: the message reacted to (`text` is the emoji, absent when the
     /// reaction is taken back).
     target_id: Option<String>,
+    location: Option<Location>,
+    contacts: Option<Vec<ContactCard>>,
     /// The people @mentioned (JIDs).
     mentions: Vec<String>,
     /// Whether a preview of the first link was asked for.
@@ -146,8 +147,15 @@ impl From<Received> for ReceivedView {
             OutgoingContent::Reaction { target, .. } => Some(target.id.clone()),
             _ => None,
         };
+        let (location, contacts) = match &message.content {
+            OutgoingContent::Location(place) => (Some(place.clone()), None),
+            OutgoingContent::Contacts(cards) => (None, Some(cards.clone())),
+            _ => (None, None),
+        };
         let (kind, text, media, list) = match message.content {
             OutgoingContent::Reaction { emoji, .. } => ("reaction", Some(emoji).filter(|e| !e.is_empty()), None, None),
+            OutgoingContent::Location(place) => ("location", Some(place.text()), None, None),
+            OutgoingContent::Contacts(cards) => ("contacts", Some(Details::Contacts(cards).text()), None, None),
             OutgoingContent::Text(text) => ("text", Some(text), None, None),
             OutgoingContent::Media(m) => (
                 "media",
@@ -199,6 +207,8 @@ impl From<Received> for ReceivedView {
             list,
             quoted_id: message.quoted_id,
             target_id,
+            location,
+            contacts,
             mentions: message.mentions.iter().map(ToString::to_string).collect(),
             link_preview: message.link_preview,
             received_at: r.received_at,
@@ -263,6 +273,8 @@ pub struct InboundRequest {
     reaction: Option<InboundReactionRequest>,
     /// Pick a row of a list message instead.
     list_reply: Option<InboundListReplyRequest>,
+    /// Share a place instead.
+    location: Option<Location>,
 }
 
 /// A reaction to a message, or its removal.
@@ -442,6 +454,24 @@ impl SandboxApi {
         let phone = gateway_phone(&state, phone.0.0)?;
         let body = body.0;
         let from = body_phone(&body.from)?;
+        if let Some(place) = body.location {
+            let valid = (-90.0..=90.0).contains(&place.latitude) && (-180.0..=180.0).contains(&place.longitude);
+            if !valid || body.media.is_some() || body.reaction.is_some() || body.list_reply.is_some() {
+                return Err(ApiError::bad_request(
+                    "invalid_message",
+                    "a `location` has coordinates in range, and comes alone",
+                )
+                .into());
+            }
+            let injected = network
+                .inject_inbound(&phone, &from, InboundContent::Location(place))
+                .await
+                .map_err(sandbox_error)?;
+            return Ok(Json(InboundView {
+                id: injected.id,
+                delivered: injected.delivered,
+            }));
+        }
         let content = match (body.media, body.reaction, body.list_reply) {
             (None, None, None) => InboundContent::Text(body.message),
             (Some(media), None, None) => {

@@ -7,7 +7,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, Set};
 
-use crate::domain::{Direction, MediaInfo, MediaStatus, Message, MessageKind, MessageStatus, PhoneNumber};
+use crate::domain::{Details, Direction, MediaInfo, MediaStatus, Message, MessageKind, MessageStatus, PhoneNumber};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "messages")]
@@ -48,6 +48,8 @@ pub struct Model {
     pub media_attempts: i32,
     /// Why the file is not kept, or why the last attempt failed.
     pub media_error: Option<String>,
+    /// A shared place or contact cards: JSON of [`Details`].
+    pub details: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -69,6 +71,7 @@ impl From<Model> for Message {
                 error: row.media_error,
             }),
             phone: row.phone,
+            details: row.details.as_deref().and_then(|d| serde_json::from_str(d).ok()),
             id: row.message_id,
             direction: row.direction,
             chat: row.chat,
@@ -112,6 +115,7 @@ pub struct NewMessage {
     pub media_status: Option<MediaStatus>,
     pub media_sha256: Option<String>,
     pub media_error: Option<String>,
+    pub details: Option<Details>,
 }
 
 /// The highest `seq` stored for the phone (0 when it has none).
@@ -159,6 +163,10 @@ pub async fn insert(
         media_status: Set(message.media_status),
         media_sha256: Set(message.media_sha256),
         media_error: Set(message.media_error),
+        details: Set(message
+            .details
+            .and_then(|d| serde_json::to_string(&d).ok())
+            .map(|d| d.replace('\0', ""))),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

@@ -153,6 +153,89 @@ impl From<MediaKind> for MessageKind {
     }
 }
 
+/// A shared place.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize, poem_openapi::Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct Location {
+    /// Degrees north, -90 to 90.
+    pub latitude: f64,
+    /// Degrees east, -180 to 180.
+    pub longitude: f64,
+    /// The place's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The place's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// Coordinates are checked finite wherever a location is made, so equality is total.
+impl Eq for Location {}
+
+impl Location {
+    /// The place as a line of text: its name, its address, or its coordinates.
+    pub fn text(&self) -> String {
+        match (&self.name, &self.address) {
+            (Some(name), Some(address)) => format!("{name}, {address}"),
+            (Some(one), None) | (None, Some(one)) => one.clone(),
+            (None, None) => format!("{}, {}", self.latitude, self.longitude),
+        }
+    }
+}
+
+/// A shared contact card.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize, poem_openapi::Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase")]
+pub struct ContactCard {
+    /// The name the card shows.
+    pub name: String,
+    /// The card itself (vCard 3.0).
+    pub vcard: String,
+}
+
+impl ContactCard {
+    /// A card for a person by name and phone numbers (digits with country code).
+    pub fn of(name: &str, phones: &[String]) -> Self {
+        let escaped: String = name
+            .chars()
+            .flat_map(|c| match c {
+                '\\' | ',' | ';' => vec!['\\', c],
+                '\n' | '\r' => vec![' '],
+                c => vec![c],
+            })
+            .collect();
+        let mut vcard = format!("BEGIN:VCARD\nVERSION:3.0\nFN:{escaped}\n");
+        for digits in phones {
+            vcard.push_str(&format!("TEL;type=CELL;waid={digits}:+{digits}\n"));
+        }
+        vcard.push_str("END:VCARD");
+        Self {
+            name: name.to_owned(),
+            vcard,
+        }
+    }
+}
+
+/// What a message carries beyond its text and file, kept as JSON beside it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Details {
+    Location(Location),
+    Contacts(Vec<ContactCard>),
+}
+
+impl Details {
+    /// The details as a line of text, for history's `text`.
+    pub fn text(&self) -> String {
+        match self {
+            Details::Location(location) => location.text(),
+            Details::Contacts(cards) => cards.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
 /// A message a phone sent or received, as its history keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -187,6 +270,8 @@ pub struct Message {
     pub stored_at: DateTime<Utc>,
     /// The gateway phone whose history holds it.
     pub phone: String,
+    /// A shared place or contact cards.
+    pub details: Option<Details>,
 }
 
 /// A message's media file: what it is and whether the gateway keeps it.
@@ -216,6 +301,11 @@ mod tests {
             assert_eq!(serde_json::to_value(kind).unwrap(), stored.as_str());
             assert_eq!(poem_openapi::types::ToJSON::to_json(&kind).unwrap(), stored.as_str());
         }
+        let card = ContactCard::of("Ana, \"A\"; Pérez", &["12015550150".into()]);
+        assert_eq!(
+            card.vcard,
+            "BEGIN:VCARD\nVERSION:3.0\nFN:Ana\\, \"A\"\\; Pérez\nTEL;type=CELL;waid=12015550150:+12015550150\nEND:VCARD"
+        );
         for media in MediaKind::ALL {
             assert_eq!(MessageKind::from(media).to_value(), media.as_str());
             assert_eq!(MessageKind::from(media).media(), Some(media));

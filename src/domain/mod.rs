@@ -14,7 +14,9 @@ mod webhook;
 pub use event::{EventKind, Service};
 pub use jid::{GROUP_SERVER, Jid, JidError, LID_SERVER, USER_SERVER};
 pub use media::{MediaKind, MediaStatus};
-pub use message::{DeliveryStatus, Direction, MediaInfo, Message, MessageKind, MessageStatus};
+pub use message::{
+    ContactCard, DeliveryStatus, Details, Direction, Location, MediaInfo, Message, MessageKind, MessageStatus,
+};
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use recipient::RecipientError;
 pub use status::PhoneStatus;

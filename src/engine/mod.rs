@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 pub use crate::domain::MediaKind;
-pub use crate::domain::{Jid, MessageKind, MessageStatus, PhoneNumber};
+pub use crate::domain::{ContactCard, Jid, Location, MessageKind, MessageStatus, PhoneNumber};
 
 /// How a phone without a stored link pairs: by scanning a QR code, or by typing a code
 /// into WhatsApp ("Link with phone number instead").
@@ -144,7 +144,11 @@ pub enum InboundContent {
         row_id: Option<String>,
         title: Option<String>,
     },
-    /// A location, contact, poll… kept by kind with a text rendering when there is one.
+    /// A shared place.
+    Location(Location),
+    /// One or more contact cards.
+    Contacts(Vec<ContactCard>),
+    /// A poll… kept by kind with a text rendering when there is one.
     Other {
         kind: MessageKind,
         text: Option<String>,
@@ -248,6 +252,10 @@ pub enum OutgoingContent {
         target: MessageKey,
         emoji: String,
     },
+    /// A shared place.
+    Location(Location),
+    /// One or more contact cards.
+    Contacts(Vec<ContactCard>),
 }
 
 /// Which message of a chat: its id, whether this phone sent it, and in a group who did.

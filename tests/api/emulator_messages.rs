@@ -496,6 +496,41 @@ async fn marking_a_chat_read_sends_the_person_read_receipts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn places_and_contact_cards_reach_the_person_and_theirs_land_in_history() {
+    use whatsapp_rust::waproto::buffa::MessageField;
+    use whatsapp_rust::waproto::whatsapp as wa;
+    let w = talking().await;
+    let place = w
+        .gateway_sends(json!({"recipient": B, "location": {"latitude": 52.52, "longitude": 13.405, "name": "Mitte"}}))
+        .await;
+    place.assert_status(200);
+    let seen = w.arrived(B, place.body["id"].as_str().unwrap()).await;
+    assert_eq!(seen["type"], "location", "{seen}");
+    let card = w
+        .gateway_sends(json!({"recipient": B, "contacts": [{"name": "Ana", "phones": [C]}]}))
+        .await;
+    card.assert_status(200);
+    let seen = w.arrived(B, card.body["id"].as_str().unwrap()).await;
+    assert_eq!(seen["type"], "contact", "{seen}");
+
+    let theirs = wa::Message {
+        location_message: MessageField::some(wa::message::LocationMessage {
+            degrees_latitude: Some(-23.55),
+            degrees_longitude: Some(-46.63),
+            name: Some("Paulista".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = w.person_sends(B, json!({"protobufBase64": encoded(theirs)})).await;
+    let stored = w.stored(&id, "stored", |_| true).await;
+    assert_eq!(stored["type"], "location", "{stored}");
+    assert_eq!(stored["location"]["latitude"], -23.55, "{stored}");
+    assert_eq!(stored["location"]["name"], "Paulista", "{stored}");
+    assert_eq!(stored["text"], "Paulista", "{stored}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn received_media_is_downloaded_from_whatsapps_servers_and_served_byte_for_byte() {
     use base64::Engine as _;
     use sha2::Digest as _;

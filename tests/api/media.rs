@@ -261,7 +261,7 @@ async fn files_received_before_the_upgrade_are_downloaded_at_the_next_connect() 
     media_when(&app, &token, &id, "stored", |m| m["status"] == "stored").await;
     // As before this version: the message and its keys, no record of a download.
     let db = &app.state.db;
-    wagate_migrations::Migrator::down(db, Some(1)).await.unwrap();
+    wagate_migrations::Migrator::down(db, Some(2)).await.unwrap();
     wagate_migrations::Migrator::up(db, None).await.unwrap();
     media_when(&app, &token, &id, "pending", |m| m["status"] == "pending").await;
     app.post(&path(A, "/disconnect"), Some(&token), json!({}))

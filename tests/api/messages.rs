@@ -918,6 +918,7 @@ async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
         media_status: None,
         media_sha256: None,
         media_error: None,
+        details: None,
     };
     let last = messages::last_seq(db, &phone).await.unwrap();
     messages::insert(db, &phone, last + 1, row("3EB0OLDLID", lid))
@@ -945,7 +946,7 @@ async fn history_kept_under_a_lid_moves_to_the_persons_number_on_upgrade() {
     )
     .await
     .unwrap();
-    wagate_migrations::Migrator::down(db, Some(3)).await.unwrap();
+    wagate_migrations::Migrator::down(db, Some(4)).await.unwrap();
     wagate_migrations::Migrator::up(db, None).await.unwrap();
     let page = history(&app, &token, "").await;
     let by_id = |id: &str| {
@@ -986,7 +987,7 @@ async fn a_message_of_a_kind_no_longer_known_reads_as_unsupported_after_the_upgr
         .assert_status(200);
     }
     // As an early build might have left it: a kind the app's enum does not have.
-    wagate_migrations::Migrator::down(db, Some(2)).await.unwrap();
+    wagate_migrations::Migrator::down(db, Some(3)).await.unwrap();
     db.execute_unprepared("UPDATE messages SET kind = 'ptv' WHERE body = 'of an old kind'")
         .await
         .unwrap();
@@ -1158,4 +1159,98 @@ async fn read_by_phones(app: &TestApp, token: &str) -> Vec<String> {
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+#[tokio::test]
+async fn places_and_contact_cards_go_both_ways_and_history_keeps_them_whole() {
+    let (app, token) = ready().await;
+    let place = json!({"latitude": 40.7128, "longitude": -74.006, "name": "Office", "address": "1 Main St"});
+    let sent = send_message(&app, &token, json!({"recipient": ALICE, "location": place})).await;
+    sent.assert_status(200);
+    assert_eq!(sent.body["type"], "location");
+    let last = received(&app, &token, ALICE).await.pop().unwrap();
+    assert_eq!(last["type"], "location", "{last}");
+    assert_eq!(last["location"], place, "{last}");
+
+    let cards = json!([
+        {"name": "Bob", "phones": ["+12015550151"]},
+        {"name": "Eve", "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Eve\nEND:VCARD"}
+    ]);
+    let sent_cards = send_message(&app, &token, json!({"recipient": ALICE, "contacts": cards})).await;
+    sent_cards.assert_status(200);
+    assert_eq!(sent_cards.body["type"], "contact");
+    let last = received(&app, &token, ALICE).await.pop().unwrap();
+    assert_eq!(last["type"], "contacts", "{last}");
+    let got = last["contacts"].as_array().unwrap();
+    assert_eq!(got.len(), 2, "{last}");
+    assert_eq!(got[0]["name"], "Bob");
+    assert!(
+        got[0]["vcard"]
+            .as_str()
+            .unwrap()
+            .contains("waid=12015550151:+12015550151"),
+        "{last}"
+    );
+    assert_eq!(got[1]["vcard"], "BEGIN:VCARD\nVERSION:3.0\nFN:Eve\nEND:VCARD");
+
+    // Alice shares a place with the phone.
+    let inbound = app
+        .post(
+            &format!("/api/v1/sandbox/phones/{A}/inbound"),
+            Some(&token),
+            json!({"from": ALICE, "location": {"latitude": -33.8688, "longitude": 151.2093, "name": "Harbour"}}),
+        )
+        .await;
+    inbound.assert_status(200);
+    let page = history(&app, &token, "").await;
+    let by_id = |id: &Value| {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == *id)
+            .unwrap()
+            .clone()
+    };
+    let theirs = by_id(&inbound.body["id"]);
+    assert_eq!(theirs["type"], "location", "{theirs}");
+    assert_eq!(theirs["direction"], "in", "{theirs}");
+    assert_eq!(theirs["location"]["latitude"], -33.8688, "{theirs}");
+    assert_eq!(theirs["text"], "Harbour", "{theirs}");
+    let mine = by_id(&sent.body["id"]);
+    assert_eq!(mine["location"], place, "{mine}");
+    assert_eq!(mine["text"], "Office, 1 Main St", "{mine}");
+    let cards_row = by_id(&sent_cards.body["id"]);
+    assert_eq!(cards_row["text"], "Bob, Eve", "{cards_row}");
+    assert_eq!(cards_row["contacts"].as_array().unwrap().len(), 2, "{cards_row}");
+
+    // Bad places and cards are refused, and so is more than one kind at once.
+    for (body, code) in [
+        (
+            json!({"recipient": ALICE, "location": place, "list": {"title": "", "buttonText": "x",
+                "sections": [{"title": "s", "rows": [{"id": "r", "title": "t"}]}]}}),
+            "invalid_message",
+        ),
+        (
+            json!({"recipient": ALICE, "contacts": [{"name": "Nobody"}]}),
+            "invalid_contact",
+        ),
+        (
+            json!({"recipient": ALICE, "contacts": [{"name": "Both", "phones": ["12015550151"], "vcard": "BEGIN:VCARD"}]}),
+            "invalid_contact",
+        ),
+        (
+            json!({"recipient": ALICE, "contacts": [{"name": "Fake", "vcard": "hello"}]}),
+            "invalid_contact",
+        ),
+    ] {
+        send_message(&app, &token, body.clone()).await.assert_error(400, code);
+    }
+    let far = send_message(
+        &app,
+        &token,
+        json!({"recipient": ALICE, "location": {"latitude": 91, "longitude": 0}}),
+    )
+    .await;
+    far.assert_status(400);
 }

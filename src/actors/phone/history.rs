@@ -14,7 +14,7 @@ use crate::config::MediaConfig;
 use crate::db::contacts::{self, Learnt};
 use crate::db::messages::{self, Model as StoredMessage, NewMessage};
 use crate::db::webhooks::delivery;
-use crate::domain::{Direction, MediaStatus, Message, MessageKind, MessageStatus, Service};
+use crate::domain::{Details, Direction, MediaStatus, Message, MessageKind, MessageStatus, Service};
 use crate::engine::{
     Ack, ContactInfo, EngineError, InboundContent, InboundMessage, Lookup, OutgoingContent, OutgoingMessage, Receipt,
     SentMessage,
@@ -309,6 +309,19 @@ fn outgoing_row(
             (MessageKind::ReactionRemoved, None, None, None, None)
         }
         OutgoingContent::Reaction { emoji, .. } => (MessageKind::Reaction, Some(emoji.clone()), None, None, None),
+        OutgoingContent::Location(place) => (MessageKind::Location, Some(place.text()), None, None, None),
+        OutgoingContent::Contacts(cards) => (
+            MessageKind::Contact,
+            Some(Details::Contacts(cards.clone()).text()),
+            None,
+            None,
+            None,
+        ),
+    };
+    let details = match &message.content {
+        OutgoingContent::Location(place) => Some(Details::Location(place.clone())),
+        OutgoingContent::Contacts(cards) => Some(Details::Contacts(cards.clone())),
+        _ => None,
     };
     let target_id = match &message.content {
         OutgoingContent::Reaction { target, .. } => Some(target.id.clone()),
@@ -336,6 +349,7 @@ fn outgoing_row(
         media_status: None,
         media_sha256: None,
         media_error: None,
+        details,
     }
 }
 
@@ -366,6 +380,7 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String, config: &M
         media_status: None,
         media_sha256: None,
         media_error: None,
+        details: None,
     };
     match message.content {
         InboundContent::Text(text) => {
@@ -415,6 +430,18 @@ fn inbound_row(message: InboundMessage, chat: String, sender: String, config: &M
             row.kind = MessageKind::ListReply;
             row.body = title;
             row.selected_id = row_id;
+        }
+        InboundContent::Location(place) => {
+            row.kind = MessageKind::Location;
+            let details = Details::Location(place);
+            row.body = Some(details.text());
+            row.details = Some(details);
+        }
+        InboundContent::Contacts(cards) => {
+            row.kind = MessageKind::Contact;
+            let details = Details::Contacts(cards);
+            row.body = Some(details.text());
+            row.details = Some(details);
         }
         InboundContent::Other { kind, text } => {
             row.kind = kind;

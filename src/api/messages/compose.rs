@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::dto::*;
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::domain::MediaKind;
+use crate::domain::{ContactCard, Location, MediaKind};
 use crate::domain::{Jid, RecipientError, recipient};
 use crate::engine::{ListMessage, ListRow, ListSection, Media, OutgoingContent, OutgoingMessage, Quoted};
 use crate::gateway::PhoneHandle;
@@ -24,6 +24,8 @@ pub(super) struct SendInput {
     pub(super) media_type: Option<MediaKind>,
     pub(super) file_name: Option<String>,
     pub(super) list: Option<ListRequest>,
+    pub(super) location: Option<LocationRequest>,
+    pub(super) contacts: Option<Vec<ContactCardRequest>>,
     pub(super) options: MessageOptions,
 }
 
@@ -53,6 +55,8 @@ pub(super) fn json_input(req: SendMessageRequest) -> Result<SendInput, ApiError>
         media_type: req.media_type,
         file_name: req.file_name,
         list: req.list,
+        location: req.location,
+        contacts: req.contacts,
         options: req.message_options.unwrap_or_default(),
     })
 }
@@ -87,6 +91,8 @@ pub(super) async fn form_input(form: SendMessageForm) -> Result<SendInput, ApiEr
         media_type,
         file_name: form.file_name,
         list: form.list.map(|f| f.0),
+        location: form.location.map(|f| f.0),
+        contacts: form.contacts.map(|f| f.0),
         options: form.message_options.map(|f| f.0).unwrap_or_default(),
     })
 }
@@ -137,7 +143,23 @@ pub(super) async fn build_message(
         ));
     }
     let has_media = input.media.is_some() || link.is_some();
-    let content = if let Some(list) = input.list {
+    let kinds = [
+        input.list.is_some(),
+        has_media,
+        input.location.is_some(),
+        input.contacts.is_some(),
+    ];
+    if kinds.iter().filter(|given| **given).count() > 1 {
+        return Err(ApiError::bad_request(
+            "invalid_message",
+            "send one of `list`, media, `location` or `contacts`, not several",
+        ));
+    }
+    let content = if let Some(place) = input.location {
+        location_content(place)?
+    } else if let Some(cards) = input.contacts {
+        contacts_content(cards)?
+    } else if let Some(list) = input.list {
         if has_media {
             return Err(ApiError::bad_request(
                 "invalid_message",
@@ -201,6 +223,61 @@ pub(super) async fn build_message(
         mentions,
         link_preview: options.link_preview.unwrap_or(true),
     })
+}
+
+fn location_content(place: LocationRequest) -> Result<OutgoingContent, ApiError> {
+    if !place.latitude.is_finite() || !place.longitude.is_finite() {
+        return Err(ApiError::bad_request("invalid_location", "coordinates are numbers"));
+    }
+    let clean = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    Ok(OutgoingContent::Location(Location {
+        latitude: place.latitude,
+        longitude: place.longitude,
+        name: clean(place.name),
+        address: clean(place.address),
+    }))
+}
+
+fn contacts_content(cards: Vec<ContactCardRequest>) -> Result<OutgoingContent, ApiError> {
+    let mut out = Vec::with_capacity(cards.len());
+    for card in cards {
+        let name = card.name.trim().to_owned();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "invalid_contact",
+                "a contact card needs a `name`",
+            ));
+        }
+        match (card.vcard.filter(|v| !v.trim().is_empty()), card.phones) {
+            (Some(vcard), None) => {
+                if !vcard.trim_start().starts_with("BEGIN:VCARD") {
+                    return Err(ApiError::bad_request(
+                        "invalid_contact",
+                        "`vcard` is a vCard (BEGIN:VCARD … END:VCARD)",
+                    ));
+                }
+                out.push(ContactCard { name, vcard });
+            }
+            (None, Some(phones)) if !phones.is_empty() => {
+                let mut digits = Vec::with_capacity(phones.len());
+                for phone in &phones {
+                    let jid = resolve(Some(phone), None, None)?;
+                    let number = jid.phone_digits().ok_or_else(|| {
+                        ApiError::bad_request("invalid_contact", format!("`{phone}` is not a phone number"))
+                    })?;
+                    digits.push(number.to_owned());
+                }
+                out.push(ContactCard::of(&name, &digits));
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_contact",
+                    "a contact card has `phones` or a `vcard`, one of them",
+                ));
+            }
+        }
+    }
+    Ok(OutgoingContent::Contacts(out))
 }
 
 async fn fetch_media(state: &AppState, link: &str) -> Result<MediaFile, ApiError> {

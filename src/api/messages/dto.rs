@@ -6,8 +6,8 @@ use poem_openapi::types::multipart::{JsonField, Upload};
 use poem_openapi::{ApiRequest, Multipart, Object, Union};
 
 use crate::api::pagination::Pagination;
-use crate::domain::{Direction, MediaKind, Message, MessageKind, MessageStatus};
-use crate::events::MediaView;
+use crate::domain::{ContactCard, Direction, Location, MediaKind, Message, MessageKind, MessageStatus};
+use crate::events::{MediaView, split_details};
 
 /// How to send: a reply, mentions, link preview, voice note, or a chosen message id.
 #[derive(Debug, Clone, Default, Object)]
@@ -105,7 +105,45 @@ pub struct SendMessageRequest {
     #[oai(validator(max_length = 255))]
     pub(super) file_name: Option<String>,
     pub(super) list: Option<ListRequest>,
+    pub(super) location: Option<LocationRequest>,
+    /// Contact cards to send (1 to 10).
+    #[oai(validator(min_items = 1, max_items = 10))]
+    pub(super) contacts: Option<Vec<ContactCardRequest>>,
     pub(super) message_options: Option<MessageOptions>,
+}
+
+/// A place to share.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct LocationRequest {
+    /// Degrees north, -90 to 90.
+    #[oai(validator(minimum(value = "-90"), maximum(value = "90")))]
+    pub(super) latitude: f64,
+    /// Degrees east, -180 to 180.
+    #[oai(validator(minimum(value = "-180"), maximum(value = "180")))]
+    pub(super) longitude: f64,
+    /// The place's name.
+    #[oai(validator(max_length = 256))]
+    pub(super) name: Option<String>,
+    /// The place's address.
+    #[oai(validator(max_length = 512))]
+    pub(super) address: Option<String>,
+}
+
+/// A contact card to share: a name with phone numbers, or a vCard of your own.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ContactCardRequest {
+    /// The name the card shows.
+    #[oai(validator(min_length = 1, max_length = 256))]
+    pub(super) name: String,
+    /// Phone numbers with country code (digits, or `+` and digits); the card is built from
+    /// them and `name`.
+    #[oai(validator(max_items = 10))]
+    pub(super) phones: Option<Vec<String>>,
+    /// A vCard (3.0) to send as it is, instead of `phones`.
+    #[oai(validator(max_length = 16384))]
+    pub(super) vcard: Option<String>,
 }
 
 /// A message to send, as multipart/form-data with the media file as `media`.
@@ -123,6 +161,8 @@ pub struct SendMessageForm {
     pub(super) media_type: Option<String>,
     pub(super) file_name: Option<String>,
     pub(super) list: Option<JsonField<ListRequest>>,
+    pub(super) location: Option<JsonField<LocationRequest>>,
+    pub(super) contacts: Option<JsonField<Vec<ContactCardRequest>>>,
     pub(super) message_options: Option<JsonField<MessageOptions>>,
 }
 
@@ -248,6 +288,8 @@ pub struct MessageView {
     pub(super) target_id: Option<String>,
     /// For a list reply: the id of the row picked (`text` is its title).
     pub(super) selected_id: Option<String>,
+    pub(super) location: Option<Location>,
+    pub(super) contacts: Option<Vec<ContactCard>>,
     /// When it was sent.
     pub(super) timestamp: DateTime<Utc>,
     /// When the gateway stored it.
@@ -256,7 +298,10 @@ pub struct MessageView {
 
 impl From<Message> for MessageView {
     fn from(message: Message) -> Self {
+        let (location, contacts) = split_details(message.details.clone());
         Self {
+            location,
+            contacts,
             media: MediaView::of(&message),
             id: message.id,
             direction: message.direction,

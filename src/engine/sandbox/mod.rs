@@ -566,6 +566,8 @@ fn inbound_content(network: &SandboxNetwork, content: &OutgoingContent) -> Inbou
             target_id: target.id.clone(),
             emoji: Some(emoji.clone()).filter(|e| !e.is_empty()),
         },
+        OutgoingContent::Location(place) => InboundContent::Location(place.clone()),
+        OutgoingContent::Contacts(cards) => InboundContent::Contacts(cards.clone()),
         OutgoingContent::List(list) => InboundContent::Other {
             kind: MessageKind::List,
             text: Some(list.body.clone()),

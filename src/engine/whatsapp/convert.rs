@@ -15,8 +15,8 @@ use whatsapp_rust::waproto::whatsapp as wa;
 
 use crate::domain::{LID_SERVER, MessageKind, USER_SERVER};
 use crate::engine::{
-    InboundContent, InboundMessage, Jid, ListMessage, Media, MediaKind, MediaRef, MessageKey, MessageStatus,
-    OutgoingContent, OutgoingMessage, Quoted, Receipt,
+    ContactCard, InboundContent, InboundMessage, Jid, ListMessage, Location, Media, MediaKind, MediaRef, MessageKey,
+    MessageStatus, OutgoingContent, OutgoingMessage, Quoted, Receipt,
 };
 use crate::media::probe::Probe;
 
@@ -172,7 +172,7 @@ pub fn address_by_lid(message: &mut OutgoingMessage, lid_of: impl Fn(&str) -> Op
             }
         }
         OutgoingContent::List(list) => rename(&mut list.body),
-        OutgoingContent::Reaction { .. } => {}
+        OutgoingContent::Reaction { .. } | OutgoingContent::Location(_) | OutgoingContent::Contacts(_) => {}
     }
 }
 
@@ -187,6 +187,44 @@ pub fn outgoing(message: &OutgoingMessage, uploaded: Option<(&Uploaded, &Probe)>
         }
         OutgoingContent::List(list) => Ok(list_message(list, context)),
         OutgoingContent::Reaction { target, emoji } => Ok(reaction_message(&message.to, target, emoji)),
+        OutgoingContent::Location(place) => Ok(wa::Message {
+            location_message: MessageField::some(wa::message::LocationMessage {
+                degrees_latitude: Some(place.latitude),
+                degrees_longitude: Some(place.longitude),
+                name: place.name.clone(),
+                address: place.address.clone(),
+                context_info: field(context),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        OutgoingContent::Contacts(cards) => Ok(contacts_message(cards, context)),
+    }
+}
+
+/// One contact card as a contact message; several as a contacts array.
+fn contacts_message(cards: &[ContactCard], context: Option<wa::ContextInfo>) -> wa::Message {
+    let card = |c: &ContactCard| wa::message::ContactMessage {
+        display_name: Some(c.name.clone()),
+        vcard: Some(c.vcard.clone()),
+        ..Default::default()
+    };
+    if let [one] = cards {
+        return wa::Message {
+            contact_message: MessageField::some(wa::message::ContactMessage {
+                context_info: field(context),
+                ..card(one)
+            }),
+            ..Default::default()
+        };
+    }
+    wa::Message {
+        contacts_array_message: MessageField::some(wa::message::ContactsArrayMessage {
+            display_name: Some(format!("{} contacts", cards.len())),
+            contacts: cards.iter().map(card).collect(),
+            context_info: field(context),
+        }),
+        ..Default::default()
     }
 }
 
@@ -540,17 +578,27 @@ fn inbound_content(m: &wa::Message) -> Option<InboundContent> {
             emoji: reaction.text.clone().filter(|t| !t.is_empty()),
         });
     }
-    if m.location_message.is_set() {
-        return Some(InboundContent::Other {
-            kind: MessageKind::Location,
-            text: None,
-        });
+    if let Some(place) = m.location_message.as_option()
+        && let (Some(latitude), Some(longitude)) = (place.degrees_latitude, place.degrees_longitude)
+        && latitude.is_finite()
+        && longitude.is_finite()
+    {
+        return Some(InboundContent::Location(Location {
+            latitude,
+            longitude,
+            name: place.name.clone().filter(|n| !n.is_empty()),
+            address: place.address.clone().filter(|a| !a.is_empty()),
+        }));
     }
-    if m.contact_message.is_set() || m.contacts_array_message.is_set() {
-        return Some(InboundContent::Other {
-            kind: MessageKind::Contact,
-            text: None,
-        });
+    let card = |c: &wa::message::ContactMessage| ContactCard {
+        name: c.display_name.clone().unwrap_or_default(),
+        vcard: c.vcard.clone().unwrap_or_default(),
+    };
+    if let Some(contact) = m.contact_message.as_option() {
+        return Some(InboundContent::Contacts(vec![card(contact)]));
+    }
+    if let Some(contacts) = m.contacts_array_message.as_option() {
+        return Some(InboundContent::Contacts(contacts.contacts.iter().map(card).collect()));
     }
     if m.poll_creation_message.is_set() {
         return Some(InboundContent::Other {
