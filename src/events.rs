@@ -165,20 +165,19 @@ impl MediaView {
 
 /// The API path of a message's file: the phone by its digits, the id percent-encoded.
 pub fn media_url(phone: &str, message_id: &str) -> String {
+    /// What a path segment keeps as it is: RFC 3986's unreserved characters.
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
     let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-    let mut id = String::with_capacity(message_id.len());
-    for byte in message_id.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            id.push(char::from(byte));
-        } else {
-            id.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    let id = percent_encoding::utf8_percent_encode(message_id, SEGMENT);
     format!("/api/v1/user/phones/{digits}/messages/{id}/media")
 }
 
 /// A message's details as the views show them: a place, or contact cards.
-pub fn split_details(details: Option<Details>) -> (Option<Location>, Option<Vec<ContactCard>>) {
+fn split_details(details: Option<Details>) -> (Option<Location>, Option<Vec<ContactCard>>) {
     match details {
         Some(Details::Location(place)) => (Some(place), None),
         Some(Details::Contacts(cards)) => (None, Some(cards)),

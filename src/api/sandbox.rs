@@ -454,27 +454,15 @@ impl SandboxApi {
         let phone = gateway_phone(&state, phone.0.0)?;
         let body = body.0;
         let from = body_phone(&body.from)?;
-        if let Some(place) = body.location {
-            let valid = (-90.0..=90.0).contains(&place.latitude) && (-180.0..=180.0).contains(&place.longitude);
-            if !valid || body.media.is_some() || body.reaction.is_some() || body.list_reply.is_some() {
-                return Err(ApiError::bad_request(
-                    "invalid_message",
-                    "a `location` has coordinates in range, and comes alone",
-                )
-                .into());
+        let content = match (body.media, body.reaction, body.list_reply, body.location) {
+            (None, None, None, None) => InboundContent::Text(body.message),
+            (None, None, None, Some(place)) => {
+                if !(-90.0..=90.0).contains(&place.latitude) || !(-180.0..=180.0).contains(&place.longitude) {
+                    return Err(ApiError::bad_request("invalid_location", "coordinates out of range").into());
+                }
+                InboundContent::Location(place)
             }
-            let injected = network
-                .inject_inbound(&phone, &from, InboundContent::Location(place))
-                .await
-                .map_err(sandbox_error)?;
-            return Ok(Json(InboundView {
-                id: injected.id,
-                delivered: injected.delivered,
-            }));
-        }
-        let content = match (body.media, body.reaction, body.list_reply) {
-            (None, None, None) => InboundContent::Text(body.message),
-            (Some(media), None, None) => {
+            (Some(media), None, None, None) => {
                 let data = match &media.data_base64 {
                     Some(encoded) => Some(
                         base64::engine::general_purpose::STANDARD
@@ -492,18 +480,18 @@ impl SandboxApi {
                     stored: data.map(|d| network.keep_media(d.into())),
                 }
             }
-            (None, Some(reaction), None) => InboundContent::Reaction {
+            (None, Some(reaction), None, None) => InboundContent::Reaction {
                 target_id: reaction.message_id,
                 emoji: reaction.emoji.filter(|e| !e.is_empty()),
             },
-            (None, None, Some(reply)) => InboundContent::ListReply {
+            (None, None, Some(reply), None) => InboundContent::ListReply {
                 row_id: Some(reply.row_id),
                 title: reply.title,
             },
             _ => {
                 return Err(ApiError::bad_request(
                     "invalid_message",
-                    "send one of `media`, `reaction` or `listReply`, not several",
+                    "send one of `media`, `reaction`, `listReply` or `location`, not several",
                 )
                 .into());
             }

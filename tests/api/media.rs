@@ -12,18 +12,34 @@ use crate::helpers::{DEADLINE, TestApp, builder, eventually, phone_path as path}
 const A: &str = "+12015550101";
 const ALICE: &str = "+12015550150";
 
+/// Phone A paired, with the virtual account Alice (and Bob).
 async fn ready(app: TestApp) -> (TestApp, String) {
     app.set_first_password().await;
-    let token = app.token().await;
+    crate::messages::connected_app(app).await
+}
+
+/// A webhook receiving `message.media`.
+async fn media_hook(app: &TestApp, token: &str) -> Receiver {
+    let receiver = Receiver::start().await;
     app.post(
-        "/api/v1/sandbox/accounts",
-        Some(&token),
-        json!({"phone": ALICE, "name": "Alice"}),
+        "/api/v1/user/webhooks",
+        Some(token),
+        json!({"url": receiver.url(), "services": ["message.media"]}),
     )
     .await
     .assert_status(201);
-    app.pair_phone(&token, A).await;
-    (app, token)
+    receiver
+}
+
+/// Injects a sandbox fault (`media_down`, `media_up`) into phone A.
+async fn fault(app: &TestApp, token: &str, kind: &str) {
+    app.post(
+        &format!("/api/v1/sandbox/phones/{A}/faults"),
+        Some(token),
+        json!({"kind": kind}),
+    )
+    .await
+    .assert_status(200);
 }
 
 /// Alice sends phone A a file; answers the message id.
@@ -79,14 +95,7 @@ fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {
 #[tokio::test]
 async fn a_received_file_is_kept_announced_and_served_byte_for_byte_ranges_and_restarts_included() {
     let (app, token) = ready(builder().spawn().await).await;
-    let receiver = Receiver::start().await;
-    app.post(
-        "/api/v1/user/webhooks",
-        Some(&token),
-        json!({"url": receiver.url(), "services": ["message.media"]}),
-    )
-    .await
-    .assert_status(201);
+    let receiver = media_hook(&app, &token).await;
     let pdf: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let id = alice_sends(&app, &token, &pdf, "application/pdf", Some("invoice 7.pdf")).await;
     let media = media_when(&app, &token, &id, "stored", |m| m["status"] == "stored").await;
@@ -162,13 +171,7 @@ async fn a_file_this_phone_sends_is_served_too() {
 #[tokio::test]
 async fn a_failed_download_is_retried_until_the_media_server_answers() {
     let (app, token) = ready(builder().with("media.attempts", 1000).spawn().await).await;
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/faults"),
-        Some(&token),
-        json!({"kind": "media_down"}),
-    )
-    .await
-    .assert_status(200);
+    fault(&app, &token, "media_down").await;
     let id = alice_sends(&app, &token, b"pending bytes", "text/plain", None).await;
     // Tried and failed at least once: still pending, saying why.
     let media = media_when(&app, &token, &id, "pending after a failure", |m| {
@@ -179,13 +182,7 @@ async fn a_failed_download_is_retried_until_the_media_server_answers() {
     let url = format!("/api/v1/user/phones/12015550101/messages/{id}/media");
     let early = app.get(&url, Some(&token)).await;
     early.assert_error(409, "media_pending");
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/faults"),
-        Some(&token),
-        json!({"kind": "media_up"}),
-    )
-    .await
-    .assert_status(200);
+    fault(&app, &token, "media_up").await;
     let media = media_when(&app, &token, &id, "stored", |m| m["status"] == "stored").await;
     assert!(media.get("error").is_none(), "{media}");
     let got = fetch(&app, &token, &url, &[]).await;
@@ -195,21 +192,8 @@ async fn a_failed_download_is_retried_until_the_media_server_answers() {
 #[tokio::test]
 async fn a_download_that_keeps_failing_is_given_up_and_announced() {
     let (app, token) = ready(builder().with("media.attempts", 2).spawn().await).await;
-    let receiver = Receiver::start().await;
-    app.post(
-        "/api/v1/user/webhooks",
-        Some(&token),
-        json!({"url": receiver.url(), "services": ["message.media"]}),
-    )
-    .await
-    .assert_status(201);
-    app.post(
-        &format!("/api/v1/sandbox/phones/{A}/faults"),
-        Some(&token),
-        json!({"kind": "media_down"}),
-    )
-    .await
-    .assert_status(200);
+    let receiver = media_hook(&app, &token).await;
+    fault(&app, &token, "media_down").await;
     let id = alice_sends(&app, &token, b"never", "text/plain", None).await;
     let media = media_when(&app, &token, &id, "failed", |m| m["status"] == "failed").await;
     assert!(media["error"].as_str().unwrap().contains("media server"), "{media}");

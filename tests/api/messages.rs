@@ -14,7 +14,7 @@ const BOB: &str = "+12015550151";
 use crate::helpers::phone_path as path;
 
 /// A server with phone A paired and the virtual accounts Alice and Bob registered.
-async fn connected_app(app: TestApp) -> (TestApp, String) {
+pub(crate) async fn connected_app(app: TestApp) -> (TestApp, String) {
     let token = app.token().await;
     for (phone, name) in [(ALICE, "Alice"), (BOB, "Bob")] {
         app.post(

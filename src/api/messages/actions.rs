@@ -119,12 +119,6 @@ impl ActionsApi {
         let sent = phone
             .react(&message_id.0, emoji, state.config.http.request_timeout)
             .await?;
-        Ok(Json(SentView {
-            id: sent.id,
-            status: sent.status,
-            recipient: sent.chat,
-            r#type: sent.kind,
-            timestamp: sent.timestamp,
-        }))
+        Ok(Json(sent.into()))
     }
 }

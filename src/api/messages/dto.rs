@@ -6,8 +6,8 @@ use poem_openapi::types::multipart::{JsonField, Upload};
 use poem_openapi::{ApiRequest, Multipart, Object, Union};
 
 use crate::api::pagination::Pagination;
-use crate::domain::{ContactCard, Direction, Location, MediaKind, Message, MessageKind, MessageStatus};
-use crate::events::{MediaView, split_details};
+use crate::domain::{MediaKind, Message, MessageKind, MessageStatus};
+use crate::events::MessageEventData;
 
 /// How to send: a reply, mentions, link preview, voice note, or a chosen message id.
 #[derive(Debug, Clone, Default, Object)]
@@ -187,6 +187,18 @@ pub struct SentView {
     pub(super) timestamp: DateTime<Utc>,
 }
 
+impl From<Message> for SentView {
+    fn from(sent: Message) -> Self {
+        Self {
+            id: sent.id,
+            status: sent.status,
+            recipient: sent.chat,
+            r#type: sent.kind,
+            timestamp: sent.timestamp,
+        }
+    }
+}
+
 /// Who sees "typing…": the recipient (a number with `country`, digits, or `jid`).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -259,65 +271,22 @@ pub enum HasWhatsappView {
     Many(NumberCheckList),
 }
 
-/// A message the phone sent or received, as stored.
+/// A message the phone sent or received, as stored: the message as its events show it,
+/// and when the gateway stored it.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessageView {
-    /// The WhatsApp message id.
-    pub(super) id: String,
-    pub(super) direction: Direction,
-    /// The chat's JID: the other person, or the group.
-    pub(super) chat: String,
-    /// Who wrote it: their phone-number JID when known.
-    pub(super) sender: String,
-    /// The sender's LID, when WhatsApp addresses them by one.
-    pub(super) sender_lid: Option<String>,
-    /// The sender's chosen name, for received messages.
-    pub(super) push_name: Option<String>,
-    pub(super) r#type: MessageKind,
-    /// For type `unsupported`: WhatsApp's kind of the message, which the gateway cannot
-    /// read yet (e.g. `ptvMessage`, `pollCreationMessageV3`).
-    pub(super) raw_type: Option<String>,
-    /// The text, or the media's caption.
-    pub(super) text: Option<String>,
-    pub(super) media: Option<MediaView>,
-    pub(super) status: MessageStatus,
-    /// The message this one replies to.
-    pub(super) quoted_id: Option<String>,
-    /// For a reaction (`reaction`, `reaction_removed`): the message reacted to.
-    pub(super) target_id: Option<String>,
-    /// For a list reply: the id of the row picked (`text` is its title).
-    pub(super) selected_id: Option<String>,
-    pub(super) location: Option<Location>,
-    pub(super) contacts: Option<Vec<ContactCard>>,
-    /// When it was sent.
-    pub(super) timestamp: DateTime<Utc>,
+    #[oai(flatten)]
+    message: MessageEventData,
     /// When the gateway stored it.
-    pub(super) stored_at: DateTime<Utc>,
+    stored_at: DateTime<Utc>,
 }
 
 impl From<Message> for MessageView {
     fn from(message: Message) -> Self {
-        let (location, contacts) = split_details(message.details.clone());
         Self {
-            location,
-            contacts,
-            media: MediaView::of(&message),
-            id: message.id,
-            direction: message.direction,
-            chat: message.chat,
-            sender: message.sender,
-            sender_lid: message.sender_lid,
-            push_name: message.push_name,
-            r#type: message.kind,
-            raw_type: message.raw_kind,
-            text: message.text,
-            status: message.status,
-            quoted_id: message.quoted_id,
-            target_id: message.target_id,
-            selected_id: message.selected_id,
-            timestamp: message.timestamp,
             stored_at: message.stored_at,
+            message: message.into(),
         }
     }
 }

@@ -55,13 +55,7 @@ impl MessagesApi {
         };
         let message = build_message(&state, &phone, input).await?;
         let sent = phone.send(message, state.config.http.request_timeout).await?;
-        Ok(Json(SentView {
-            id: sent.id,
-            status: sent.status,
-            recipient: sent.chat,
-            r#type: sent.kind,
-            timestamp: sent.timestamp,
-        }))
+        Ok(Json(sent.into()))
     }
 
     /// Show typing

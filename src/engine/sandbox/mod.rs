@@ -255,28 +255,25 @@ impl SandboxNetwork {
     }
 
     pub fn inject_fault(&self, phone: &PhoneNumber, fault: Fault) -> Result<(), SandboxError> {
+        let session = || {
+            self.session(phone)
+                .ok_or_else(|| SandboxError::NoSession(phone.to_string()))
+        };
         match fault {
+            Fault::Disconnect => session()?.drop_connection(),
+            Fault::Crash => {
+                session()?.crash();
+                Ok(())
+            }
+            Fault::Logout => session()?.unlink_from_phone(),
             Fault::MediaDown => {
                 lock(&self.media_down).insert(phone.clone());
-                return Ok(());
+                Ok(())
             }
             Fault::MediaUp => {
                 lock(&self.media_down).remove(phone);
-                return Ok(());
-            }
-            _ => {}
-        }
-        let session = self
-            .session(phone)
-            .ok_or_else(|| SandboxError::NoSession(phone.to_string()))?;
-        match fault {
-            Fault::Disconnect => session.drop_connection(),
-            Fault::Crash => {
-                session.crash();
                 Ok(())
             }
-            Fault::Logout => session.unlink_from_phone(),
-            Fault::MediaDown | Fault::MediaUp => Ok(()),
         }
     }
 
